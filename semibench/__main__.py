@@ -1,0 +1,3 @@
+from semibench.cli import main
+
+main()

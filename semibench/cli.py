@@ -1,0 +1,150 @@
+"""The `semibench` command. Each command parses, resolves a config and calls one library function.
+
+Heavy modules (torch, transformers) are imported inside commands so `semibench --help` is instant.
+User mistakes (`ConfigError`) become one red line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from semibench.config import ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline, semi-online and online DPO/GRPO for LLMs.")
+presets_app = typer.Typer(no_args_is_help=True, help="List and show config presets.")
+app.add_typer(presets_app, name="presets")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print tables.")
+app.add_typer(bench_app, name="bench")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def train(
+    preset: str = typer.Option("smol", help="tiny (tests) | smol (SmolLM2-135M-Instruct)"),
+    task: Optional[str] = typer.Option(None, help="math | if | mixed"),
+    objective: Optional[str] = typer.Option(None, help="dpo | grpo | group_dpo | group_dpo_grpo"),
+    sync_every: Optional[str] = typer.Option(None, "--sync-every", help="1 online, k semi-online, inf offline"),
+    steps: Optional[int] = typer.Option(None, help="optimizer steps"),
+    seed: Optional[int] = typer.Option(None, help="random seed"),
+    set_: list[str] = typer.Option([], "--set", help="override any config key: --set optim.lr=1e-6"),
+    out: Path = typer.Option(Path("runs"), help="runs root directory"),
+) -> None:
+    """Train one run: generator synced every --sync-every steps, DPO or GRPO, on math, IF or both."""
+    from semibench import config
+
+    try:
+        overrides = config.parse_set_args(set_)
+        for key, value in (("task.name", task), ("loss.objective", objective), ("train.sync_every", sync_every), ("train.steps", steps), ("train.seed", seed)):
+            if value is not None:
+                overrides[key] = value
+        cfg = config.resolve(preset, overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+    _run_training(cfg, out)
+
+
+def _run_training(cfg, out: Path) -> None:
+    import transformers
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from semibench.config import regime_label
+    from semibench.runs import RunDir, is_done
+    from semibench.train import train as train_run
+
+    transformers.utils.logging.disable_progress_bar()  # our bar is the one that matters
+    console = Console(stderr=True)
+    run = RunDir(out, cfg)
+    if is_done(run.path):
+        console.print(f"already done: {run.path}")
+        return
+    sync = "inf" if cfg.train.sync_every is None else cfg.train.sync_every
+    console.print(f"[bold]{run.path.name}[/]: {cfg.loss.objective} on {cfg.task.name}, s={sync} ({regime_label(cfg.train.sync_every)}), model {cfg.model.name}")
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+    with Progress(*columns, console=console) as bar:
+        job = bar.add_task("train", total=cfg.train.steps, info="loading models")
+
+        def on_step(step: int, row: dict) -> None:
+            info = f"reward {row['reward']:.3f}  valid {row['frac_valid_prompts']:.2f}  len {row['rollout_length']:.0f}"
+            bar.update(job, completed=step + 1, info=info)
+
+        try:
+            path = train_run(cfg, out, progress=on_step)
+        except ConfigError as exc:
+            _fail(str(exc))
+    summary = (path / "summary.json").read_text()
+    console.print(f"done: {path}\n{summary}")
+
+
+@presets_app.command("list")
+def presets_list() -> None:
+    """Names of the built-in presets."""
+    from semibench.config import PRESETS
+
+    for name in PRESETS:
+        typer.echo(name)
+
+
+@presets_app.command("show")
+def presets_show(
+    name: str = typer.Argument("smol"),
+    task: str = typer.Option("math"),
+    objective: str = typer.Option("dpo"),
+) -> None:
+    """Every resolved config key of a preset for one task and objective."""
+    from semibench import config
+
+    try:
+        cfg = config.resolve(name, {"task.name": task, "loss.objective": objective})
+    except ConfigError as exc:
+        _fail(str(exc))
+    for key, value in config.flatten(cfg).items():
+        typer.echo(f"{key} = {value}")
+
+
+@bench_app.command("step")
+def bench_step(
+    preset: str = typer.Option("smol"),
+    task: str = typer.Option("math"),
+    steps: int = typer.Option(3, help="steps per objective; the first is excluded from the medians"),
+    set_: list[str] = typer.Option([], "--set"),
+) -> None:
+    """Seconds per online DPO and GRPO step, split into sync / generate / reward / train."""
+    import transformers
+    from rich.console import Console
+    from rich.table import Table
+
+    from semibench import bench, config
+
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        rows = bench.step_breakdown(preset, task, steps, config.parse_set_args(set_))
+    except ConfigError as exc:
+        _fail(str(exc))
+    table = Table(title=f"one online step, preset {preset}, task {task} (medians)")
+    for column in ("objective", "steps", "sync s", "generate s", "reward s", "train s", "total s", "gen tok/s", "tokens", "reward"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(r["objective"], str(r["steps"]), *(f"{r[k]:.2f}" for k in bench.PHASES), f"{r['total_s']:.2f}",
+                      f"{r['tokens_per_s']:.1f}", f"{r['generated_tokens']:.0f}", f"{r['reward']:.3f}")
+    Console().print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:  # raised from inside a command's library call
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Pure loss and advantage functions over tensors. Each returns (loss, metrics).
+
+Shapes: B = sequences (or pairs), T = completion tokens (right-padded, `mask` marks real tokens).
+Log-probs are of the sampled tokens. Metrics are detached Python floats.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def sequence_logps(token_logps: Tensor, mask: Tensor, length_normalize: bool = False) -> Tensor:
+    """[B, T] -> [B]: summed (paper default) or mean per-token log-probs of each completion."""
+    total = (token_logps * mask).sum(-1)
+    return total / mask.sum(-1).clamp(min=1) if length_normalize else total
+
+
+def dpo_loss(
+    policy_chosen: Tensor,  # [P] sequence log-probs under the policy
+    policy_rejected: Tensor,  # [P]
+    ref_chosen: Tensor,  # [P] under the reference (no grad)
+    ref_rejected: Tensor,  # [P]
+    beta: float,
+) -> tuple[Tensor, dict[str, float]]:
+    """Sigmoid DPO, mean over pairs. Policy = reference gives exactly ln 2."""
+    chosen_ratio = policy_chosen - ref_chosen
+    rejected_ratio = policy_rejected - ref_rejected
+    margin = beta * (chosen_ratio - rejected_ratio)
+    loss = -F.logsigmoid(margin).mean()
+    metrics = {
+        "dpo_loss": loss.item(),
+        "reward_margin": margin.mean().item(),
+        "reward_accuracy": (margin > 0).float().mean().item(),
+        "chosen_logp": policy_chosen.mean().item(),
+        "rejected_logp": policy_rejected.mean().item(),
+    }
+    return loss, metrics
+
+
+def group_dpo_loss(
+    policy_logps: Tensor,  # [N] sequence log-probs of every sample in the step
+    ref_logps: Tensor,  # [N]
+    chosen_idx: Tensor,  # [P] indices into N: every correct x incorrect pair of each group
+    rejected_idx: Tensor,  # [P]
+    beta: float,
+) -> tuple[Tensor, dict[str, float]]:
+    """GroupDPO (paper Eq. 4): DPO averaged over all chosen x rejected pairs of a group."""
+    return dpo_loss(policy_logps[chosen_idx], policy_logps[rejected_idx], ref_logps[chosen_idx], ref_logps[rejected_idx], beta)
+
+
+def group_advantages(rewards: Tensor, scale_by_std: bool = False, eps: float = 1e-6) -> Tensor:
+    """[G, n] rewards -> [G, n] advantages, mean-centred per group (paper), optionally / std (its code)."""
+    centred = rewards - rewards.mean(-1, keepdim=True)
+    if scale_by_std:
+        centred = centred / (rewards.std(-1, keepdim=True) + eps)
+    return centred
+
+
+def k3_kl(logps: Tensor, ref_logps: Tensor) -> Tensor:
+    """Per-token k3 estimator of KL(policy || ref): exp(r) - r - 1 with r = ref - policy; always >= 0."""
+    log_ratio = ref_logps - logps
+    return torch.exp(log_ratio) - log_ratio - 1
+
+
+def grpo_loss(
+    logps: Tensor,  # [B, T] trainer log-probs (with grad)
+    ref_logps: Tensor,  # [B, T] reference log-probs
+    generator_logps: Tensor,  # [B, T] log-probs the generator sampled with
+    advantages: Tensor,  # [B]
+    mask: Tensor,  # [B, T]
+    kl_beta: float,
+    length_normalize: bool = False,
+    tis_cap: float = 0.0,
+) -> tuple[Tensor, dict[str, float]]:
+    """On-policy GRPO with k3 KL: per-token loss -(w * ratio * A) + beta * KL, token-summed, mean over B.
+
+    `ratio = exp(logp - logp.detach())` is 1 in value with gradient grad(logp): one update per batch,
+    so PPO clipping would be inactive (as in the paper's code). With `tis_cap > 0`, truncated
+    importance sampling re-weights stale rollouts by w = min(pi_trainer / pi_generator, cap),
+    which is what makes semi-online GRPO sound; the paper left that as future work.
+    """
+    ratio = torch.exp(logps - logps.detach())
+    weight = torch.ones_like(logps)
+    if tis_cap > 0:
+        weight = torch.exp(logps.detach() - generator_logps).clamp(max=tis_cap)
+    kl = k3_kl(logps, ref_logps)
+    per_token = -weight * ratio * advantages[:, None] + kl_beta * kl
+    per_seq = sequence_logps(per_token, mask, length_normalize)
+    loss = per_seq.mean()
+    num_tokens = mask.sum().clamp(min=1)
+    metrics = {
+        "grpo_loss": loss.item(),
+        "kl": ((kl * mask).sum() / num_tokens).item(),
+        "tis_weight": ((weight * mask).sum() / num_tokens).item(),
+    }
+    return loss, metrics
+
+
+def nll_loss(logps: Tensor, mask: Tensor) -> Tensor:
+    """Per-token-normalised NLL of the chosen responses, mean over sequences (paper ablation)."""
+    return -sequence_logps(logps, mask, length_normalize=True).mean()
+
+
+def token_entropy(logits: Tensor) -> Tensor:
+    """[..., V] logits -> [...] entropy of each next-token distribution (nats)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def mismatch_kl(trainer_logps: Tensor, generator_logps: Tensor, mask: Tensor) -> float:
+    """k3 estimate of KL(generator || trainer) on the generator's samples: staleness + numerics."""
+    kl = k3_kl(generator_logps, trainer_logps)
+    return ((kl * mask).sum() / mask.sum().clamp(min=1)).item()

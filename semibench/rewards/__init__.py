@@ -1,0 +1,48 @@
+"""Rewards, chosen per sample by the prompt's kind: Math-Verify for math, a judge or an RM for IF."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from semibench.config import RewardConfig
+
+
+class Rewarder:
+    """Scores completions; builds only the scorers the task's prompt kinds need."""
+
+    def __init__(self, cfg: RewardConfig, kinds: Sequence[str], judge_template: str = ""):
+        self.math = None
+        self.instruction = None
+        if "math" in kinds:
+            from semibench.rewards.math import MathVerifier
+
+            self.math = MathVerifier(cfg.math_workers, cfg.math_timeout_s, prediction_extraction=tuple(cfg.math_extraction))
+        if "if" in kinds:
+            if cfg.if_reward == "reward_model":
+                from semibench.rewards.reward_model import ScalarRewardModel
+
+                self.instruction = ScalarRewardModel(cfg.reward_model, cfg.rm_cls_token, cfg.rm_max_length)
+            else:
+                from semibench.rewards.judge import PointwiseJudge
+
+                self.instruction = PointwiseJudge(cfg.judge_model, judge_template)
+
+    def __call__(self, kinds: Sequence[str], prompts: Sequence[str], golds: Sequence[str | None], completions: Sequence[str]) -> list[float]:
+        """One reward per completion; entries are aligned (kind, prompt text, gold, completion)."""
+        rewards = [0.0] * len(completions)
+        for kind, scorer in (("math", self._score_math), ("if", self._score_instruction)):
+            rows = [i for i, k in enumerate(kinds) if k == kind]
+            if rows:
+                for i, r in zip(rows, scorer([prompts[i] for i in rows], [golds[i] for i in rows], [completions[i] for i in rows])):
+                    rewards[i] = float(r)
+        return rewards
+
+    def _score_math(self, prompts, golds, completions) -> list[float]:
+        return self.math(completions, golds)
+
+    def _score_instruction(self, prompts, golds, completions) -> list[float]:
+        return self.instruction(prompts, completions)
+
+    def close(self) -> None:
+        if self.math is not None:
+            self.math.close()

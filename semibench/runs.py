@@ -1,0 +1,82 @@
+"""The run-directory contract: paths, run id, atomic writes, DONE markers.
+
+runs/<run_id>/config.json        resolved config (no secrets)
+runs/<run_id>/metrics.jsonl      one JSON object per step
+runs/<run_id>/checkpoints/step_N/ HF safetensors + tokenizer + DONE
+runs/<run_id>/DONE               the run finished
+A directory is done only when its DONE marker exists; everything else is written to a temporary
+name and renamed, so a killed process never leaves something that reads as finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from semibench.config import RunConfig, to_json
+
+DONE = "DONE"
+
+
+def run_id(cfg: RunConfig) -> str:
+    """Readable prefix + a hash of the whole resolved config: same config, same directory."""
+    sync = "inf" if cfg.train.sync_every is None else str(cfg.train.sync_every)
+    digest = hashlib.sha256(to_json(cfg).encode()).hexdigest()[:8]
+    return f"{cfg.task.name}-{cfg.loss.objective}-s{sync}-{cfg.preset}-seed{cfg.train.seed}-{digest}"
+
+
+def is_done(path: Path) -> bool:
+    return (Path(path) / DONE).exists()
+
+
+def mark_done(path: Path) -> None:
+    atomic_write_text(Path(path) / DONE, "")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+class RunDir:
+    def __init__(self, root: Path, cfg: RunConfig):
+        self.path = Path(root) / run_id(cfg)
+        self.config_path = self.path / "config.json"
+        self.metrics_path = self.path / "metrics.jsonl"
+        self.checkpoints = self.path / "checkpoints"
+
+    def checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"step_{step:06d}"
+
+    def start_fresh(self, cfg: RunConfig) -> None:
+        """Clear a partial run (no DONE) and write the resolved config."""
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True)
+        atomic_write_text(self.config_path, to_json(cfg) + "\n")
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        # One line per step, flushed: a crash loses at most the step being written.
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(row, sort_keys=True) + "\n")
+            f.flush()
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_path.exists():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]

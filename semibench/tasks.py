@@ -1,0 +1,173 @@
+"""Training prompts: read a task spec from `tasks/`, load its sources, and serve batches by step.
+
+A `Prompt` knows its kind ("math" or "if"); the reward is chosen from that kind, per sample. The
+batch for step k is a pure function of (seed, k), so a resumed run sees exactly the same data.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from semibench.config import ConfigError, TaskConfig
+from semibench.instructions import synthetic_instructions
+
+TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    kind: str  # "math" | "if"
+    text: str  # the user turn, template applied
+    gold: str | None  # math only: the reference answer
+    source: str  # where it came from (file, dataset, "reasoning_gym:<name>", "synthetic")
+
+
+@cache
+def read_spec(name: str) -> dict:
+    path = TASKS_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"no task spec {path}; tasks are the .yaml files in {TASKS_DIR}")
+    return yaml.safe_load(path.read_text())
+
+
+def load_prompts(task: TaskConfig, seed: int) -> dict[str, list[Prompt]]:
+    """Prompt pool per kind the task declares; fails with one line naming the fix on bad data."""
+    templates = read_spec("templates")
+    pools = {}
+    for kind in read_spec(task.name)["kinds"]:
+        pools[kind] = _math_prompts(task, templates, seed) if kind == "math" else _if_prompts(task, templates, seed)
+        if not pools[kind]:
+            raise ConfigError(f"the {kind} prompt source of task '{task.name}' is empty")
+    return pools
+
+
+def _math_prompts(task: TaskConfig, templates: dict, seed: int) -> list[Prompt]:
+    if task.math_template not in templates["math"]:
+        raise ConfigError(f"unknown task.math_template '{task.math_template}'; choose from {', '.join(templates['math'])}")
+    template = templates["math"][task.math_template]
+    if task.math_data:
+        rows = _read_rows(task.math_data, (task.math_question_key, task.math_answer_key), "task.math")
+        items = [(r[task.math_question_key], gold_answer(str(r[task.math_answer_key]))) for r in rows]
+        source = task.math_data
+        return [Prompt("math", template.format(problem=q), a, source) for q, a in items]
+    return [Prompt("math", template.format(problem=q), a, s) for q, a, s in _procedural_math(task, seed)]
+
+
+def _procedural_math(task: TaskConfig, seed: int) -> list[tuple[str, str, str]]:
+    import reasoning_gym
+
+    sources = read_spec("sources")["procedural_math"]
+    out = []
+    per_source = max(1, task.num_prompts // len(task.reasoning_gym))
+    for name in task.reasoning_gym:
+        if name not in sources:
+            raise ConfigError(f"unknown procedural math source '{name}' in task.reasoning_gym; choose from {', '.join(sources)}")
+        spec = dict(sources[name])
+        dataset = reasoning_gym.create_dataset(spec.pop("dataset"), size=per_source, seed=seed, **spec)
+        out += [(item["question"], str(item["answer"]), f"reasoning_gym:{name}") for item in dataset]
+    return out
+
+
+def _if_prompts(task: TaskConfig, templates: dict, seed: int) -> list[Prompt]:
+    template = templates["if"]["plain"]
+    if task.if_data:
+        rows = _read_rows(task.if_data, (task.if_prompt_key,), "task.if")
+        return [Prompt("if", template.format(instruction=r[task.if_prompt_key]), None, task.if_data) for r in rows]
+    texts = synthetic_instructions(task.num_prompts, seed)
+    return [Prompt("if", template.format(instruction=t), None, "synthetic") for t in texts]
+
+
+def gold_answer(answer: str) -> str:
+    """The final answer of a reference solution: after GSM8K's '####', else the last \\boxed{}, else as is."""
+    if "####" in answer:
+        return answer.split("####")[-1].strip().replace(",", "")
+    boxed = _last_boxed(answer)
+    return boxed if boxed is not None else answer.strip()
+
+
+def _last_boxed(text: str) -> str | None:
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, i = 0, start + len("\\boxed{") - 1
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i + 1 : j]
+    return None
+
+
+def _read_rows(spec: str, keys: tuple[str, ...], field_prefix: str) -> list[dict]:
+    """Rows from a local .jsonl file, or from an HF dataset `id[:split]` (hub or its cache)."""
+    path = Path(spec)
+    if path.suffix == ".jsonl" or path.exists():
+        if not path.exists():
+            raise ConfigError(f"data file not found: {path} (fix the path in {field_prefix}_data)")
+        rows = []
+        for line_no, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise ConfigError(f"{path}:{line_no} is not valid JSON; each line must be one JSON object") from None
+            _check_keys(row, keys, f"{path}:{line_no}", field_prefix)
+            rows.append(row)
+        return rows
+    name, _, split = spec.partition(":")
+    try:
+        import datasets
+
+        data = datasets.load_dataset(name, split=split or "train")
+    except Exception as exc:  # the hub, the cache and the builder all raise their own types
+        raise ConfigError(f"could not load dataset '{spec}' ({type(exc).__name__}); pass a local .jsonl in {field_prefix}_data") from None
+    for k in keys:
+        if k not in data.column_names:
+            raise ConfigError(f"dataset '{spec}' has no column '{k}' (columns: {', '.join(data.column_names)}); set {_key_field(k, keys, field_prefix)}")
+    return list(data)
+
+
+def _check_keys(row: dict, keys: tuple[str, ...], where: str, field_prefix: str) -> None:
+    for k in keys:
+        if k not in row:
+            raise ConfigError(f"{where} has no field '{k}' (fields: {', '.join(row)}); set {_key_field(k, keys, field_prefix)}")
+
+
+def _key_field(key: str, keys: tuple[str, ...], field_prefix: str) -> str:
+    suffix = {"task.math": ("question_key", "answer_key"), "task.if": ("prompt_key",)}[field_prefix]
+    return f"{field_prefix}_{suffix[keys.index(key)]}=<column>"
+
+
+class PromptSampler:
+    """Serves `prompts_per_step` prompts for step k; each kind cycles through its own reshuffled pool."""
+
+    def __init__(self, pools: dict[str, list[Prompt]], prompts_per_step: int, math_fraction: float, seed: int):
+        self.pools = pools
+        self.seed = seed
+        self.per_step = self._split(prompts_per_step, math_fraction)
+
+    def _split(self, total: int, math_fraction: float) -> dict[str, int]:
+        if set(self.pools) != {"math", "if"}:
+            return {kind: total for kind in self.pools}
+        num_math = round(total * math_fraction)
+        if total >= 2:  # a mixed batch keeps at least one prompt of each kind
+            num_math = min(max(num_math, 1), total - 1)
+        return {"math": num_math, "if": total - num_math}
+
+    def batch(self, step: int) -> list[Prompt]:
+        out = []
+        for kind, count in self.per_step.items():
+            pool = self.pools[kind]
+            for offset in range(step * count, (step + 1) * count):
+                epoch, index = divmod(offset, len(pool))
+                order = list(range(len(pool)))
+                random.Random(f"{self.seed}-{kind}-{epoch}").shuffle(order)
+                out.append(pool[order[index]])
+        return out

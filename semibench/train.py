@@ -1,0 +1,282 @@
+"""train(cfg) -> checkpoint dir. The loop, top to bottom:
+
+sync when due -> generate -> reward -> pairs/groups -> forward/backward -> AdamW + schedule + clip
+-> log -> checkpoint. Tensor work lives in the named step functions below; losses are in losses.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from semibench import losses, rollouts
+from semibench.config import RunConfig, regime_label
+from semibench.generation import Completion, HFGenerator, Sampling
+from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model
+from semibench.rewards import Rewarder
+from semibench.runs import RunDir, atomic_write_json, is_done, mark_done
+from semibench.sync import check_fresh, window_start
+from semibench.tasks import Prompt, PromptSampler, load_prompts, read_spec
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Models:
+    policy: torch.nn.Module
+    reference: torch.nn.Module
+    tokenizer: object
+    autocast: Callable[[], contextlib.AbstractContextManager]
+
+
+def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dict], None] | None = None) -> Path:
+    """Run one training job; returns the run directory (which holds `DONE` when it finished)."""
+    run = RunDir(out, cfg)
+    if is_done(run.path):
+        return run.path
+    pools = load_prompts(cfg.task, cfg.train.seed)  # bad data fails here, before anything is written
+    sampler = PromptSampler(pools, cfg.train.prompts_per_step, cfg.task.math_fraction, cfg.train.seed)
+    models = load_models(cfg)
+    generator = HFGenerator(models.policy, models.tokenizer, DTYPES[cfg.model.generator_dtype], cfg.sampling.batch_size)
+    rewarder = Rewarder(cfg.reward, list(pools), read_spec("templates")["judge"]["pointwise"])
+    optimizer, scheduler = build_optimizer(cfg, models.policy)
+    sampling = Sampling(cfg.sampling.temperature, cfg.sampling.top_p, cfg.sampling.max_new_tokens)
+    s = cfg.train.sync_every
+    run.start_fresh(cfg)
+
+    try:
+        for step in range(cfg.train.steps):
+            timings = {}
+            # 1. Sync when the step enters a new window (never when s = inf).
+            tick = time.perf_counter()
+            if generator.version != window_start(step, s):
+                generator.load_weights(window_start(step, s), models.policy.state_dict())
+                if cfg.train.ref_sync:
+                    models.reference.load_state_dict(models.policy.state_dict())
+            timings["time/sync"] = time.perf_counter() - tick
+
+            # 2. Generate N samples for each prompt of this step, from the window's weights.
+            tick = time.perf_counter()
+            prompts = sampler.batch(step)
+            prompt_ids = [encode_prompt(models.tokenizer, p) for p in prompts]
+            torch.manual_seed(cfg.train.seed * 1_000_003 + step)  # sampling is a function of (seed, step)
+            n = cfg.sampling.samples_per_prompt
+            completions = generator.generate(prompt_ids, n, sampling)
+            for c in completions:
+                check_fresh(step, c.version, s)
+            timings["time/generate"] = time.perf_counter() - tick
+
+            # 3. Reward each sample by its prompt's kind.
+            tick = time.perf_counter()
+            flat = [prompts[c.prompt_index] for c in completions]
+            rewards = rewarder([p.kind for p in flat], [p.text for p in flat], [p.gold for p in flat], [c.text for c in completions])
+            timings["time/reward"] = time.perf_counter() - tick
+
+            # 4-5. Pairs or groups, forward/backward, one optimizer update.
+            tick = time.perf_counter()
+            lr = scheduler.get_last_lr()[0]
+            grid = [rewards[i * n : (i + 1) * n] for i in range(len(prompts))]
+            rng = random.Random(f"{cfg.train.seed}-pairs-{step}")
+            step_metrics = train_step(cfg, models, optimizer, prompt_ids, completions, grid, [p.kind == "math" for p in prompts], rng)
+            scheduler.step()
+            timings["time/train"] = time.perf_counter() - tick
+
+            # 6. Log.
+            row = {"step": step, "lr": lr}
+            row |= rollout_metrics(prompts, completions, rewards, step, generator.version)
+            row |= step_metrics | timings
+            row["tokens_per_s"] = row["generated_tokens"] / max(timings["time/generate"], 1e-9)
+            run.append_metrics(row)
+            if progress is not None:
+                progress(step, row)
+
+            # 7. Checkpoint every K steps and at the end.
+            every = cfg.train.checkpoint_every
+            if step == cfg.train.steps - 1 or (every and (step + 1) % every == 0):
+                export_checkpoint(models, run.checkpoint(step + 1))
+    finally:
+        rewarder.close()
+    atomic_write_json(run.path / "summary.json", summarize(cfg, run))
+    mark_done(run.path)
+    return run.path
+
+
+def load_models(cfg: RunConfig) -> Models:
+    torch.manual_seed(cfg.train.seed)
+    path = resolve_model(cfg.model.name)
+    tokenizer = load_tokenizer(path)
+    policy = load_causal_lm(path, DTYPES[cfg.model.dtype]).train()
+    reference = frozen_copy(policy)
+    if cfg.model.autocast_dtype:
+        dtype = DTYPES[cfg.model.autocast_dtype]
+        autocast = lambda: torch.autocast("cpu", dtype=dtype)  # noqa: E731
+    else:
+        autocast = contextlib.nullcontext
+    return Models(policy, reference, tokenizer, autocast)
+
+
+def build_optimizer(cfg: RunConfig, model: torch.nn.Module):
+    o = cfg.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.adam_betas), eps=o.adam_eps, weight_decay=o.weight_decay)
+
+    def lr_scale(step: int) -> float:
+        if step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        if o.lr_schedule == "constant":
+            return 1.0
+        progress = (step - o.warmup_steps) / max(cfg.train.steps - o.warmup_steps, 1)
+        return o.final_lr_scale + (1 - o.final_lr_scale) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_scale)
+
+
+def encode_prompt(tokenizer, prompt: Prompt) -> list[int]:
+    messages = [{"role": "user", "content": prompt.text}]
+    return list(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False))
+
+
+def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False):
+    """Token log-probs of the (right-aligned) completion tokens: [B, T], and their entropies [B, T]."""
+    num_completion = batch.completion_mask.shape[1]
+    logits = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        logits_to_keep=num_completion + 1,
+    ).logits[:, :-1].float()  # position t predicts token t + 1
+    targets = batch.input_ids[:, -num_completion:]
+    logps = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
+    entropy = losses.token_entropy(logits) if with_entropy else None
+    return logps, entropy
+
+
+def train_step(cfg, models: Models, optimizer, prompt_ids, completions: list[Completion], grid, binary, rng) -> dict:
+    """Build pairs or groups, accumulate gradients over micro-batches, clip, update. Returns metrics."""
+    objective = cfg.loss.objective
+    advantage: dict[int, float] = {}  # flat sample index -> GRPO advantage
+    if objective == "grpo":
+        groups = rollouts.grpo_groups(grid, cfg.loss.grpo_scale_std)
+        units = [[i] for i in groups.indices]  # a unit is what one loss term needs: a sequence or a pair
+        advantage = dict(zip(groups.indices, groups.advantages))
+        frac_valid = groups.frac_valid_prompts
+    else:
+        pairs = rollouts.dpo_pairs(grid, binary, rng) if objective == "dpo" else rollouts.group_dpo_pairs(grid, binary)
+        units = [[c, r] for c, r in zip(pairs.chosen, pairs.rejected)]
+        frac_valid = pairs.frac_valid_prompts
+        if objective == "group_dpo_grpo":
+            groups = rollouts.grpo_groups(grid, cfg.loss.grpo_scale_std)
+            advantage = dict(zip(groups.indices, groups.advantages))
+    metrics = {"frac_valid_prompts": frac_valid, "num_units": len(units), "skipped": int(not units)}
+    if not units:
+        return metrics  # nothing to learn from this step: no update, no fake zero-loss step
+
+    optimizer.zero_grad(set_to_none=True)
+    per_micro = max(1, cfg.train.micro_batch_size // len(units[0]))
+    sums: dict[str, float] = {}
+    for start in range(0, len(units), per_micro):
+        chunk = units[start : start + per_micro]
+        idx = [i for unit in chunk for i in unit]
+        batch = rollouts.pack(
+            [prompt_ids[completions[i].prompt_index] for i in idx],
+            [list(completions[i].token_ids) for i in idx],
+            [list(completions[i].logprobs) for i in idx],
+            models.tokenizer.pad_token_id,
+        )
+        with models.autocast():
+            logps, entropy = forward_logps(models.policy, batch, with_entropy=True)
+            with torch.no_grad():
+                ref_logps, _ = forward_logps(models.reference, batch)
+        mask = batch.completion_mask
+        loss, m = unit_loss(cfg, objective, logps, ref_logps, batch, entropy, idx, advantage)
+        (loss * len(chunk) / len(units)).backward()  # micro-batch mean -> step mean
+        with torch.no_grad():
+            m["logit_entropy"] = ((entropy * mask).sum() / mask.sum().clamp(min=1)).item()
+            m["kl"] = ((losses.k3_kl(logps, ref_logps) * mask).sum() / mask.sum().clamp(min=1)).item()
+            m["mismatch_kl"] = losses.mismatch_kl(logps, batch.generator_logps, mask)
+            m["train_tokens"] = float(batch.attention_mask.sum())
+        for k, v in m.items():
+            sums[k] = sums.get(k, 0.0) + v * (len(chunk) if k != "train_tokens" else 1)
+    grad_norm = torch.nn.utils.clip_grad_norm_(models.policy.parameters(), cfg.optim.grad_clip)
+    optimizer.step()
+    metrics |= {k: (v if k == "train_tokens" else v / len(units)) for k, v in sums.items()}
+    metrics["grad_norm"] = grad_norm.item()
+    if objective != "grpo":
+        metrics["chosen_length"] = sum(len(completions[u[0]].token_ids) for u in units) / len(units)
+        metrics["rejected_length"] = sum(len(completions[u[1]].token_ids) for u in units) / len(units)
+    return metrics
+
+
+def unit_loss(cfg, objective, logps, ref_logps, batch, entropy, idx, advantage):
+    """The configured objective on one micro-batch. DPO units are (chosen, rejected) row pairs."""
+    mask, lc = batch.completion_mask, cfg.loss
+    if objective == "grpo":
+        adv = torch.tensor([advantage[i] for i in idx], dtype=logps.dtype)
+        loss, m = losses.grpo_loss(logps, ref_logps, batch.generator_logps, adv, mask, lc.kl_beta, lc.length_normalize, lc.tis_cap)
+    else:
+        seq = losses.sequence_logps(logps, mask, lc.length_normalize)
+        ref_seq = losses.sequence_logps(ref_logps, mask, lc.length_normalize)
+        loss, m = losses.dpo_loss(seq[0::2], seq[1::2], ref_seq[0::2], ref_seq[1::2], lc.dpo_beta)
+        if lc.nll_coef:
+            nll = losses.nll_loss(logps[0::2], mask[0::2])
+            loss = loss + lc.nll_coef * nll
+            m["nll_loss"] = nll.item()
+        if objective == "group_dpo_grpo":
+            # Each pair's two samples also carry their GRPO advantage (zero when the group had no signal).
+            adv = torch.tensor([advantage.get(i, 0.0) for i in idx], dtype=logps.dtype)
+            grpo, gm = losses.grpo_loss(logps, ref_logps, batch.generator_logps, adv, mask, lc.kl_beta, lc.length_normalize, lc.tis_cap)
+            loss = loss + lc.grpo_alpha * grpo
+            m |= gm
+    if lc.entropy_coef:
+        rows = slice(None) if objective == "grpo" else slice(0, None, 2)  # DPO: on the chosen, as the paper's code
+        mean_entropy = (entropy[rows] * mask[rows]).sum(-1) / mask[rows].sum(-1).clamp(min=1)
+        loss = loss - lc.entropy_coef * mean_entropy.mean()
+    return loss, m
+
+
+def rollout_metrics(prompts: list[Prompt], completions: list[Completion], rewards: list[float], step: int, version: int) -> dict:
+    kinds = [prompts[c.prompt_index].kind for c in completions]
+    out = {
+        "reward": sum(rewards) / len(rewards),
+        "rollout_length": sum(len(c.token_ids) for c in completions) / len(completions),
+        "generated_tokens": float(sum(len(c.token_ids) for c in completions)),
+        "frac_finished": sum(c.finished for c in completions) / len(completions),
+        "generator_version": version,
+        "staleness": step - version,
+    }
+    for kind in sorted(set(kinds)):
+        values = [r for r, k in zip(rewards, kinds) if k == kind]
+        out[f"reward/{kind}"] = sum(values) / len(values)
+    return out
+
+
+def export_checkpoint(models: Models, path: Path) -> None:
+    """HF safetensors + tokenizer, written to a temp dir and renamed in with its DONE marker."""
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():  # left by a crash mid-export
+        shutil.rmtree(tmp)
+    models.policy.save_pretrained(tmp, safe_serialization=True)
+    models.tokenizer.save_pretrained(tmp)
+    mark_done(tmp)
+    tmp.rename(path)
+
+
+def summarize(cfg: RunConfig, run: RunDir) -> dict:
+    rows = run.read_metrics()
+    head, tail = rows[: min(5, len(rows))], rows[-min(5, len(rows)) :]
+    mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)  # noqa: E731
+    return {
+        "regime": regime_label(cfg.train.sync_every),
+        "steps": len(rows),
+        "reward_first5": mean(head, "reward"),
+        "reward_last5": mean(tail, "reward"),
+        "seconds": sum(r["time/generate"] + r["time/reward"] + r["time/train"] + r["time/sync"] for r in rows),
+    }

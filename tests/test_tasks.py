@@ -1,0 +1,74 @@
+import json
+
+import pytest
+
+from semibench.config import ConfigError, TaskConfig
+from semibench.instructions import synthetic_instructions
+from semibench.tasks import PromptSampler, gold_answer, load_prompts
+
+
+def test_gsm8k_jsonl_prompts_keep_gold_and_paper_template(shared_data):
+    task = TaskConfig(name="math", math_data=str(shared_data / "gsm8k" / "train.jsonl"))
+    pools = load_prompts(task, seed=0)
+    first = pools["math"][0]
+    row = json.loads((shared_data / "gsm8k" / "train.jsonl").read_text().splitlines()[0])
+    assert first.gold == row["answer"].split("####")[-1].strip().replace(",", "")
+    assert first.text.startswith("Given the following problem, reason and give a final answer to the problem.\nProblem: ")
+    assert "The final answer is $\\boxed{[answer]}$. I hope it is correct." in first.text
+    assert len(pools["math"]) == len((shared_data / "gsm8k" / "train.jsonl").read_text().splitlines())
+
+
+def test_procedural_math_is_seeded():
+    task = TaskConfig(name="math", reasoning_gym=("single_digit",), num_prompts=50, math_template="tiny")
+    a, b, c = load_prompts(task, 0)["math"], load_prompts(task, 0)["math"], load_prompts(task, 1)["math"]
+    assert a == b and a != c
+    assert all(p.gold.isdigit() and int(p.gold) <= 20 for p in a)  # sums of two small numbers
+
+
+def test_synthetic_instructions_distinct_and_seeded():
+    prompts = synthetic_instructions(1000, seed=3)
+    assert len(set(prompts)) == 1000
+    assert prompts == synthetic_instructions(1000, seed=3)
+    assert prompts != synthetic_instructions(1000, seed=4)
+
+
+def test_gold_answer_extraction():
+    assert gold_answer("so 3 + 4 = 7\n#### 1,234") == "1234"
+    assert gold_answer("thus \\boxed{\\frac{1}{2}} done") == "\\frac{1}{2}"
+    assert gold_answer(" 42 ") == "42"
+
+
+def test_mixed_sampler_ratio_and_determinism():
+    task = TaskConfig(name="mixed", reasoning_gym=("single_digit",), num_prompts=30, math_template="tiny")
+    pools = load_prompts(task, 0)
+    sampler = PromptSampler(pools, prompts_per_step=6, math_fraction=2 / 3, seed=0)
+    batch = sampler.batch(5)
+    assert [p.kind for p in batch].count("math") == 4
+    assert batch == PromptSampler(pools, 6, 2 / 3, 0).batch(5)
+    # each kind cycles through its whole pool before repeating
+    seen = [p for step in range(len(pools["if"]) // 2) for p in sampler.batch(step) if p.kind == "if"]
+    assert len(set(seen)) == len(pools["if"])
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="data file not found"):
+        load_prompts(TaskConfig(name="math", math_data=str(tmp_path / "nope.jsonl")), 0)
+
+
+def test_row_missing_column_names_the_fix(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"question": "1+1?", "answer": "2"}\n{"problem": "2+2?", "answer": "4"}\n')
+    with pytest.raises(ConfigError, match=r"bad.jsonl:2 has no field 'question'.*task.math_question_key"):
+        load_prompts(TaskConfig(name="math", math_data=str(path)), 0)
+
+
+def test_malformed_json_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "hi"}\n{not json\n')
+    with pytest.raises(ConfigError, match="bad.jsonl:2 is not valid JSON"):
+        load_prompts(TaskConfig(name="if", if_data=str(path)), 0)
+
+
+def test_hub_dataset_offline_is_a_config_error():
+    with pytest.raises(ConfigError, match="pass a local .jsonl"):
+        load_prompts(TaskConfig(name="if", if_data="allenai/WildChat-1M"), 0)
