@@ -135,7 +135,7 @@ def bench_step(
     for r in rows:
         table.add_row(r["objective"], str(r["steps"]), *(f"{r[k]:.2f}" for k in bench.PHASES), f"{r['total_s']:.2f}",
                       f"{r['tokens_per_s']:.1f}", f"{r['generated_tokens']:.0f}", f"{r['reward']:.3f}")
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 def main() -> None:

@@ -95,9 +95,12 @@ class HFGenerator:
             return_dict_in_generate=True,
         )
         new_tokens = result.sequences[:, width:]  # [B, L]
-        # Raw logits (before temperature / top-p), so these are the model's own log-probs, as vLLM reports.
-        logps = torch.stack(result.logits, dim=1).float().log_softmax(-1)  # [B, L, V]
-        token_logps = logps.gather(-1, new_tokens[..., None]).squeeze(-1)  # [B, L]
+        # Raw logits (before temperature / top-p): the model's own log-probs, as vLLM reports them.
+        # One position at a time: a [B, L, V] float copy would be hundreds of MB of fresh memory.
+        token_logps = torch.stack(
+            [step_logits.float().log_softmax(-1).gather(-1, new_tokens[:, t, None]).squeeze(-1) for t, step_logits in enumerate(result.logits)],
+            dim=1,
+        )  # [B, L]
         out = []
         for row, (prompt_index, _) in enumerate(requests):
             ids = new_tokens[row].tolist()

@@ -47,7 +47,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     models = load_models(cfg)
     generator = HFGenerator(models.policy, models.tokenizer, DTYPES[cfg.model.generator_dtype], cfg.sampling.batch_size)
     rewarder = Rewarder(cfg.reward, list(pools), read_spec("templates")["judge"]["pointwise"])
-    optimizer, scheduler = build_optimizer(cfg, models.policy)
+    optimizer = build_optimizer(cfg, models.policy)
     sampling = Sampling(cfg.sampling.temperature, cfg.sampling.top_p, cfg.sampling.max_new_tokens)
     s = cfg.train.sync_every
     run.start_fresh(cfg)
@@ -82,11 +82,12 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
 
             # 4-5. Pairs or groups, forward/backward, one optimizer update.
             tick = time.perf_counter()
-            lr = scheduler.get_last_lr()[0]
+            lr = lr_at(cfg, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             grid = [rewards[i * n : (i + 1) * n] for i in range(len(prompts))]
             rng = random.Random(f"{cfg.train.seed}-pairs-{step}")
             step_metrics = train_step(cfg, models, optimizer, prompt_ids, completions, grid, [p.kind == "math" for p in prompts], rng)
-            scheduler.step()
             timings["time/train"] = time.perf_counter() - tick
 
             # 6. Log.
@@ -123,20 +124,21 @@ def load_models(cfg: RunConfig) -> Models:
     return Models(policy, reference, tokenizer, autocast)
 
 
-def build_optimizer(cfg: RunConfig, model: torch.nn.Module):
+def build_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     o = cfg.optim
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.adam_betas), eps=o.adam_eps, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.adam_betas), eps=o.adam_eps, weight_decay=o.weight_decay)
 
-    def lr_scale(step: int) -> float:
-        if step < o.warmup_steps:
-            return (step + 1) / o.warmup_steps
-        if o.lr_schedule == "constant":
-            return 1.0
-        progress = (step - o.warmup_steps) / max(cfg.train.steps - o.warmup_steps, 1)
-        return o.final_lr_scale + (1 - o.final_lr_scale) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_scale)
+def lr_at(cfg: RunConfig, step: int) -> float:
+    """Linear warmup, then cosine decay to lr * final_lr_scale (or constant): a pure function of step."""
+    o = cfg.optim
+    if step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    if o.lr_schedule == "constant":
+        return o.lr
+    progress = (step - o.warmup_steps) / max(cfg.train.steps - o.warmup_steps, 1)
+    return o.lr * (o.final_lr_scale + (1 - o.final_lr_scale) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
 def encode_prompt(tokenizer, prompt: Prompt) -> list[int]:
