@@ -74,13 +74,8 @@ class HFGenerator:
         return out
 
     def _generate_batch(self, requests: list[tuple[int, list[int]]], sampling: Sampling) -> list[Completion]:
-        width = max(len(ids) for _, ids in requests)
-        # Left padding so every row's next token sits at the same position.
-        input_ids = torch.full((len(requests), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros_like(input_ids)
-        for row, (_, ids) in enumerate(requests):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention[row, width - len(ids) :] = 1
+        input_ids, attention = left_pad([ids for _, ids in requests], self.pad_id)
+        width = input_ids.shape[1]
         result = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention,
@@ -117,6 +112,17 @@ class HFGenerator:
                 )
             )
         return out
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """[B, L] ids and attention mask, padded on the left so every row's next token is at position L."""
+    width = max(len(ids) for ids in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    for row, ids in enumerate(rows):
+        input_ids[row, width - len(ids) :] = torch.tensor(list(ids), dtype=torch.long)
+        attention[row, width - len(ids) :] = 1
+    return input_ids, attention
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

@@ -39,17 +39,6 @@ def dpo_loss(
     return loss, metrics
 
 
-def group_dpo_loss(
-    policy_logps: Tensor,  # [N] sequence log-probs of every sample in the step
-    ref_logps: Tensor,  # [N]
-    chosen_idx: Tensor,  # [P] indices into N: every correct x incorrect pair of each group
-    rejected_idx: Tensor,  # [P]
-    beta: float,
-) -> tuple[Tensor, dict[str, float]]:
-    """GroupDPO (paper Eq. 4): DPO averaged over all chosen x rejected pairs of a group."""
-    return dpo_loss(policy_logps[chosen_idx], policy_logps[rejected_idx], ref_logps[chosen_idx], ref_logps[rejected_idx], beta)
-
-
 def group_advantages(rewards: Tensor, scale_by_std: bool = False, eps: float = 1e-6) -> Tensor:
     """[G, n] rewards -> [G, n] advantages, mean-centred per group (paper), optionally / std (its code)."""
     centred = rewards - rewards.mean(-1, keepdim=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from semibench.generation import left_pad
 from semibench.losses import group_advantages
 
 
@@ -93,17 +94,11 @@ class TokenBatch:
 
 
 def pack(prompts: list[list[int]], completions: list[list[int]], generator_logps: list[list[float]], pad_id: int) -> TokenBatch:
-    lengths = [len(p) + len(c) for p, c in zip(prompts, completions)]
-    width, num_completion = max(lengths), max(max(len(c) for c in completions), 1)
-    batch = len(prompts)
-    input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((batch, width), dtype=torch.long)
-    completion_mask = torch.zeros((batch, num_completion))
-    gen_logps = torch.zeros((batch, num_completion))
-    for row, (p, c, g) in enumerate(zip(prompts, completions, generator_logps)):
-        ids = list(p) + list(c)
-        input_ids[row, width - len(ids) :] = torch.tensor(ids)
-        attention_mask[row, width - len(ids) :] = 1
+    input_ids, attention_mask = left_pad([list(p) + list(c) for p, c in zip(prompts, completions)], pad_id)
+    num_completion = max(max(len(c) for c in completions), 1)
+    completion_mask = torch.zeros((len(prompts), num_completion))
+    gen_logps = torch.zeros((len(prompts), num_completion))
+    for row, (c, g) in enumerate(zip(completions, generator_logps)):
         if c:
             completion_mask[row, num_completion - len(c) :] = 1
             gen_logps[row, num_completion - len(c) :] = torch.tensor(g)

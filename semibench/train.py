@@ -232,7 +232,8 @@ def unit_loss(cfg, objective, logps, ref_logps, batch, entropy, idx, advantage):
             loss = loss + lc.nll_coef * nll
             m["nll_loss"] = nll.item()
         if objective == "group_dpo_grpo":
-            # Each pair's two samples also carry their GRPO advantage (zero when the group had no signal).
+            # Each pair's two samples also carry their GRPO advantage (zero when the group had no
+            # signal); a sample in several GroupDPO pairs counts once per pair.
             adv = torch.tensor([advantage.get(i, 0.0) for i in idx], dtype=logps.dtype)
             grpo, gm = losses.grpo_loss(logps, ref_logps, batch.generator_logps, adv, mask, lc.kl_beta, lc.length_normalize, lc.tis_cap)
             loss = loss + lc.grpo_alpha * grpo

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import torch
 
+from semibench.generation import left_pad
 from semibench.models import load_causal_lm, load_tokenizer, resolve_model
 
 RATINGS = [str(d) for d in range(1, 10)]
@@ -51,13 +52,7 @@ class PointwiseJudge:
         pad = self.tokenizer.pad_token_id
         scores = []
         for start in range(0, len(encoded), self.batch_size):
-            chunk = encoded[start : start + self.batch_size]
-            width = max(len(ids) for ids in chunk)
-            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            attention = torch.zeros_like(input_ids)
-            for row, ids in enumerate(chunk):
-                input_ids[row, width - len(ids) :] = torch.tensor(ids)
-                attention[row, width - len(ids) :] = 1
+            input_ids, attention = left_pad(encoded[start : start + self.batch_size], pad)
             position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
             logits = self.model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids, logits_to_keep=1).logits[:, -1]
             probs = logits.float()[:, self.rating_ids].softmax(-1)  # [B, 9]
