@@ -69,17 +69,17 @@ def _run_training(cfg, out: Path) -> None:
     sync = "inf" if cfg.train.sync_every is None else cfg.train.sync_every
     console.print(f"[bold]{run.path.name}[/]: {cfg.loss.objective} on {cfg.task.name}, s={sync} ({regime_label(cfg.train.sync_every)}), model {cfg.model.name}")
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
-    with Progress(*columns, console=console) as bar:
-        job = bar.add_task("train", total=cfg.train.steps, info="loading models")
+    try:
+        with Progress(*columns, console=console, transient=False) as bar:
+            job = bar.add_task("train", total=cfg.train.steps, info="loading data and models")
 
-        def on_step(step: int, row: dict) -> None:
-            info = f"reward {row['reward']:.3f}  valid {row['frac_valid_prompts']:.2f}  len {row['rollout_length']:.0f}"
-            bar.update(job, completed=step + 1, info=info)
+            def on_step(step: int, row: dict) -> None:
+                info = f"reward {row['reward']:.3f}  valid {row['frac_valid_prompts']:.2f}  len {row['rollout_length']:.0f}"
+                bar.update(job, completed=step + 1, info=info)
 
-        try:
             path = train_run(cfg, out, progress=on_step)
-        except ConfigError as exc:
-            _fail(str(exc))
+    except ConfigError as exc:  # after the bar is closed, so the error is the last line printed
+        _fail(str(exc))
     summary = (path / "summary.json").read_text()
     console.print(f"done: {path}\n{summary}")
 
@@ -136,6 +136,75 @@ def bench_step(
         table.add_row(r["objective"], str(r["steps"]), *(f"{r[k]:.2f}" for k in bench.PHASES), f"{r['total_s']:.2f}",
                       f"{r['tokens_per_s']:.1f}", f"{r['generated_tokens']:.0f}", f"{r['reward']:.3f}")
     Console(width=160).print(table)
+
+
+score_app = typer.Typer(no_args_is_help=True, help="Score existing judge outputs (no generation, no judge calls).")
+app.add_typer(score_app, name="score")
+
+
+@score_app.command("alpaca_eval")
+def score_alpaca_eval(
+    annotations: Path = typer.Option(..., help="alpaca-eval annotations.json (preference 1 = baseline wins, 2 = model wins)"),
+    df_gamed: Optional[Path] = typer.Option(None, "--df-gamed", help="hub df_gamed.csv; without it no length-controlled win rate"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """AlpacaEval 2.0 win rate and standard error, computed by alpaca-eval's own metric code."""
+    import json
+
+    from semibench.scoring import alpaca
+
+    try:
+        rows = alpaca.load_annotations(annotations)
+        result = alpaca.alpaca_winrate(rows)
+        lc, note = alpaca.length_controlled_winrate(rows, df_gamed)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    result.update({"length_controlled_winrate": None, "lc_standard_error": None, **(lc or {}), "lc_note": note})
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="AlpacaEval 2.0")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if key != "lc_note":
+            table.add_row(key, "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
+    console = Console()
+    console.print(table)
+    console.print(note)
+
+
+@score_app.command("arena_hard")
+def score_arena_hard(
+    judgments: Path = typer.Option(..., help="arena-hard model_judgment/<judge>/ directory of <model>.jsonl files"),
+    baseline: str = typer.Option("gpt-4-0314", help="the model in position A of game 1 (anchored at 1000, i.e. 50%)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Arena-Hard-Auto v0.1 score: Bradley–Terry win rate vs the baseline with a 95% bootstrap CI (100 rounds)."""
+    import json
+
+    from semibench.scoring.arena_hard import score_judgments
+
+    try:
+        scores = score_judgments(judgments, baseline)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(scores))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Arena-Hard v0.1 vs {baseline}: {judgments}")
+    for column in ("model", "score", "95% CI", "questions", "skipped games"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for model, s in sorted(scores.items(), key=lambda kv: -1 if kv[1]["score"] is None else kv[1]["score"], reverse=True):
+        ci = "-" if s["score"] is None else f"({s['lower'] - s['score']:+.1f}, {s['upper'] - s['score']:+.1f})"
+        table.add_row(model, "-" if s["score"] is None else f"{s['score']:.1f}", ci, str(s["n"]), str(s["skipped"]))
+    Console().print(table)
 
 
 def main() -> None:
