@@ -6,6 +6,7 @@ batch for step k is a pure function of (seed, k), so a resumed run sees exactly 
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -167,7 +168,12 @@ class PromptSampler:
             pool = self.pools[kind]
             for offset in range(step * count, (step + 1) * count):
                 epoch, index = divmod(offset, len(pool))
-                order = list(range(len(pool)))
-                random.Random(f"{self.seed}-{kind}-{epoch}").shuffle(order)
-                out.append(pool[order[index]])
+                out.append(pool[self._order(kind, epoch)[index]])
         return out
+
+    @functools.lru_cache(maxsize=8)
+    def _order(self, kind: str, epoch: int) -> list[int]:
+        """The pool's order in one epoch: a function of (seed, kind, epoch) only, so resumes agree."""
+        order = list(range(len(self.pools[kind])))
+        random.Random(f"{self.seed}-{kind}-{epoch}").shuffle(order)
+        return order
