@@ -95,7 +95,8 @@ class TrainConfig:
     ref_sync: bool = True  # re-sync the reference with the generator (paper: yes on math DPO)
     micro_batch_size: int = 8  # sequences per forward/backward
     seed: int = 0
-    checkpoint_every: int = 0  # 0 = only at the end
+    checkpoint_every: int = 0  # HF export every K steps; 0 = only at the end
+    resume_every: int = 10  # resumable state every R steps; 0 = never (a crash restarts the run)
     engine: str = "hf"  # generation engine
 
 

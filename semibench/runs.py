@@ -3,6 +3,7 @@
 runs/<run_id>/config.json        resolved config (no secrets)
 runs/<run_id>/metrics.jsonl      one JSON object per step
 runs/<run_id>/checkpoints/step_N/ HF safetensors + tokenizer + DONE
+runs/<run_id>/state/step_N/      resumable training state (newest only) + DONE
 runs/<run_id>/DONE               the run finished
 A directory is done only when its DONE marker exists; everything else is written to a temporary
 name and renamed, so a killed process never leaves something that reads as finished.
@@ -59,9 +60,13 @@ class RunDir:
         self.config_path = self.path / "config.json"
         self.metrics_path = self.path / "metrics.jsonl"
         self.checkpoints = self.path / "checkpoints"
+        self.states = self.path / "state"
 
     def checkpoint(self, step: int) -> Path:
         return self.checkpoints / f"step_{step:06d}"
+
+    def state(self, step: int) -> Path:
+        return self.states / f"step_{step:06d}"
 
     def start_fresh(self, cfg: RunConfig) -> None:
         """Clear a partial run (no DONE) and write the resolved config."""
@@ -75,6 +80,17 @@ class RunDir:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(row, sort_keys=True) + "\n")
             f.flush()
+
+    def truncate_metrics(self, num_steps: int) -> None:
+        """Keep the rows of steps < num_steps (a resumed run re-logs the rest)."""
+        rows = []
+        for line in self.metrics_path.read_text().splitlines() if self.metrics_path.exists() else []:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # the line a kill cut short
+                continue
+        rows = [r for r in rows if r["step"] < num_steps]
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.exists():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Callable
 import torch
 
 from semibench import losses, rollouts
-from semibench.config import RunConfig, regime_label
+from semibench.checkpoint import export_hf, latest_state, load_state, prune_states, save_state
+from semibench.config import RunConfig, regime_label, to_json
 from semibench.generation import Completion, HFGenerator, Sampling
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model
 from semibench.rewards import Rewarder
@@ -50,10 +50,10 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     optimizer = build_optimizer(cfg, models.policy)
     sampling = Sampling(cfg.sampling.temperature, cfg.sampling.top_p, cfg.sampling.max_new_tokens)
     s = cfg.train.sync_every
-    run.start_fresh(cfg)
+    start = resume(cfg, run, models, generator, optimizer)
 
     try:
-        for step in range(cfg.train.steps):
+        for step in range(start, cfg.train.steps):
             timings = {}
             # 1. Sync when the step enters a new window (never when s = inf).
             tick = time.perf_counter()
@@ -99,15 +99,44 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
             if progress is not None:
                 progress(step, row)
 
-            # 7. Checkpoint every K steps and at the end.
+            # 7. Checkpoint every K steps and at the end; resumable state every R steps.
             every = cfg.train.checkpoint_every
             if step == cfg.train.steps - 1 or (every and (step + 1) % every == 0):
-                export_checkpoint(models, run.checkpoint(step + 1))
+                export_hf(models.policy, models.tokenizer, run.checkpoint(step + 1))
+            if cfg.train.resume_every and (step + 1) % cfg.train.resume_every == 0 and step + 1 < cfg.train.steps:
+                save_state(run.state(step + 1), {
+                    "step": step + 1,
+                    "policy": models.policy.state_dict(),
+                    "reference": models.reference.state_dict(),
+                    "generator": generator.model.state_dict(),
+                    "generator_version": generator.version,
+                    "optimizer": optimizer.state_dict(),
+                })
+                prune_states(run.states, keep=run.state(step + 1))
     finally:
         rewarder.close()
     atomic_write_json(run.path / "summary.json", summarize(cfg, run))
     mark_done(run.path)
     return run.path
+
+
+def resume(cfg: RunConfig, run: RunDir, models: Models, generator: HFGenerator, optimizer) -> int:
+    """Continue an unfinished run of the same config from its newest state; else start fresh.
+
+    Returns the first step to run. Metrics logged after the saved state are dropped: those steps
+    run again and log again, identically.
+    """
+    path = latest_state(run.states) if run.config_path.exists() and run.config_path.read_text().strip() == to_json(cfg) else None
+    if path is None:
+        run.start_fresh(cfg)
+        return 0
+    state = load_state(path)
+    models.policy.load_state_dict(state["policy"])
+    models.reference.load_state_dict(state["reference"])
+    generator.load_weights(state["generator_version"], state["generator"])
+    optimizer.load_state_dict(state["optimizer"])
+    run.truncate_metrics(state["step"])
+    return state["step"]
 
 
 def load_models(cfg: RunConfig) -> Models:
@@ -259,17 +288,6 @@ def rollout_metrics(prompts: list[Prompt], completions: list[Completion], reward
         values = [r for r, k in zip(rewards, kinds) if k == kind]
         out[f"reward/{kind}"] = sum(values) / len(values)
     return out
-
-
-def export_checkpoint(models: Models, path: Path) -> None:
-    """HF safetensors + tokenizer, written to a temp dir and renamed in with its DONE marker."""
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():  # left by a crash mid-export
-        shutil.rmtree(tmp)
-    models.policy.save_pretrained(tmp, safe_serialization=True)
-    models.tokenizer.save_pretrained(tmp)
-    mark_done(tmp)
-    tmp.rename(path)
 
 
 def summarize(cfg: RunConfig, run: RunDir) -> dict:
