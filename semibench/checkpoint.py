@@ -16,20 +16,14 @@ from typing import Any
 
 import torch
 
-from semibench.runs import is_done, mark_done
+from semibench.runs import atomic_dir, is_done
 
 STATE_FILE = "state.pt"
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Write to `<path>.tmp`, mark it DONE, rename: a killed save never looks complete."""
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(state, tmp / STATE_FILE)
-    mark_done(tmp)
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    with atomic_dir(path) as tmp:
+        torch.save(state, tmp / STATE_FILE)
 
 
 def latest_state(root: Path) -> Path | None:
@@ -50,11 +44,7 @@ def prune_states(root: Path, keep: Path) -> None:
 
 
 def export_hf(model: torch.nn.Module, tokenizer, path: Path) -> None:
-    """HF safetensors + tokenizer, written to a temp dir and renamed in with its DONE marker."""
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)  # left by a crash mid-export
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    mark_done(tmp)
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    """HF safetensors + tokenizer: what `AutoModelForCausalLM.from_pretrained` and `semibench eval` read."""
+    with atomic_dir(path) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)

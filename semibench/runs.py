@@ -11,13 +11,14 @@ name and renamed, so a killed process never leaves something that reads as finis
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from semibench.config import RunConfig, to_json
 
@@ -48,6 +49,23 @@ def atomic_write_text(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield `<path>.tmp` to fill; then mark it DONE and rename it to `path`.
+
+    A killed writer leaves only a `.tmp` directory, which the next writer clears and no reader
+    takes for finished.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    yield tmp
+    mark_done(tmp)
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

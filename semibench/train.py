@@ -18,7 +18,7 @@ import torch
 
 from semibench import losses, rollouts
 from semibench.checkpoint import export_hf, latest_state, load_state, prune_states, save_state
-from semibench.config import RunConfig, regime_label, to_json
+from semibench.config import RunConfig, regime_label
 from semibench.generation import Completion, HFGenerator, Sampling
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model
 from semibench.rewards import Rewarder
@@ -126,7 +126,7 @@ def resume(cfg: RunConfig, run: RunDir, models: Models, generator: HFGenerator, 
     Returns the first step to run. Metrics logged after the saved state are dropped: those steps
     run again and log again, identically.
     """
-    path = latest_state(run.states) if run.config_path.exists() and run.config_path.read_text().strip() == to_json(cfg) else None
+    path = latest_state(run.states)  # the run id hashes the config: a state here is this config's
     if path is None:
         run.start_fresh(cfg)
         return 0
