@@ -16,9 +16,14 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class Sampling:
-    temperature: float = 1.0
+    temperature: float = 1.0  # 0 = greedy
     top_p: float = 1.0
     max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()  # cut the text (and its tokens) before the first of these strings
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,13 @@ class Generator(Protocol):
 
 class HFGenerator:
     """Batched sampling with `transformers.generate` on a private copy of the policy."""
+
+    @classmethod
+    def from_pretrained(cls, path: str, dtype: torch.dtype = torch.bfloat16, batch_size: int = 64) -> HFGenerator:
+        """A generator serving a checkpoint (eval, judges): version 0 is the checkpoint's weights."""
+        from semibench.models import load_causal_lm, load_tokenizer
+
+        return cls(load_causal_lm(path, dtype), load_tokenizer(path), dtype, batch_size)
 
     def __init__(self, model: torch.nn.Module, tokenizer, dtype: torch.dtype, batch_size: int = 64):
         self.model = copy.deepcopy(model).to(dtype).eval().requires_grad_(False)
@@ -76,13 +88,11 @@ class HFGenerator:
     def _generate_batch(self, requests: list[tuple[int, list[int]]], sampling: Sampling) -> list[Completion]:
         input_ids, attention = left_pad([ids for _, ids in requests], self.pad_id)
         width = input_ids.shape[1]
+        knobs = {"do_sample": False} if sampling.greedy else {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
         result = self.model.generate(
             input_ids=input_ids,
             attention_mask=attention,
-            do_sample=True,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=0,
+            **knobs,
             max_new_tokens=sampling.max_new_tokens,
             eos_token_id=self.eos_ids,
             pad_token_id=self.pad_id,
@@ -101,17 +111,35 @@ class HFGenerator:
             ids = new_tokens[row].tolist()
             end = next((k + 1 for k, t in enumerate(ids) if t in self.eos_ids), None)
             kept = ids[:end] if end is not None else ids
+            kept, text, stopped = cut_at_stop(self.tokenizer, kept, sampling.stop)
             out.append(
                 Completion(
                     prompt_index=prompt_index,
                     token_ids=tuple(kept),
                     logprobs=tuple(token_logps[row, : len(kept)].tolist()),
-                    text=self.tokenizer.decode(kept, skip_special_tokens=True),
+                    text=text,
                     version=self.version,
-                    finished=end is not None,
+                    finished=end is not None or stopped,
                 )
             )
         return out
+
+
+def cut_at_stop(tokenizer, token_ids: list[int], stop: Sequence[str]) -> tuple[list[int], str, bool]:
+    """Decode, and cut before the earliest stop string; tokens are trimmed to the shortest prefix covering the kept text.
+
+    Generation runs past a stop string and is cut afterwards, which for greedy decoding gives the
+    same text as stopping early (lm-eval's HF backend does the same post-hoc cut).
+    """
+    text = tokenizer.decode(token_ids, skip_special_tokens=True)
+    cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    if not cuts:
+        return token_ids, text, False
+    text = text[: min(cuts)]
+    keep = len(token_ids)
+    while keep > 0 and tokenizer.decode(token_ids[: keep - 1], skip_special_tokens=True).startswith(text):
+        keep -= 1
+    return token_ids[:keep], text, True
 
 
 def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,28 @@
+"""The HF engine's sampling contract: greedy is deterministic, stop strings cut text and tokens alike."""
+
+import torch
+
+from semibench.generation import HFGenerator, Sampling, cut_at_stop
+from semibench.models import load_tokenizer, resolve_model
+
+
+def test_cut_at_stop_trims_text_and_tokens():
+    tok = load_tokenizer(resolve_model("tiny"))
+    ids = tok.encode("The answer is 7.\nQuestion: next one", add_special_tokens=False)
+    kept, text, stopped = cut_at_stop(tok, ids, ("Question:", "never"))
+    assert stopped and text == "The answer is 7.\n"
+    assert tok.decode(kept).startswith(text) and len(kept) < len(ids)
+    assert not tok.decode(kept[:-1]).startswith(text)  # the shortest token prefix that covers the text
+    assert cut_at_stop(tok, ids, ("absent",)) == (ids, tok.decode(ids), False)
+
+
+def test_greedy_is_deterministic_and_matches_hf_generate():
+    path = resolve_model("tiny")
+    gen = HFGenerator.from_pretrained(path, torch.float32)
+    prompt = gen.tokenizer.apply_chat_template([{"role": "user", "content": "Calculate 3 + 4. The answer is"}], add_generation_prompt=True, return_dict=False)
+    greedy = Sampling(temperature=0.0, max_new_tokens=8)
+    a = gen.generate([prompt], 2, greedy)
+    assert a[0].token_ids == a[1].token_ids  # two greedy samples of one prompt agree
+    expected = gen.model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=8, eos_token_id=gen.eos_ids, pad_token_id=gen.pad_id)
+    reference = expected[0, len(prompt):].tolist()
+    assert list(a[0].token_ids) == reference[: len(a[0].token_ids)]
