@@ -207,6 +207,60 @@ def score_arena_hard(
     Console().print(table)
 
 
+@app.command()
+def plot(
+    runs: Path = typer.Argument(Path("runs"), help="runs root (the --out of train or grid)"),
+    out: Optional[Path] = typer.Option(None, help="figure directory (default: <runs>/figures)"),
+) -> None:
+    """Training dynamics and the paper's figures (PNG + CSV of the plotted values) from metrics and eval JSON."""
+    from semibench.plots import write_plots
+
+    out = out or runs / "figures"
+    try:
+        drawn = write_plots(runs, out)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    for name, run_ids in drawn.items():
+        typer.echo(f"{out / name}.png  ({len(run_ids)} runs)")
+    typer.echo(f"index: {out / 'figures.md'}")
+
+
+@app.command()
+def tables(
+    runs: Path = typer.Argument(Path("runs"), help="runs root"),
+    out: Optional[Path] = typer.Option(None, help="table directory (default: <runs>/tables)"),
+) -> None:
+    """The paper's Tables 1, 2, 3 and 5 from our runs' eval JSON (markdown + CSV)."""
+    from semibench.tables import write_tables
+
+    out = out or runs / "tables"
+    try:
+        written = write_tables(runs, out)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    if not written:
+        _fail(f"no evaluated runs under {runs}; run `semibench eval` on their final checkpoints (or `semibench grid`)")
+    typer.echo((out / "tables.md").read_text())
+
+
+@app.command()
+def leaderboard(
+    runs: Path = typer.Argument(Path("runs"), help="runs root"),
+    out: Path = typer.Option(Path("leaderboards"), help="where the CSVs and their README go"),
+) -> None:
+    """Deterministic leaderboard CSVs (one per preset) from the runs' eval JSON; byte-identical when nothing changed."""
+    from semibench.leaderboard import write_leaderboards
+
+    try:
+        written = write_leaderboards(runs, out)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    if not written:
+        _fail(f"no run under {runs} has an evaluated final checkpoint; run `semibench eval` on it (or `semibench grid`)")
+    for path in written.values():
+        typer.echo(str(path))
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,221 @@
+"""Figures from metrics.jsonl and eval JSON only: training dynamics per task and the paper's figures.
+
+Every figure is a PNG plus a CSV of exactly the plotted values (figure, panel, run, label, step,
+value); `figures.md` lists each figure with the runs it drew. The paper's figures
+(paper.md §3) are drawn only when the runs they compare exist; each spec below says which runs
+those are. Per-step training metrics are noisy (a few prompts per step on CPU presets), so lines
+show a trailing mean with the raw values faint behind them; the CSV holds the raw values.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from semibench.results import Run, read_runs
+from semibench.runs import atomic_write_text
+from semibench.tables import method_label, run_order
+
+VALID = "valid/reward"  # held-out math accuracy (%) of evaluated checkpoints, from eval JSON
+VALID_BENCHMARK = "math_heldout"
+
+# metric -> axis label (units in brackets)
+LABELS = {
+    "reward": "train reward (mean over samples)",
+    "reward/math": "train reward, math (accuracy)",
+    "reward/if": "train reward, IF (judge score 0-1)",
+    VALID: "held-out math accuracy [%]",
+    "logit_entropy": "logit entropy [nats/token]",
+    "rollout_length": "rollout length [tokens]",
+    "chosen_length": "chosen length [tokens]",
+    "rejected_length": "rejected length [tokens]",
+    "chosen_logp": "chosen log-prob [nats/seq]",
+    "rejected_logp": "rejected log-prob [nats/seq]",
+    "kl": "KL to reference [nats/token]",
+    "mismatch_kl": "generator-trainer KL [nats/token]",
+    "staleness": "staleness [steps]",
+    "frac_valid_prompts": "prompts with signal [fraction]",
+}
+TIME_KEYS = ["time/sync", "time/generate", "time/reward", "time/train"]
+DYNAMICS_PANELS = ["reward", VALID, "logit_entropy", "rollout_length", "chosen_length", "rejected_length",
+                   "chosen_logp", "rejected_logp", "kl", "mismatch_kl", "staleness", "frac_valid_prompts"]
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str
+    title: str
+    select: Callable[[Run], bool]
+    label: Callable[[Run], str]
+    panels: list[str]
+    min_groups: int = 2  # a comparison needs at least this many distinct labels
+
+
+def _cfg(pred):
+    return lambda r: not r.is_seed and pred(r.config)
+
+
+def _online_dpo_math(c) -> bool:
+    return c.task.name == "math" and c.loss.objective == "dpo" and c.train.sync_every == 1
+
+
+PAPER_FIGURES = [
+    FigureSpec("fig2_ref_sync", "Fig. 2: online DPO on math, reference synced vs fixed",
+               _cfg(_online_dpo_math), lambda r: "ref sync" if r.config.train.ref_sync else "no ref sync",
+               ["rollout_length", VALID]),
+    FigureSpec("fig3_regimes", "Fig. 3: entropy and length by regime (math)",
+               _cfg(lambda c: c.task.name == "math" and c.loss.objective in ("dpo", "grpo") and c.loss.entropy_coef == 0 and c.loss.nll_coef == 0),
+               method_label, ["logit_entropy", "rollout_length"]),
+    FigureSpec("fig6_entropy_reg", "Fig. 6: entropy regulariser, semi-online DPO (math)",
+               _cfg(lambda c: c.task.name == "math" and c.loss.objective == "dpo" and (c.train.sync_every or 0) > 1),
+               lambda r: f"entropy coef {r.config.loss.entropy_coef:g}, s={r.config.train.sync_every}", ["logit_entropy", VALID]),
+    FigureSpec("fig7_task_entropy", "Fig. 7: online DPO without reference sync, math vs IF",
+               _cfg(lambda c: c.loss.objective == "dpo" and c.train.sync_every == 1 and not c.train.ref_sync and c.task.name in ("math", "if")),
+               lambda r: f"{r.config.task.name}", ["logit_entropy", "rollout_length"]),
+    FigureSpec("fig8_group_dpo", "Fig. 8: GroupDPO, GroupDPO + α·GRPO and semi-online DPO (math)",
+               _cfg(lambda c: c.task.name == "math" and (c.loss.objective.startswith("group_dpo") or (c.loss.objective == "dpo" and (c.train.sync_every or 0) > 1))),
+               lambda r: method_label(r) + (f", α={r.config.loss.grpo_alpha:g}" if r.config.loss.objective == "group_dpo_grpo" else ""),
+               [VALID, "logit_entropy"]),
+    FigureSpec("fig9b_pair_lengths", "Fig. 9b: chosen vs rejected length, online DPO on math",
+               _cfg(_online_dpo_math), lambda r: "ref sync" if r.config.train.ref_sync else "no ref sync",
+               ["chosen_length", "rejected_length"], min_groups=1),
+    FigureSpec("fig10_nll", "Fig. 10: NLL term on the chosen response (math, DPO)",
+               _cfg(lambda c: c.task.name == "math" and c.loss.objective == "dpo" and c.train.sync_every is not None),
+               lambda r: f"{method_label(r)}, NLL {r.config.loss.nll_coef:g}", [VALID, "logit_entropy"]),
+]
+
+
+def series(run: Run, metric: str, seeds: list[Run]) -> list[tuple[int, float]]:
+    """(step, value) points of one metric; VALID comes from evaluated checkpoints, starting at the seed model."""
+    if metric == VALID:
+        points = [(step, res[VALID_BENCHMARK]["score"]) for step, res in sorted(run.evals.items()) if VALID_BENCHMARK in res]
+        if points and points[0][0] > 0:
+            start = [s.evals[0][VALID_BENCHMARK]["score"] for s in seeds if s.base_model == run.base_model and VALID_BENCHMARK in s.evals.get(0, {})]
+            points = [(0, start[0])] + points if start else points
+        return points
+    return [(row["step"], float(row[metric])) for row in run.metrics if metric in row and row[metric] is not None]
+
+
+def trailing_mean(values: list[float], window: int) -> list[float]:
+    out = []
+    for i in range(len(values)):
+        chunk = values[max(0, i - window + 1) : i + 1]
+        out.append(sum(chunk) / len(chunk))
+    return out
+
+
+def _draw(title: str, runs: list[Run], labels: list[str], panels: list[str], seeds: list[Run], path: Path) -> list[list]:
+    """Draw one multi-panel figure; returns the plotted rows for its CSV."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [p for p in panels if any(series(r, p, seeds) for r in runs)]
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.6 * rows + 0.9), squeeze=False, layout="constrained")
+    colors = {label: plt.cm.tab10(i % 10) for i, label in enumerate(dict.fromkeys(labels))}
+    plotted = []
+    for ax, metric in zip(axes.flat, panels):
+        for run, label in zip(runs, labels):
+            points = series(run, metric, seeds)
+            if not points:
+                continue
+            steps, values = [p[0] for p in points], [p[1] for p in points]
+            plotted += [[path.stem, metric, run.id, label, s, v] for s, v in points]
+            if metric == VALID or len(points) < 8:
+                ax.plot(steps, values, marker="o", ms=3, color=colors[label], label=label)
+            else:
+                ax.plot(steps, values, color=colors[label], alpha=0.25, lw=0.8)
+                ax.plot(steps, trailing_mean(values, max(3, len(points) // 10)), color=colors[label], lw=1.8, label=label)
+        ax.set_title(LABELS.get(metric, metric), fontsize=10)
+        ax.set_xlabel("optimizer step")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=min(4, max(1, len(names))), fontsize=9, frameon=False)
+    fig.suptitle(title, fontsize=12)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return plotted
+
+
+def _draw_time_split(title: str, runs: list[Run], labels: list[str], path: Path) -> list[list]:
+    """Median seconds per step in sync / generate / reward / train, one stacked bar per run."""
+    import statistics
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(runs) + 2), 4.2), layout="constrained")
+    plotted, bottoms = [], [0.0] * len(runs)
+    for key in TIME_KEYS:
+        heights = []
+        for i, run in enumerate(runs):
+            values = [row[key] for row in run.metrics[1:] or run.metrics if key in row]  # step 0 pays warm-up
+            heights.append(statistics.median(values) if values else 0.0)
+            plotted.append([path.stem, key, run.id, labels[i], "median", heights[-1]])
+        bars = ax.bar(range(len(runs)), heights, bottom=bottoms, label=key.removeprefix("time/"))
+        ax.bar_label(bars, labels=[f"{h:.1f}" if h >= 0.5 else "" for h in heights], label_type="center", fontsize=8)
+        bottoms = [b + h for b, h in zip(bottoms, heights)]
+    ax.set_xticks(range(len(runs)), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("median seconds per step [s]")
+    ax.set_ylim(top=max(bottoms, default=1.0) * 1.18 or 1.0)  # headroom for the legend
+    ax.legend(fontsize=8, ncols=4, loc="upper left")
+    ax.set_title(title, fontsize=11)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return plotted
+
+
+def _csv(rows: list[list]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["figure", "panel", "run_id", "label", "step", "value"])
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_plots(runs_root: Path, out_dir: Path) -> dict[str, list[str]]:
+    """Draw every figure the runs support into `out_dir`; returns figure name -> the run ids it drew."""
+    runs = read_runs(runs_root)
+    seeds = [r for r in runs if r.is_seed]
+    trained = sorted((r for r in runs if not r.is_seed and r.metrics), key=run_order)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    drawn: dict[str, list[str]] = {}
+    figures: list[tuple[str, str, list[Run], list[str], list[str] | None]] = []
+    for task in sorted({r.config.task.name for r in trained}):
+        group = [r for r in trained if r.config.task.name == task]
+        labels = _unique_labels(group, method_label)
+        panels = DYNAMICS_PANELS + (["reward/math", "reward/if"] if task == "mixed" else [])
+        figures.append((f"dynamics_{task}", f"Training dynamics, task {task}", group, labels, panels))
+        figures.append((f"time_{task}", f"Where a step's time goes, task {task}", group, labels, None))
+    for spec in PAPER_FIGURES:
+        group = [r for r in trained if spec.select(r)]
+        if len({spec.label(r) for r in group}) >= spec.min_groups:
+            figures.append((spec.name, spec.title, group, _unique_labels(group, spec.label), spec.panels))
+    index = ["# Figures", "", "Generated by `semibench plot`; each PNG has a CSV of its plotted values.", ""]
+    for name, title, group, labels, panels in figures:
+        png = out_dir / f"{name}.png"
+        plotted = _draw_time_split(title, group, labels, png) if panels is None else _draw(title, group, labels, panels, seeds, png)
+        atomic_write_text(out_dir / f"{name}.csv", _csv(plotted))
+        drawn[name] = [r.id for r in group]
+        index += [f"## {title}", "", f"![{name}]({name}.png) — data: `{name}.csv`", "", "Runs: " + ", ".join(f"`{r.id}` ({l})" for r, l in zip(group, labels)), ""]
+    atomic_write_text(out_dir / "figures.md", "\n".join(index))
+    return drawn
+
+
+def _unique_labels(runs: list[Run], label: Callable[[Run], str]) -> list[str]:
+    """Labels, with the seed appended when several seeds of one configuration would share a label."""
+    labels = [label(r) for r in runs]
+    return [f"{l}, seed {r.config.train.seed}" if labels.count(l) > 1 else l for r, l in zip(runs, labels)]

@@ -1,0 +1,110 @@
+"""The read side of the run-directory contract: what plots, tables and the leaderboard see of a runs tree.
+
+They read files only (config.json, metrics.jsonl, eval/<checkpoint>/<bench>.json), never trainer
+internals, so they work on runs made by any version, machine or launcher. Only finished artefacts
+are read: a run's metrics are read whether or not it is DONE (a plot of a live run is useful), but
+its `final` checkpoint is the one named in DONE-marked `checkpoints/`, and an eval JSON counts only
+once it exists (it is written atomically).
+
+A "seed" row is a directory holding `seed.json` instead of `config.json`: the base model evaluated
+before any training (the tables' first row).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from semibench.config import RunConfig, from_dict, regime_label
+from semibench.runs import is_done
+
+SEED_FILE = "seed.json"
+STEP_DIR = re.compile(r"step_(\d+)$")
+
+
+@dataclass
+class Run:
+    path: Path
+    config: RunConfig | None  # None for a seed row
+    base_model: str
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    evals: dict[int, dict[str, dict]] = field(default_factory=dict)  # checkpoint step -> result key -> eval JSON
+    done: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def is_seed(self) -> bool:
+        return self.config is None
+
+    @property
+    def regime(self) -> str:
+        return "seed" if self.config is None else regime_label(self.config.train.sync_every)
+
+    @property
+    def final_step(self) -> int | None:
+        """The last checkpoint that has an eval (seed rows: step 0)."""
+        return max(self.evals) if self.evals else None
+
+    def final_evals(self) -> dict[str, dict]:
+        return self.evals[self.final_step] if self.evals else {}
+
+
+def result_key(result: dict) -> str:
+    """Column identity of an eval result: the benchmark, plus the judge for judged ones.
+
+    Scores from different judges must never share a column, so the judge is part of the key.
+    """
+    judge = result.get("judge")
+    return f"{result['benchmark']}@{judge}" if judge else result["benchmark"]
+
+
+def read_evals(eval_root: Path) -> dict[int, dict[str, dict]]:
+    """eval/step_N/*.json -> {N: {result_key: result}}; a seed row's eval/*.json is step 0."""
+    out: dict[int, dict[str, dict]] = {}
+    if not eval_root.is_dir():
+        return out
+    for path in sorted(eval_root.rglob("*.json")):
+        match = STEP_DIR.match(path.parent.name)
+        step = int(match.group(1)) if match else 0
+        result = json.loads(path.read_text())
+        if "benchmark" in result and "score" in result:
+            out.setdefault(step, {})[result_key(result)] = result
+    return out
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # the last line of a run killed mid-write
+                continue
+    return rows
+
+
+def read_run(path: Path) -> Run | None:
+    """One run (or seed row) directory; None if it is neither."""
+    path = Path(path)
+    if (path / "config.json").exists():
+        cfg = from_dict(json.loads((path / "config.json").read_text()))
+        return Run(path, cfg, cfg.model.name, read_metrics(path / "metrics.jsonl"), read_evals(path / "eval"), is_done(path))
+    if (path / SEED_FILE).exists():
+        seed = json.loads((path / SEED_FILE).read_text())
+        return Run(path, None, seed["model"], [], read_evals(path / "eval"), True)
+    return None
+
+
+def read_runs(root: Path) -> list[Run]:
+    """Every run and seed row directly under `root`, sorted by directory name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no runs directory {root}; pass the --out of `semibench train` or `semibench grid`")
+    runs = [read_run(p) for p in sorted(root.iterdir()) if p.is_dir()]
+    return [r for r in runs if r is not None]

@@ -1,0 +1,145 @@
+"""The paper's Tables 1, 2, 3 and 5 laid out from our runs' eval JSON (markdown + CSV).
+
+paper.md §2: Table 1 verifiable (Math500, NuminaMath test, AMC23), Table 2 non-verifiable
+(AlpacaEval 2.0 LC win rate, ArenaHard with 95% CI), Table 3 training-task mix (both kinds of
+benchmark), Table 5 GRPO group size. Each starts with the seed-model row. Our held-out
+procedural math (`math_heldout`) stands in for the paper's NuminaMath test column; a column whose
+benchmark was not evaluated is left out, a missing cell is "–". Cells read like the paper:
+`58.9 (1.2)` with a standard error, `60.1 (-1.8, +1.6)` with a CI.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from semibench.results import Run, read_runs
+from semibench.runs import atomic_write_text
+
+MATH_COLUMNS = [("math500", "Math500"), ("math_heldout", "Held-out math"), ("gsm8k", "GSM8K"), ("amc23", "AMC23")]
+CHAT_COLUMNS = [("alpaca_eval", "AlpacaEval 2.0"), ("arena_hard", "ArenaHard"), ("ifeval", "IFEval")]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    title: str
+    select: Callable[[Run], bool]  # which trained runs are rows (the seed row is always first)
+    columns: list[tuple[str, str]]  # (benchmark, header)
+    label: Callable[[Run], str]
+
+
+def method_label(run: Run) -> str:
+    """`Semi-online DPO (s=10)`, `GRPO (n=8)` (online GRPO is the paper's plain GRPO), `Offline DPO (s=∞)`."""
+    if run.is_seed:
+        return f"Seed ({run.base_model})"
+    cfg = run.config
+    objective = {"dpo": "DPO", "grpo": "GRPO", "group_dpo": "GroupDPO", "group_dpo_grpo": "GroupDPO+GRPO"}[cfg.loss.objective]
+    s = cfg.train.sync_every
+    if cfg.loss.objective == "grpo" and s == 1:
+        return f"GRPO (n={cfg.sampling.samples_per_prompt})"
+    regime = run.regime.capitalize()
+    return f"{regime} {objective} (s={'∞' if s is None else s})"
+
+
+def _with_task(run: Run) -> str:
+    return f"{method_label(run)} on {run.config.task.name}"
+
+
+TABLES = [
+    TableSpec("table1", "Table 1: verifiable task (math)", lambda r: r.config.task.name == "math", MATH_COLUMNS, method_label),
+    TableSpec("table2", "Table 2: non-verifiable task (instruction following)", lambda r: r.config.task.name == "if", CHAT_COLUMNS, method_label),
+    TableSpec("table3", "Table 3: training task mix", lambda r: True, MATH_COLUMNS + CHAT_COLUMNS, _with_task),
+    TableSpec("table5", "Table 5: GRPO group size (math)", lambda r: r.config.task.name == "math" and r.config.loss.objective == "grpo", MATH_COLUMNS, method_label),
+]
+
+
+def format_cell(result: dict | None) -> str:
+    if result is None:
+        return "–"
+    score = f"{result['score']:.1f}"
+    if result.get("ci_lower") is not None and result.get("ci_upper") is not None:
+        return f"{score} ({result['ci_lower'] - result['score']:+.1f}, {result['ci_upper'] - result['score']:+.1f})"
+    if result.get("stderr") is not None:
+        return f"{score} ({result['stderr']:.1f})"
+    return score
+
+
+def _final(run: Run) -> dict[str, dict]:
+    return run.evals.get(0 if run.is_seed else run.config.train.steps, {})
+
+
+def build(spec: TableSpec, runs: list[Run]) -> tuple[list[str], list[dict]] | None:
+    """Column headers and rows (cells keyed by header, plus raw numbers) or None when no run fits."""
+    trained = [r for r in runs if not r.is_seed and spec.select(r) and _final(r)]
+    if not trained:
+        return None
+    models = {r.base_model for r in trained}
+    rows_runs = [r for r in runs if r.is_seed and r.base_model in models and _final(r)] + sorted(trained, key=run_order)
+    # One column per benchmark and judge present in the selected rows, in the spec's order.
+    keys_present = {k for r in rows_runs for k in _final(r)}
+    columns = []  # (result key, header)
+    for bench, header in spec.columns:
+        for key in sorted(k for k in keys_present if k == bench or k.startswith(bench + "@")):
+            judge = key.partition("@")[2]
+            columns.append((key, f"{header} [{judge}]" if judge else header))
+    rows = []
+    for run in rows_runs:
+        results = _final(run)
+        row = {"Method": spec.label(run) if not run.is_seed else method_label(run), "run_id": run.id}
+        for key, header in columns:
+            result = results.get(key)
+            row[header] = format_cell(result)
+            row[f"{header}|raw"] = result
+        rows.append(row)
+    return [header for _, header in columns], rows
+
+
+def run_order(run: Run) -> tuple:
+    """Task, DPO before the rest, offline -> semi-online (larger s first) -> online, group size, seed."""
+    cfg = run.config
+    s = cfg.train.sync_every
+    regime = {"offline": 0, "semi-online": 1, "online": 2}[run.regime]
+    return (cfg.task.name, cfg.loss.objective != "dpo", cfg.loss.objective, regime, -(s or 0), cfg.sampling.samples_per_prompt, cfg.train.seed, run.id)
+
+
+def to_markdown(title: str, headers: list[str], rows: list[dict]) -> str:
+    lines = [f"### {title}", "", "| Method | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]
+    lines += ["| " + " | ".join([row["Method"]] + [row[h] for h in headers]) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(headers: list[str], rows: list[dict]) -> str:
+    fields = ["method", "run_id"] + [f"{h}{suffix}" for h in headers for suffix in ("", " stderr", " ci_lower", " ci_upper")]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(fields)
+    for row in rows:
+        values = [row["Method"], row["run_id"]]
+        for h in headers:
+            raw = row[f"{h}|raw"] or {}
+            values += ["" if raw.get(k) is None else f"{raw[k]:.4f}" for k in ("score", "stderr", "ci_lower", "ci_upper")]
+        writer.writerow(values)
+    return buffer.getvalue()
+
+
+def write_tables(runs_root: Path, out_dir: Path) -> dict[str, Path]:
+    """Write `<name>.md` and `<name>.csv` for each table that has runs, plus `tables.md` with all of them."""
+    runs = read_runs(runs_root)
+    written, markdown = {}, []
+    for spec in TABLES:
+        built = build(spec, runs)
+        if built is None:
+            continue
+        headers, rows = built
+        md = to_markdown(spec.title, headers, rows)
+        atomic_write_text(Path(out_dir) / f"{spec.name}.md", md)
+        atomic_write_text(Path(out_dir) / f"{spec.name}.csv", to_csv(headers, rows))
+        written[spec.name] = Path(out_dir) / f"{spec.name}.md"
+        markdown.append(md)
+    if markdown:
+        atomic_write_text(Path(out_dir) / "tables.md", "\n".join(markdown))
+    return written

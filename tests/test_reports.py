@@ -1,0 +1,142 @@
+"""leaderboard, tables and plot on a hand-written runs tree: exact text, fixture numbers, byte-identical re-runs."""
+
+import csv
+
+import pytest
+
+from semibench.leaderboard import write_leaderboards
+from semibench.plots import write_plots
+from semibench.results import read_runs
+from semibench.tables import write_tables
+from tests.report_fixtures import fixture_tree, make_run
+
+
+@pytest.fixture()
+def tree(tmp_path):
+    runs = tmp_path / "runs"
+    return runs, fixture_tree(runs)
+
+
+def _header_and_rows(text):
+    rows = list(csv.reader(text.splitlines()))
+    return rows[0], rows[1:]
+
+
+def test_leaderboard_exact_csv_and_byte_identical(tree, tmp_path):
+    root, runs = tree
+    out = tmp_path / "lb"
+    [path] = write_leaderboards(root, out).values()
+    text = path.read_text()
+    header, rows = _header_and_rows(text)
+    assert header[:11] == ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps", "seed", "checkpoint_step"]
+    score_columns = [h for h in header if h.startswith(("math_heldout", "alpaca_eval", "arena_hard"))]
+    assert score_columns == [
+        "math_heldout", "math_heldout_stderr", "math_heldout_ci_lower", "math_heldout_ci_upper",
+        "alpaca_eval@local:tiny", "alpaca_eval@local:tiny_stderr", "alpaca_eval@local:tiny_ci_lower", "alpaca_eval@local:tiny_ci_upper",
+        "arena_hard@local:tiny", "arena_hard@local:tiny_stderr", "arena_hard@local:tiny_ci_lower", "arena_hard@local:tiny_ci_upper",
+    ]
+    col = {h: i for i, h in enumerate(header)}
+    # Sorted: the seed row (empty task) first, then DPO offline, semi-online, online, then GRPO.
+    assert [r[col["regime"]] for r in rows] == ["seed", "offline", "semi-online", "online", "online"]
+    assert [r[col["objective"]] for r in rows] == ["", "dpo", "dpo", "dpo", "grpo"]
+    assert [r[col["run_id"]] for r in rows[1:]] == [runs[k].name for k in ("offline", "semi", "online", "grpo")]
+    assert [r[col["math_heldout"]] for r in rows] == ["20.00", "22.00", "30.00", "34.50", "31.25"]
+    assert [r[col["math_heldout_stderr"]] for r in rows] == ["4.00", "4.50", "4.50", "4.50", "4.50"]
+    online = rows[3]
+    assert online[col["arena_hard@local:tiny"]] == "11.50" and online[col["arena_hard@local:tiny_ci_lower"]] == "9.50"
+    assert online[col["arena_hard@local:tiny_ci_upper"]] == "13.00" and online[col["arena_hard@local:tiny_stderr"]] == ""
+    assert online[col["sync_every"]] == "1" and rows[1][col["sync_every"]] == "inf"
+    assert online[col["judges"]] == "local:tiny" and online[col["git_commit"]] == "abc1234" and online[col["date"]] == "2026-11-25"
+    assert online[col["eval_temperature"]] == "0" and online[col["eval_limit"]] == "100"
+    assert "`tiny.csv` | 5" in (out / "README.md").read_text()
+    # Re-run: byte-identical.
+    write_leaderboards(root, out)
+    assert path.read_text() == text
+
+
+def test_leaderboard_skips_runs_without_final_eval(tree, tmp_path):
+    root, runs = tree
+    make_run(root, "math", "dpo", "1", steps=4, evals={2: []})
+    [path] = write_leaderboards(root, tmp_path / "lb").values()
+    assert len(path.read_text().splitlines()) == 1 + 5
+
+
+def test_different_judges_never_share_a_column(tree, tmp_path):
+    root, runs = tree
+    from tests.report_fixtures import eval_json
+    from semibench.runs import atomic_write_json
+
+    atomic_write_json(runs["online"] / "eval" / "step_000004" / "alpaca_eval--openai-gpt-4o.json", eval_json("alpaca_eval", 55.0, 2.0, "openai:gpt-4o"))
+    [path] = write_leaderboards(root, tmp_path / "lb").values()
+    header, rows = _header_and_rows(path.read_text())
+    assert "alpaca_eval@openai:gpt-4o" in header and "alpaca_eval@local:tiny" in header
+    col = {h: i for i, h in enumerate(header)}
+    online = next(r for r in rows if r[col["run_id"]] == runs["online"].name)
+    assert (online[col["alpaca_eval@openai:gpt-4o"]], online[col["alpaca_eval@local:tiny"]]) == ("55.00", "17.25")
+    assert online[col["judges"]] == "local:tiny;openai:gpt-4o"
+
+
+def test_tables_hold_fixture_numbers(tree, tmp_path):
+    root, runs = tree
+    written = write_tables(root, tmp_path / "tables")
+    assert set(written) == {"table3"}  # only mixed runs: no math-only, IF-only or GRPO-on-math table
+    header, rows = _header_and_rows((tmp_path / "tables" / "table3.csv").read_text())
+    col = {h: i for i, h in enumerate(header)}
+    assert [r[0] for r in rows] == ["Seed (tiny)", "Offline DPO (s=∞) on mixed", "Semi-online DPO (s=2) on mixed", "Online DPO (s=1) on mixed", "GRPO (n=8) on mixed"]
+    assert [r[col["Held-out math"]] for r in rows] == ["20.0000", "22.0000", "30.0000", "34.5000", "31.2500"]
+    assert rows[3][col["ArenaHard [local:tiny] ci_lower"]] == "9.5000"
+    md = (tmp_path / "tables" / "table3.md").read_text()
+    assert "| Online DPO (s=1) on mixed | 34.5 (4.5) | 17.2 (1.5) | 11.5 (-2.0, +1.5) |" in md
+
+
+def test_plots_write_pngs_and_csv_of_plotted_values(tree, tmp_path):
+    root, runs = tree
+    drawn = write_plots(root, tmp_path / "fig")
+    assert set(drawn) == {"dynamics_mixed", "time_mixed"}  # no math-only runs: no paper figure applies
+    assert sorted(drawn["dynamics_mixed"]) == sorted(runs[k].name for k in ("offline", "semi", "online", "grpo"))
+    for name in drawn:
+        png = (tmp_path / "fig" / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    header, rows = _header_and_rows((tmp_path / "fig" / "dynamics_mixed.csv").read_text())
+    online = runs["online"].name
+    reward = [(int(r[4]), float(r[5])) for r in rows if r[1] == "reward" and r[2] == online]
+    assert reward == [(0, 0.0), (1, 0.1), (2, 0.2), (3, pytest.approx(0.3))]
+    valid = [(int(r[4]), float(r[5])) for r in rows if r[1] == "valid/reward" and r[2] == online]
+    assert valid == [(0, 20.0), (2, 29.5), (4, 34.5)]  # the seed model's score is step 0
+    staleness = [float(r[5]) for r in rows if r[1] == "staleness" and r[2] == runs["semi"].name]
+    assert staleness == [0, 1, 0, 1]
+    _, times = _header_and_rows((tmp_path / "fig" / "time_mixed.csv").read_text())
+    assert {(r[1], float(r[5])) for r in times if r[2] == online} == {("time/sync", 0.1), ("time/generate", 2.0), ("time/reward", 0.5), ("time/train", 3.0)}
+
+
+def test_paper_figure_drawn_only_when_its_runs_exist(tmp_path):
+    root = tmp_path / "runs"
+    make_run(root, "math", "dpo", "1", **{"train.ref_sync": "true"})
+    make_run(root, "math", "dpo", "1", **{"train.ref_sync": "false"})
+    drawn = write_plots(root, tmp_path / "fig")
+    assert "fig2_ref_sync" in drawn and "fig9b_pair_lengths" in drawn and len(drawn["fig2_ref_sync"]) == 2
+    assert "fig8_group_dpo" not in drawn
+    assert "ref sync" in (tmp_path / "fig" / "fig2_ref_sync.csv").read_text()
+    assert len(read_runs(root)) == 2
+
+
+def test_cli_reports_on_fixture_tree_and_clear_errors(tree, tmp_path):
+    from typer.testing import CliRunner
+
+    from semibench.cli import app
+
+    root, _ = tree
+    runner = CliRunner()
+    result = runner.invoke(app, ["leaderboard", str(root), "--out", str(tmp_path / "lb")])
+    assert result.exit_code == 0 and (tmp_path / "lb" / "tiny.csv").exists()
+    result = runner.invoke(app, ["tables", str(root)])
+    assert result.exit_code == 0 and "Online DPO (s=1) on mixed" in result.output
+    result = runner.invoke(app, ["plot", str(root)])
+    assert result.exit_code == 0 and (root / "figures" / "figures.md").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for command in ("leaderboard", "tables"):
+        result = runner.invoke(app, [command, str(empty)])
+        assert result.exit_code == 2 and ("no evaluated" in result.output or "evaluated final checkpoint" in result.output)
+    result = runner.invoke(app, ["plot", str(tmp_path / "missing")])
+    assert result.exit_code == 2 and "no runs directory" in result.output
