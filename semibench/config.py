@@ -30,8 +30,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TaskConfig:
     name: str = "math"  # math | if | mixed -> tasks/<name>.yaml
-    math_data: str = ""  # "" = procedural (reasoning-gym); a .jsonl path; or an HF dataset "id[:split]"
-    if_data: str = ""  # "" = semibench's synthetic instruction set; a .jsonl path; or an HF dataset
+    math_data: str = ""  # "" = procedural (reasoning-gym); "numina" (the paper's); a .jsonl path; or an HF dataset "id[:split]"
+    if_data: str = ""  # "" = semibench's synthetic instruction set; "wildchat" (the paper's); a .jsonl path; or an HF dataset
     math_question_key: str = "question"
     math_answer_key: str = "answer"
     if_prompt_key: str = "prompt"

@@ -10,6 +10,7 @@ import functools
 import json
 import random
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -53,6 +54,11 @@ def _math_prompts(task: TaskConfig, templates: dict, seed: int) -> list[Prompt]:
     if task.math_template not in templates["math"]:
         raise ConfigError(f"unknown task.math_template '{task.math_template}'; choose from {', '.join(templates['math'])}")
     template = templates["math"][task.math_template]
+    from semibench import paper_data
+
+    numina = paper_data.named_source(task.math_data, "numina")
+    if numina is not None:  # the paper's filtered NuminaMath-CoT, training split
+        return [Prompt("math", template.format(problem=p.problem), p.answer, f"numina:{p.source}") for p in paper_data.numina("train", numina)]
     if task.math_data:
         rows = _read_rows(task.math_data, (task.math_question_key, task.math_answer_key), "task.math")
         items = [(r[task.math_question_key], gold_answer(str(r[task.math_answer_key]))) for r in rows]
@@ -78,6 +84,11 @@ def _procedural_math(task: TaskConfig, seed: int) -> list[tuple[str, str, str]]:
 
 def _if_prompts(task: TaskConfig, templates: dict, seed: int) -> list[Prompt]:
     template = templates["if"]["plain"]
+    from semibench import paper_data
+
+    wildchat = paper_data.named_source(task.if_data, "wildchat")
+    if wildchat is not None:  # the paper's 1,000 WildChat first turns
+        return [Prompt("if", template.format(instruction=t), None, "wildchat") for t in paper_data.wildchat("train", wildchat)]
     if task.if_data:
         rows = _read_rows(task.if_data, (task.if_prompt_key,), "task.if")
         return [Prompt("if", template.format(instruction=r[task.if_prompt_key]), None, task.if_data) for r in rows]
@@ -89,11 +100,11 @@ def gold_answer(answer: str) -> str:
     """The final answer of a reference solution: after GSM8K's '####', else the last \\boxed{}, else as is."""
     if "####" in answer:
         return answer.split("####")[-1].strip().replace(",", "")
-    boxed = _last_boxed(answer)
+    boxed = last_boxed(answer)
     return boxed if boxed is not None else answer.strip()
 
 
-def _last_boxed(text: str) -> str | None:
+def last_boxed(text: str) -> str | None:
     start = text.rfind("\\boxed{")
     if start < 0:
         return None
@@ -112,13 +123,7 @@ def _read_rows(spec: str, keys: tuple[str, ...], field_prefix: str) -> list[dict
         if not path.exists():
             raise ConfigError(f"data file not found: {path} (fix the path in {field_prefix}_data)")
         rows = []
-        for line_no, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise ConfigError(f"{path}:{line_no} is not valid JSON; each line must be one JSON object") from None
+        for line_no, row in read_jsonl(path):
             _check_keys(row, keys, f"{path}:{line_no}", field_prefix)
             rows.append(row)
         return rows
@@ -133,6 +138,17 @@ def _read_rows(spec: str, keys: tuple[str, ...], field_prefix: str) -> list[dict
         if k not in data.column_names:
             raise ConfigError(f"dataset '{spec}' has no column '{k}' (columns: {', '.join(data.column_names)}); set {_key_field(k, keys, field_prefix)}")
     return list(data)
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, row) for each non-blank line; a malformed line is one clear error."""
+    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield line_no, json.loads(line)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{path}:{line_no} is not valid JSON; each line must be one JSON object") from None
 
 
 def _check_keys(row: dict, keys: tuple[str, ...], where: str, field_prefix: str) -> None:
