@@ -1,0 +1,354 @@
+"""The main job: expand a grid spec into run configs, train and evaluate each idempotently, then aggregate.
+
+    tasks x objectives x sync_every x seeds -> RunConfig (one run directory each, id = hash of config)
+
+Defaults are the paper's grid: DPO offline (s = inf), semi-online at the task's values, online
+(s = 1); GRPO online only, as in the paper (semi-online GRPO when `sync_every` is given). Everything
+after training talks through files: a run is skipped when its DONE marker exists, resumed when it
+does not, and evaluation skips benchmarks whose result JSON exists with the same settings, so a
+killed grid re-run does only the work that is left. The seed model is evaluated once per base
+model (the tables' first row and every validation curve's step 0).
+
+Launchers: `local` trains and evaluates in this process, one run after another (one vLLM engine
+for everything); `slurm` submits one submitit job per run (torchrun inside, eval after), waits, and
+aggregates here. submitit's `local` cluster runs the same job commands as local subprocesses,
+which is how the Slurm path is tested without Slurm.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from semibench import config
+from semibench.config import ConfigError, RunConfig, regime_label
+from semibench.runs import atomic_write_json, is_done, run_id
+
+INF = None  # sync_every never
+
+
+@dataclass(frozen=True)
+class GridDefaults:
+    """What a preset's grid runs when the user does not say: the paper's choices, scaled to the hardware."""
+
+    semi_online: dict[str, tuple[int, ...]]  # task -> semi-online sync intervals
+    benchmarks: tuple[str, ...]
+    eval: dict[str, Any]  # EvalSettings fields
+    eval_every: int = 0  # also evaluate every K steps (validation curves); 0 = final checkpoint only
+    overrides: dict[str, Any] = field(default_factory=dict)  # config keys every run of the grid gets
+    # Throughput for the dry-run estimate when no finished run of the preset has been measured.
+    generate_tokens_per_s: float = 400.0
+    train_tokens_per_s: float = 250.0
+    gpus: int = 0  # > 0: the estimate is also reported in GPU hours
+
+
+GRID_DEFAULTS: dict[str, GridDefaults] = {
+    # Seconds per run: for tests of the grid machinery.
+    "tiny": GridDefaults(
+        semi_online={"math": (2,), "if": (2,), "mixed": (2,)},
+        benchmarks=("math_heldout",),
+        eval={"samples_per_prompt": 1, "temperature": 0.0, "max_new_tokens": 12, "limit": 16},
+        eval_every=0,
+        generate_tokens_per_s=2000.0,
+        train_tokens_per_s=20000.0,
+    ),
+    # The embedded default: SmolLM2-135M-Instruct on a 2-core CPU, the whole grid in about 30 min.
+    "smol": GridDefaults(
+        semi_online={"math": (4,), "if": (4,), "mixed": (4,)},
+        benchmarks=("math_heldout", "gsm8k", "ifeval"),
+        eval={"samples_per_prompt": 1, "temperature": 0.0, "max_new_tokens": 256, "limit": 100},
+        eval_every=6,
+    ),
+    # The paper (Table 4, §2): semi-online s in {10, 100} on math and {5, 10} on chat; mixed at 10,
+    # the value both task grids share. Eval avg@50 at T 0.6, top-p 0.9. 32 train + 8 inference H200.
+    "paper": GridDefaults(
+        semi_online={"math": (10, 100), "if": (5, 10), "mixed": (10,)},
+        benchmarks=("math500", "amc23", "alpaca_eval", "arena_hard"),
+        eval={"samples_per_prompt": 50, "temperature": 0.6, "top_p": 0.9, "max_new_tokens": 2048},
+        eval_every=0,
+        generate_tokens_per_s=8 * 2500.0,
+        train_tokens_per_s=32 * 2500.0,
+        gpus=40,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    tasks: tuple[str, ...] = ("mixed",)
+    objectives: tuple[str, ...] = ("dpo", "grpo")
+    sync_every: tuple[int | None, ...] | None = None  # None: the paper's default per task and objective
+    preset: str = "smol"
+    seeds: tuple[int, ...] = (0,)
+    overrides: dict[str, Any] = field(default_factory=dict)  # `--set` for every run
+
+
+def defaults_for(preset: str) -> GridDefaults:
+    return GRID_DEFAULTS.get(preset, GRID_DEFAULTS["smol"])
+
+
+def sync_values(spec: GridSpec, task: str, objective: str) -> tuple[int | None, ...]:
+    """Offline, semi-online at the task's values, online; GRPO online only unless asked."""
+    if spec.sync_every is not None:
+        return spec.sync_every
+    if objective == "grpo":
+        return (1,)
+    return (INF, *defaults_for(spec.preset).semi_online[task], 1)
+
+
+def run_overrides(spec: GridSpec, task: str, objective: str, sync_every: int | None, seed: int) -> dict[str, Any]:
+    """The config overrides that define one run of the grid (also what the Slurm job passes to `train`)."""
+    d = defaults_for(spec.preset)
+    out = {"train.checkpoint_every": d.eval_every, **d.overrides, **spec.overrides}
+    out |= {"task.name": task, "loss.objective": objective, "train.sync_every": "inf" if sync_every is None else sync_every, "train.seed": seed}
+    return out
+
+
+def expand(spec: GridSpec) -> list[RunConfig]:
+    """The grid's run configs in a fixed order: task, objective, offline -> online, seed."""
+    for task in spec.tasks:
+        if task not in config.TASKS:
+            raise ConfigError(f"unknown task '{task}' in --tasks; choose from {', '.join(config.TASKS)}")
+    for objective in spec.objectives:
+        if objective not in config.OBJECTIVES:
+            raise ConfigError(f"unknown objective '{objective}' in --objectives; choose from {', '.join(config.OBJECTIVES)}")
+    configs = []
+    for task in spec.tasks:
+        for objective in spec.objectives:
+            for s in sync_values(spec, task, objective):
+                for seed in spec.seeds:
+                    configs.append(config.resolve(spec.preset, run_overrides(spec, task, objective, s, seed)))
+    return configs
+
+
+def parse_sync_list(text: str | None) -> tuple[int | None, ...] | None:
+    if text is None or not text.strip():
+        return None
+    return tuple(config.parse_sync_every(x) for x in text.split(","))
+
+
+# ---------------------------------------------------------------------------------------------
+# Estimates
+
+
+def measured_step_seconds(out: Path, cfg: RunConfig) -> float | None:
+    """Median seconds per step of finished runs of the same preset and objective under `out`."""
+    seconds = []
+    for metrics in Path(out).glob(f"*-{cfg.loss.objective}-*-{cfg.preset}-*/metrics.jsonl"):
+        rows = [json.loads(line) for line in metrics.read_text().splitlines()[1:] if line.strip()]  # step 0 pays warm-up
+        seconds += [sum(r.get(k, 0.0) for k in ("time/sync", "time/generate", "time/reward", "time/train")) for r in rows]
+    return statistics.median(seconds) if seconds else None
+
+
+def modelled_step_seconds(cfg: RunConfig) -> float:
+    """Generated tokens at half the length limit, trained once (DPO: one pair per prompt; GRPO: the group)."""
+    d = defaults_for(cfg.preset)
+    samples = cfg.train.prompts_per_step * cfg.sampling.samples_per_prompt
+    generated = samples * cfg.sampling.max_new_tokens * 0.5
+    trained_sequences = samples if cfg.loss.objective.startswith("grpo") else 2 * cfg.train.prompts_per_step
+    trained = trained_sequences * (cfg.sampling.max_new_tokens * 0.5 + 100)  # + a prompt of ~100 tokens
+    return generated / d.generate_tokens_per_s + trained / d.train_tokens_per_s
+
+
+def estimate(out: Path, cfg: RunConfig) -> tuple[float, str]:
+    """(seconds, how) for one run's training."""
+    measured = measured_step_seconds(out, cfg)
+    if measured is not None:
+        return measured * cfg.train.steps, "measured"
+    return modelled_step_seconds(cfg) * cfg.train.steps, "modelled"
+
+
+def describe(spec: GridSpec, out: Path) -> list[dict]:
+    """One row per run for --dry-run and the progress view."""
+    rows = []
+    for cfg in expand(spec):
+        seconds, how = estimate(out, cfg)
+        rid = run_id(cfg)
+        rows.append({
+            "run_id": rid, "task": cfg.task.name, "objective": cfg.loss.objective,
+            "sync_every": "inf" if cfg.train.sync_every is None else str(cfg.train.sync_every),
+            "regime": regime_label(cfg.train.sync_every), "steps": cfg.train.steps, "seed": cfg.train.seed,
+            "seconds": seconds, "estimate": how, "done": is_done(Path(out) / rid),
+        })
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+def eval_settings(spec: GridSpec, overrides: dict[str, Any]):
+    from semibench.evaluate import EvalSettings
+
+    return EvalSettings(**{**defaults_for(spec.preset).eval, **overrides})
+
+
+def seed_dir(out: Path, model_name: str) -> Path:
+    return Path(out) / f"seed-{model_name.replace('/', '--')}"
+
+
+def evaluate_seed(cfg: RunConfig, out: Path, benchmarks, settings, progress=None) -> Path:
+    """The untrained model's scores, once per base model: the tables' first row, every curve's step 0."""
+    from semibench.evaluate import evaluate
+    from semibench.models import resolve_model
+
+    path = seed_dir(out, cfg.model.name)
+    # The held-out math of a non-run checkpoint comes from this file: the grid's training source.
+    atomic_write_json(path / "seed.json", {"model": cfg.model.name, "task": config.to_dict(cfg)["task"], "seed": cfg.train.seed})
+    evaluate(Path(resolve_model(cfg.model.name)), benchmarks, settings, out_dir=path / "eval", progress=progress)
+    return path
+
+
+def evaluate_run(cfg: RunConfig, out: Path, benchmarks, settings, progress=None) -> None:
+    """Final checkpoint on every benchmark; intermediate checkpoints on the validation benchmark only."""
+    from semibench.evaluate import evaluate
+
+    run = Path(out) / run_id(cfg)
+    checkpoints = sorted(p for p in (run / "checkpoints").glob("step_*") if is_done(p))
+    for checkpoint in checkpoints:
+        final = checkpoint.name == f"step_{cfg.train.steps:06d}"
+        evaluate(checkpoint, benchmarks if final else [b for b in benchmarks if b == "math_heldout"], settings, progress=progress)
+
+
+@dataclass
+class GridHooks:
+    """Callbacks for a progress view; all optional."""
+
+    on_run_start: Callable[[int, RunConfig], None] = lambda i, cfg: None
+    on_step: Callable[[int, dict], None] = lambda step, row: None
+    on_phase: Callable[[str], None] = lambda text: None
+    on_run_end: Callable[[int, RunConfig], None] = lambda i, cfg: None
+
+
+def run_local(spec: GridSpec, out: Path, benchmarks, settings, hooks: GridHooks | None = None) -> list[RunConfig]:
+    """Train and evaluate every run of the grid in this process; skip what is done, resume what is not."""
+    from semibench.train import train
+
+    hooks = hooks or GridHooks()
+    configs = expand(spec)
+    for model in dict.fromkeys(c.model.name for c in configs):
+        hooks.on_phase(f"evaluating the seed model {model}")
+        evaluate_seed(next(c for c in configs if c.model.name == model), out, benchmarks, settings)
+    for i, cfg in enumerate(configs):
+        hooks.on_run_start(i, cfg)
+        if not is_done(Path(out) / run_id(cfg)):
+            train(cfg, out, progress=hooks.on_step)
+        hooks.on_phase("evaluating")
+        evaluate_run(cfg, out, benchmarks, settings)
+        hooks.on_run_end(i, cfg)
+    return configs
+
+
+def aggregate(out: Path, leaderboard_dir: Path) -> dict[str, Any]:
+    """Leaderboard CSVs, figures and tables from the run directories."""
+    from semibench.leaderboard import write_leaderboards
+    from semibench.plots import write_plots
+    from semibench.tables import write_tables
+
+    return {
+        "leaderboards": write_leaderboards(out, leaderboard_dir),
+        "figures": write_plots(out, Path(out) / "figures"),
+        "tables": write_tables(out, Path(out) / "tables"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Slurm (submitit)
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    partition: str = ""
+    nodes: int = 1
+    gpus_per_node: int = 8
+    cpus_per_task: int = 16
+    time_min: int = 24 * 60
+    cluster: str | None = None  # None = auto (slurm when sbatch exists); "local" runs jobs as local processes
+
+
+def job_command(spec: GridSpec, cfg: RunConfig, out: Path, benchmarks, settings, slurm: SlurmSettings) -> str:
+    """The shell command of one run's job: torchrun training on every node, then eval on node 0."""
+    task, objective, s, seed = cfg.task.name, cfg.loss.objective, cfg.train.sync_every, cfg.train.seed
+    overrides = run_overrides(spec, task, objective, s, seed)
+    sets = [x for k, v in overrides.items() if k not in ("task.name", "loss.objective", "train.sync_every", "train.seed")
+            for x in ("--set", f"{k}={_cli_value(v)}")]
+    train_args = ["-m", "semibench", "train", "--preset", spec.preset, "--task", task, "--objective", objective,
+                  "--sync-every", "inf" if s is None else str(s), "--seed", str(seed), "--out", str(out), *sets]
+    nproc = max(1, slurm.gpus_per_node)
+    if slurm.cluster == "local":  # one process per job on this machine
+        launcher = ["python"]
+    else:
+        launcher = ["torchrun", f"--nproc_per_node={nproc}", "--nnodes=${SLURM_NNODES:-1}", "--rdzv_backend=c10d",
+                    "--rdzv_id=${SLURM_JOB_ID:-0}", "--rdzv_endpoint=${MASTER_ADDR:-localhost}:29500"]
+    checkpoint = Path(out) / run_id(cfg) / "checkpoints" / f"step_{cfg.train.steps:06d}"
+    evaluate = ["python", "-m", "semibench", "eval", str(checkpoint), "--benchmarks", ",".join(benchmarks), *eval_cli_args(settings)]
+    head = "MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" 2>/dev/null | head -n1); export MASTER_ADDR=${MASTER_ADDR:-localhost}; "
+    train_cmd = " ".join(_quote(a) for a in launcher + train_args)
+    eval_cmd = " ".join(shlex.quote(a) for a in evaluate)
+    return f'{head}{train_cmd} && if [ "${{SLURM_NODEID:-0}}" = 0 ]; then {eval_cmd}; fi'
+
+
+def _cli_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _quote(arg: str) -> str:
+    return arg if "${" in arg else shlex.quote(arg)  # keep the launcher's shell variables expandable
+
+
+def eval_cli_args(settings) -> list[str]:
+    """`semibench eval` flags that reproduce `settings`."""
+    from semibench.evaluate import settings_to_cli
+
+    return settings_to_cli(settings)
+
+
+def seed_job_command(cfg: RunConfig, out: Path, benchmarks, settings) -> str:
+    path = seed_dir(out, cfg.model.name)
+    seed_json = json.dumps({"model": cfg.model.name, "task": config.to_dict(cfg)["task"], "seed": cfg.train.seed})
+    evaluate = ["python", "-m", "semibench", "eval", cfg.model.name, "--out-dir", str(path / "eval"),
+                "--benchmarks", ",".join(benchmarks), *eval_cli_args(settings)]
+    return f"mkdir -p {shlex.quote(str(path))} && printf %s {shlex.quote(seed_json)} > {shlex.quote(str(path / 'seed.json'))} && " + " ".join(shlex.quote(a) for a in evaluate)
+
+
+def run_slurm(spec: GridSpec, out: Path, benchmarks, settings, slurm: SlurmSettings, on_job_done: Callable[[int, int], None] = lambda done, total: None) -> list[RunConfig]:
+    """One submitit job per base model (seed eval) and per run (train + eval); block until all end.
+
+    Every job is idempotent (training resumes or skips, eval skips finished benchmarks), so all of
+    them are submitted each time and re-running a grid after a failure redoes only what is missing.
+    Raises naming the failed runs and their logs.
+    """
+    import submitit
+
+    configs = expand(spec)
+    executor = submitit.AutoExecutor(folder=Path(out) / "slurm" / "%j", cluster=slurm.cluster)
+    if executor.cluster == "slurm":
+        executor.update_parameters(slurm_partition=slurm.partition or None, nodes=slurm.nodes, tasks_per_node=1,
+                                   gpus_per_node=slurm.gpus_per_node, cpus_per_task=slurm.cpus_per_task, timeout_min=slurm.time_min)
+    else:
+        executor.update_parameters(timeout_min=slurm.time_min)
+    commands = [(f"seed-{m}", seed_job_command(next(c for c in configs if c.model.name == m), out, benchmarks, settings))
+                for m in dict.fromkeys(c.model.name for c in configs)]
+    commands += [(run_id(cfg), job_command(spec, cfg, out, benchmarks, settings, slurm)) for cfg in configs]
+    jobs = [(name, executor.submit(submitit.helpers.CommandFunction(["bash", "-c", command]))) for name, command in commands]
+    failed = []
+    for done, (name, job) in enumerate(jobs, 1):
+        try:
+            job.result()
+        except Exception as exc:  # a job's own failure: collect them all, then report
+            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            failed.append(f"{name} (job {job.job_id}: {last})")
+        on_job_done(done, len(jobs))
+    if failed:
+        raise RuntimeError(f"{len(failed)} grid job(s) failed: " + "; ".join(failed) + f"; logs in {Path(out) / 'slurm'}")
+    return configs
+
+
+def with_defaults(spec: GridSpec, benchmarks: str | None) -> tuple[str, ...]:
+    return tuple(b for b in benchmarks.split(",") if b) if benchmarks else defaults_for(spec.preset).benchmarks

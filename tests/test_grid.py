@@ -1,0 +1,68 @@
+"""Grid expansion (a table test), --dry-run, and the job commands of the Slurm launcher."""
+
+import shlex
+
+import pytest
+from typer.testing import CliRunner
+
+from semibench import config
+from semibench.cli import app
+from semibench.grid import GridSpec, SlurmSettings, expand, job_command, parse_sync_list
+from semibench.runs import run_id
+
+runner = CliRunner()
+
+
+def _rows(spec):
+    return [(c.task.name, c.loss.objective, c.train.sync_every, c.train.seed) for c in expand(spec)]
+
+
+@pytest.mark.parametrize("spec,expected", [
+    # The paper's default: DPO offline, semi-online at the task's values, online; GRPO online only.
+    (GridSpec(tasks=("mixed",), preset="tiny"), [("mixed", "dpo", None, 0), ("mixed", "dpo", 2, 0), ("mixed", "dpo", 1, 0), ("mixed", "grpo", 1, 0)]),
+    (GridSpec(tasks=("math", "if"), objectives=("dpo",), preset="tiny", seeds=(0, 1)), [
+        ("math", "dpo", None, 0), ("math", "dpo", None, 1), ("math", "dpo", 2, 0), ("math", "dpo", 2, 1), ("math", "dpo", 1, 0), ("math", "dpo", 1, 1),
+        ("if", "dpo", None, 0), ("if", "dpo", None, 1), ("if", "dpo", 2, 0), ("if", "dpo", 2, 1), ("if", "dpo", 1, 0), ("if", "dpo", 1, 1)]),
+    # Asked explicitly, semi-online GRPO runs too.
+    (GridSpec(tasks=("math",), sync_every=(1, 3), preset="tiny"), [("math", "dpo", 1, 0), ("math", "dpo", 3, 0), ("math", "grpo", 1, 0), ("math", "grpo", 3, 0)]),
+])
+def test_expansion_table(spec, expected):
+    assert _rows(spec) == expected
+
+
+def test_expanded_configs_carry_table4_and_overrides():
+    configs = expand(GridSpec(tasks=("math", "if"), objectives=("dpo",), sync_every=(1,), preset="tiny", overrides={"optim.lr": "3e-4"}))
+    math_cfg, if_cfg = configs
+    assert (math_cfg.loss.dpo_beta, if_cfg.loss.dpo_beta) == (0.1, 0.01)  # Table 4 per task
+    assert math_cfg.optim.lr == if_cfg.optim.lr == 3e-4
+    assert len({run_id(c) for c in configs}) == 2
+
+
+def test_parse_sync_list():
+    assert parse_sync_list("1,10,inf") == (1, 10, None)
+    assert parse_sync_list(None) is None
+    with pytest.raises(config.ConfigError):
+        parse_sync_list("1,0")
+
+
+def test_dry_run_prints_runs_and_estimate_and_runs_nothing(tmp_path):
+    result = runner.invoke(app, ["grid", "--tasks", "math", "--preset", "tiny", "--dry-run", "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    for cfg in expand(GridSpec(tasks=("math",), preset="tiny")):
+        assert run_id(cfg)[:30] in result.output
+    assert "4 runs" in result.output and "estimated training time left" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--tasks", "maths"], "unknown task 'maths'"),
+    (["--objectives", "ppo"], "unknown objective 'ppo'"),
+    (["--sync-every", "0"], "sync_every must be >= 1"),
+    (["--set", "optim.lrr=1"], "unknown config key 'optim.lrr'"),
+    (["--preset", "nope"], "unknown preset 'nope'"),
+])
+def test_bad_grid_input_one_line(tmp_path, args, message):
+    result = runner.invoke(app, ["grid", "--dry-run", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2 and message in result.output
+    assert len([l for l in result.output.splitlines() if l.strip()]) == 1
+
