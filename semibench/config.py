@@ -60,6 +60,8 @@ class RewardConfig:
     reward_model: str = ""  # any AutoModelForSequenceClassification scalar RM
     rm_cls_token: str = ""  # Athene-RM style: append this token and read the score at its last position
     rm_max_length: int = 4096
+    rm_batch_size: int = 8  # sequences per RM forward (memory, not semantics)
+    rm_device: str = ""  # "" = cuda if present else cpu; e.g. "cuda:7" puts the RM on its own GPU
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from semibench.checkpoint import export_hf, latest_state, load_state, prune_stat
 from semibench.config import RunConfig, regime_label
 from semibench.generation import Completion, HFGenerator, Sampling
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model
-from semibench.rewards import Rewarder
+from semibench.rewards import Rewarder, length_normalized_reward
 from semibench.runs import RunDir, atomic_write_json, is_done, mark_done
 from semibench.sync import check_fresh, window_start
 from semibench.tasks import Prompt, PromptSampler, load_prompts, read_spec
@@ -279,6 +279,7 @@ def rollout_metrics(prompts: list[Prompt], completions: list[Completion], reward
     out = {
         "reward": sum(rewards) / len(rewards),
         "rollout_length": sum(len(c.token_ids) for c in completions) / len(completions),
+        "reward_len_norm": length_normalized_reward(rewards, [len(c.token_ids) for c in completions]),
         "generated_tokens": float(sum(len(c.token_ids) for c in completions)),
         "frac_finished": sum(c.finished for c in completions) / len(completions),
         "generator_version": version,

@@ -21,7 +21,7 @@ class Rewarder:
             if cfg.if_reward == "reward_model":
                 from semibench.rewards.reward_model import ScalarRewardModel
 
-                self.instruction = ScalarRewardModel(cfg.reward_model, cfg.rm_cls_token, cfg.rm_max_length)
+                self.instruction = ScalarRewardModel(cfg.reward_model, cfg.rm_cls_token, cfg.rm_max_length, cfg.rm_batch_size, device=cfg.rm_device)
             else:
                 from semibench.rewards.judge import PointwiseJudge
 
@@ -46,3 +46,15 @@ class Rewarder:
     def close(self) -> None:
         if self.math is not None:
             self.math.close()
+
+
+def length_normalized_reward(rewards: Sequence[float], lengths: Sequence[int]) -> float:
+    """Mean reward / mean rollout length in tokens: the paper's chat checkpoint-selection metric.
+
+    Athene-RM favours longer answers, so the paper picks IF checkpoints by this instead of the raw
+    reward (paper.md §1.8; fairseq2 logs it as `avg_reward_len_norm` on n=1 validation rollouts).
+    A ratio of means, not a mean of ratios, as that code computes it.
+    """
+    if not rewards or len(rewards) != len(lengths):
+        raise ValueError(f"need one length per reward, got {len(rewards)} rewards and {len(lengths)} lengths")
+    return (sum(rewards) / len(rewards)) / max(sum(lengths) / len(lengths), 1.0)
