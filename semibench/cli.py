@@ -99,8 +99,11 @@ def presets_show(
     task: str = typer.Option("math"),
     objective: str = typer.Option("dpo"),
 ) -> None:
-    """Every resolved config key of a preset for one task and objective."""
+    """Every resolved config key of a preset for one task and objective, its grid defaults, and why."""
+    import dataclasses
+
     from semibench import config
+    from semibench.grid import GRID_DEFAULTS
 
     try:
         cfg = config.resolve(name, {"task.name": task, "loss.objective": objective})
@@ -108,6 +111,22 @@ def presets_show(
         _fail(str(exc))
     for key, value in config.flatten(cfg).items():
         typer.echo(f"{key} = {value}")
+    if name in GRID_DEFAULTS:  # what `semibench grid --preset NAME` runs and how it evaluates
+        for key, value in _flatten_dict(dataclasses.asdict(GRID_DEFAULTS[name]), "grid."):
+            typer.echo(f"{key} = {value}")
+    notes = config.PRESET_NOTES.get(name)
+    if notes:
+        typer.echo("\nwhere the paper is silent or its text and code disagree (paper.md §6), this preset chose:")
+        for key, why in notes.items():
+            typer.echo(f"  {key}: {why}")
+
+
+def _flatten_dict(values: dict, prefix: str):
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            yield from _flatten_dict(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 @bench_app.command("step")

@@ -10,8 +10,9 @@ heuristic (`numina_drop_reason`), so the count on the hub will differ somewhat.
 WildChat-1M (`allenai/WildChat-1M`: `conversation` is a list of turns with `role`, `content`,
 `language`, `toxic`, ...): the first user message of each conversation, never a later turn;
 English and non-toxic only (the paper is silent; Athene-RM-8B and the evaluations are English);
-unique texts; 1,000 training prompts and 470 validation prompts (standing in for the paper's
-470-prompt checkpoint-selection set, which is not public in that form).
+unique texts; 470 validation prompts (standing in for the paper's 470-prompt checkpoint-selection
+set, which is not public in that form), then 1,000 training prompts (or as many as asked: the
+mixed task's 50k start with the chat task's 1,000, and validation never changes).
 
 Splits and samples are a function of the seed and the texts only: every problem/prompt is ranked
 by sha256(seed, text), so the result is the same on every machine, in every run, and whatever
@@ -188,7 +189,7 @@ def sample_wildchat(rows: Iterable[dict], seed: int = SPLIT_SEED, num_train: int
     if len(heap) < want:
         raise ConfigError(f"WildChat sampler found {len(heap)} usable first-turn prompts, fewer than the {want} asked for")
     texts = [text for _, text in sorted(heap, reverse=True)]  # best rank first
-    out.splits = {"train": texts[:num_train], "valid": texts[num_train:]}
+    out.splits = {"valid": texts[:num_valid], "train": texts[num_valid:]}
     return out
 
 
@@ -248,13 +249,16 @@ def iter_rows(spec: str, columns: tuple[str, ...]) -> Iterator[dict]:
             yield {c: batch[c][i] for c in wanted}
 
 
-def numina(split: str = "train", source: str = NUMINA_ID, seed: int = SPLIT_SEED) -> list[MathProblem]:
+def numina(split: str = "train", source: str = NUMINA_ID, seed: int = SPLIT_SEED, size: int = 0) -> list[MathProblem]:
+    """One split of the filtered NuminaMath-CoT; `size` > 0 keeps the first `size` problems by rank."""
     if split not in NUMINA_SPLITS:
         raise ConfigError(f"NuminaMath split must be one of {', '.join(NUMINA_SPLITS)}, got {split!r}")
-    return filter_numina(iter_rows(source, NUMINA_COLUMNS), seed).splits[split]
+    problems = filter_numina(iter_rows(source, NUMINA_COLUMNS), seed).splits[split]
+    return problems[:size] if size else problems
 
 
-def wildchat(split: str = "train", source: str = WILDCHAT_ID, seed: int = SPLIT_SEED) -> list[str]:
+def wildchat(split: str = "train", source: str = WILDCHAT_ID, seed: int = SPLIT_SEED, size: int | None = None) -> list[str]:
+    """The validation prompts, or `size` training prompts (default: the paper's 1,000)."""
     if split not in WILDCHAT_SPLITS:
         raise ConfigError(f"WildChat split must be one of {', '.join(WILDCHAT_SPLITS)}, got {split!r}")
-    return sample_wildchat(iter_rows(source, WILDCHAT_COLUMNS), seed).splits[split]
+    return sample_wildchat(iter_rows(source, WILDCHAT_COLUMNS), seed, num_train=size).splits[split]

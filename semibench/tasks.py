@@ -58,7 +58,8 @@ def _math_prompts(task: TaskConfig, templates: dict, seed: int) -> list[Prompt]:
 
     numina = paper_data.named_source(task.math_data, "numina")
     if numina is not None:  # the paper's filtered NuminaMath-CoT, training split
-        return [Prompt("math", template.format(problem=p.problem), p.answer, f"numina:{p.source}") for p in paper_data.numina("train", numina)]
+        problems = paper_data.numina("train", numina, size=task.numina_size)
+        return [Prompt("math", template.format(problem=p.problem), p.answer, f"numina:{p.source}") for p in problems]
     if task.math_data:
         rows = _read_rows(task.math_data, (task.math_question_key, task.math_answer_key), "task.math")
         items = [(r[task.math_question_key], gold_answer(str(r[task.math_answer_key]))) for r in rows]
@@ -87,13 +88,21 @@ def _if_prompts(task: TaskConfig, templates: dict, seed: int) -> list[Prompt]:
     from semibench import paper_data
 
     wildchat = paper_data.named_source(task.if_data, "wildchat")
-    if wildchat is not None:  # the paper's 1,000 WildChat first turns
-        return [Prompt("if", template.format(instruction=t), None, "wildchat") for t in paper_data.wildchat("train", wildchat)]
+    if wildchat is not None:  # the paper's WildChat first turns (1,000; 50k for its mixed run)
+        return [Prompt("if", template.format(instruction=t), None, "wildchat") for t in paper_data.wildchat("train", wildchat, size=task.wildchat_size)]
     if task.if_data:
         rows = _read_rows(task.if_data, (task.if_prompt_key,), "task.if")
         return [Prompt("if", template.format(instruction=r[task.if_prompt_key]), None, task.if_data) for r in rows]
     texts = synthetic_instructions(task.num_prompts, seed)
     return [Prompt("if", template.format(instruction=t), None, "synthetic") for t in texts]
+
+
+def chat_template(name: str) -> str:
+    """A named chat template (Jinja) from templates.yaml, e.g. the paper's Llama-3 format."""
+    templates = read_spec("templates")["chat"]
+    if name not in templates:
+        raise ConfigError(f"unknown model.chat_template '{name}'; choose from {', '.join(templates)} (or '' for the tokenizer's own)")
+    return templates[name]
 
 
 def gold_answer(answer: str) -> str:

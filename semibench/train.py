@@ -24,7 +24,7 @@ from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolv
 from semibench.rewards import Rewarder, length_normalized_reward
 from semibench.runs import RunDir, atomic_write_json, is_done, mark_done
 from semibench.sync import check_fresh, window_start
-from semibench.tasks import Prompt, PromptSampler, load_prompts, read_spec
+from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts, read_spec
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -143,6 +143,8 @@ def load_models(cfg: RunConfig) -> Models:
     torch.manual_seed(cfg.train.seed)
     path = resolve_model(cfg.model.name)
     tokenizer = load_tokenizer(path)
+    if cfg.model.chat_template:  # exported with the checkpoints, so their evaluation prompts alike
+        tokenizer.chat_template = chat_template(cfg.model.chat_template)
     policy = load_causal_lm(path, DTYPES[cfg.model.dtype]).train()
     reference = frozen_copy(policy)
     if cfg.model.autocast_dtype:

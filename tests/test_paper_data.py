@@ -2,6 +2,7 @@
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -107,7 +108,9 @@ def test_wildchat_sample_is_seeded_hash_order_reproducible_and_row_order_free():
     data = rows(WILDCHAT)
     result = paper_data.sample_wildchat(data, num_train=2, num_valid=1)
     by_rank = sorted(WILDCHAT_KEPT, key=lambda t: paper_data.rank_key(0, t))
-    assert result.splits == {"train": by_rank[:2], "valid": by_rank[2:3]}
+    assert result.splits == {"valid": by_rank[:1], "train": by_rank[1:3]}  # validation first: fixed whatever the size
+    bigger = paper_data.sample_wildchat(data, num_train=4, num_valid=1).splits
+    assert bigger["valid"] == result.splits["valid"] and bigger["train"][:2] == result.splits["train"]  # nested pools
     for shuffle_seed in range(5):
         shuffled = data[:]
         random.Random(shuffle_seed).shuffle(shuffled)
@@ -118,11 +121,11 @@ def test_wildchat_sample_is_seeded_hash_order_reproducible_and_row_order_free():
 
 def test_task_data_names_load_the_paper_sources(monkeypatch):
     monkeypatch.setattr(paper_data, "NUMINA_HELD_OUT", 2)
-    monkeypatch.setattr(paper_data, "WILDCHAT_TRAIN", 4)
     monkeypatch.setattr(paper_data, "WILDCHAT_VALID", 3)
-    task = TaskConfig(name="mixed", math_data=f"numina:{NUMINA}", if_data=f"wildchat:{WILDCHAT}", math_template="paper")
+    task = TaskConfig(name="mixed", math_data=f"numina:{NUMINA}", if_data=f"wildchat:{WILDCHAT}", math_template="paper", wildchat_size=4)
     pools = load_prompts(task, seed=0)
     assert len(pools["math"]) == 3 and len(pools["if"]) == 4
+    assert len(load_prompts(replace(task, numina_size=2), seed=0)["math"]) == 2
     math = pools["math"][0]
     assert math.text.startswith("Given the following problem, reason and give a final answer to the problem.\nProblem: ")
     assert math.text.endswith("where [answer] is the response to the problem.") and math.source.startswith("numina:")
