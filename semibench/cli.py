@@ -6,6 +6,7 @@ User mistakes (`ConfigError`) become one red line and exit code 2.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -21,14 +22,20 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print tables
 app.add_typer(bench_app, name="bench")
 
 
+def _is_main_rank() -> bool:
+    """Rank 0, or not launched by torchrun: the process that talks to the user."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg="red", err=True)
+    if _is_main_rank():  # under torchrun every rank fails alike; say it once
+        typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(2)
 
 
 @app.command()
 def train(
-    preset: str = typer.Option("smol", help="tiny (tests) | smol (SmolLM2-135M-Instruct)"),
+    preset: Optional[str] = typer.Option(None, help="tiny (tests) | smol (SmolLM2-135M-Instruct) [default: smol]"),
     task: Optional[str] = typer.Option(None, help="math | if | mixed"),
     objective: Optional[str] = typer.Option(None, help="dpo | grpo | group_dpo | group_dpo_grpo"),
     sync_every: Optional[str] = typer.Option(None, "--sync-every", help="1 online, k semi-online, inf offline"),
@@ -36,19 +43,50 @@ def train(
     seed: Optional[int] = typer.Option(None, help="random seed"),
     set_: list[str] = typer.Option([], "--set", help="override any config key: --set optim.lr=1e-6"),
     out: Path = typer.Option(Path("runs"), help="runs root directory"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue runs/<id> from its newest state, with its own config.json"),
 ) -> None:
-    """Train one run: generator synced every --sync-every steps, DPO or GRPO, on math, IF or both."""
+    """Train one run: generator synced every --sync-every steps, DPO or GRPO, on math, IF or both.
+
+    Running the same command again resumes an unfinished run (its directory has no DONE). Scale out
+    with `torchrun --nproc_per_node=N -m semibench train ...` (FSDP2; gloo on CPU, NCCL on GPUs).
+    """
     from semibench import config
 
+    if resume is not None:
+        if preset is not None or set_ or any(v is not None for v in (task, objective, sync_every, steps, seed)):
+            _fail("--resume takes the run's own config.json; drop the other options (a changed config is a new run)")
+        cfg, out = _resumable(resume)
+        _run_training(cfg, out)
+        return
     try:
         overrides = config.parse_set_args(set_)
         for key, value in (("task.name", task), ("loss.objective", objective), ("train.sync_every", sync_every), ("train.steps", steps), ("train.seed", seed)):
             if value is not None:
                 overrides[key] = value
-        cfg = config.resolve(preset, overrides)
+        cfg = config.resolve(preset or "smol", overrides)
     except ConfigError as exc:
         _fail(str(exc))
     _run_training(cfg, out)
+
+
+def _resumable(run_dir: Path):
+    """The config of an existing run directory and its runs root; one-line errors for anything else."""
+    import json
+
+    from semibench import config
+    from semibench.runs import run_id
+
+    saved = run_dir / "config.json"
+    if not saved.is_file():
+        _fail(f"no run to resume at {run_dir}: {saved} does not exist (pass a runs/<id> directory)")
+    try:
+        cfg = config.from_dict(json.loads(saved.read_text()))
+        config.validate(cfg)
+    except (ConfigError, json.JSONDecodeError) as exc:
+        _fail(f"cannot resume {run_dir}: its config.json does not load ({exc})")
+    if run_id(cfg) != run_dir.name:
+        _fail(f"cannot resume {run_dir}: its config.json now hashes to run id {run_id(cfg)} (written by another semibench version); start it as a new run")
+    return cfg, run_dir.parent
 
 
 def _run_training(cfg, out: Path) -> None:
@@ -61,6 +99,12 @@ def _run_training(cfg, out: Path) -> None:
     from semibench.train import train as train_run
 
     transformers.utils.logging.disable_progress_bar()  # our bar is the one that matters
+    if not _is_main_rank():  # torchrun: rank 0 shows progress; the others just train
+        try:
+            train_run(cfg, out)
+        except ConfigError as exc:
+            _fail(str(exc))
+        return
     console = Console(stderr=True)
     run = RunDir(out, cfg)
     if is_done(run.path):

@@ -1,13 +1,19 @@
 """The generator: prompts in, sampled completions out, each stamped with the weight version that made it.
 
 A `Generator` holds its own copy of the weights, so a generator that has not been synced really
-serves old weights; staleness is never simulated. Engines: HF transformers (here); vLLM next.
+serves old weights; staleness is never simulated. Engines: HF transformers (`HFGenerator`, here)
+and vLLM (`vllm_engine.VLLMGenerator`); `load_generator` serves a checkpoint with either.
+
+Sampling is a pure function of (weights, prompts, `Sampling.seed`): the trainer seeds every call
+with (run seed, step), so rollouts do not depend on what else the process generated before.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
 import torch
@@ -20,6 +26,7 @@ class Sampling:
     top_p: float = 1.0
     max_new_tokens: int = 256
     stop: tuple[str, ...] = ()  # cut the text (and its tokens) before the first of these strings
+    seed: int | None = None  # sampling seed of this call; None = the engine's running stream
 
     @property
     def greedy(self) -> bool:
@@ -63,7 +70,7 @@ class HFGenerator:
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.version = 0
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = _eos_ids(model.generation_config, model.config, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
 
     @torch.no_grad()
@@ -79,6 +86,8 @@ class HFGenerator:
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[Sequence[int]], n: int, sampling: Sampling) -> list[Completion]:
+        if sampling.seed is not None:
+            torch.manual_seed(sampling.seed)  # HF samples from the global stream: seed it for this call
         requests = [(i, list(p)) for i, p in enumerate(prompts) for _ in range(n)]
         out: list[Completion] = []
         for start in range(0, len(requests), self.batch_size):
@@ -153,9 +162,45 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor
     return input_ids, attention
 
 
-def _eos_ids(model, tokenizer) -> list[int]:
-    ids = model.generation_config.eos_token_id if model.generation_config is not None else None
+def eos_ids_for(path: str, tokenizer) -> list[int]:
+    """The ids that end a completion for the checkpoint at `path` (generation config, then tokenizer)."""
+    from transformers import AutoConfig, GenerationConfig
+
+    generation = GenerationConfig.from_pretrained(path) if (Path(path) / "generation_config.json").exists() else None
+    return _eos_ids(generation, AutoConfig.from_pretrained(path), tokenizer)
+
+
+def _eos_ids(generation_config, model_config, tokenizer) -> list[int]:
+    ids = generation_config.eos_token_id if generation_config is not None else None
+    if ids is None:
+        ids = getattr(model_config, "eos_token_id", None)
     ids = [ids] if isinstance(ids, int) else list(ids or [])
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)
     return ids
+
+
+ENGINES = ("hf", "vllm", "auto")
+
+
+def resolve_engine(engine: str) -> str:
+    """"auto" -> "vllm" when the vllm package is installed, else "hf"; "hf"/"vllm" as given."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown generation engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "auto":
+        return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+    return engine
+
+
+def load_generator(path: str, engine: str = "auto", dtype: torch.dtype = torch.bfloat16, seed: int = 0, batch_size: int = 64, **vllm_options) -> Generator:
+    """A generator serving the checkpoint at `path` (version 0 = its weights), for eval, judges and training.
+
+    vLLM engines are cached per process: asking again for a checkpoint of the same architecture
+    reloads weights into the running engine (seconds) instead of starting one (a minute on CPU).
+    `vllm_options` go to `vllm_engine.EngineSpec` (max_model_len, enforce_eager, ...).
+    """
+    if resolve_engine(engine) == "vllm":
+        from semibench.vllm_engine import VLLMGenerator
+
+        return VLLMGenerator(path, dtype, seed, **vllm_options)
+    return HFGenerator.from_pretrained(path, dtype, batch_size)

