@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -222,18 +223,19 @@ NUMINA_COLUMNS = ("source", "problem", "solution")
 WILDCHAT_COLUMNS = ("conversation",)
 
 
-def iter_rows(spec: str, columns: tuple[str, ...]) -> Iterator[dict]:
+@dataclass
+class Source:
+    rows: Iterable[dict]
+    fingerprint: str | None  # a hub dataset's content hash; None for a local file (never cached)
+
+
+def open_source(spec: str, columns: tuple[str, ...]) -> Source:
     """Rows of a local .jsonl (same columns as the hub dataset) or of an HF dataset id, streamed."""
     path = Path(spec)
     if path.suffix == ".jsonl" or path.exists():
         if not path.exists():
             raise ConfigError(f"data file not found: {path}")
-        for line_no, row in read_jsonl(path):
-            missing = [c for c in columns if c not in row]
-            if missing:
-                raise ConfigError(f"{path}:{line_no} lacks column(s) {', '.join(missing)}; the file must have the hub dataset's columns")
-            yield row
-        return
+        return Source(_jsonl_rows(path, columns), None)
     try:
         import datasets
 
@@ -243,17 +245,55 @@ def iter_rows(spec: str, columns: tuple[str, ...]) -> Iterator[dict]:
     missing = [c for c in columns if c not in data.column_names]
     if missing:
         raise ConfigError(f"dataset '{spec}' lacks column(s) {', '.join(missing)} (has {', '.join(data.column_names)})")
+    return Source(_dataset_rows(data, columns), data._fingerprint)
+
+
+def _jsonl_rows(path: Path, columns: tuple[str, ...]) -> Iterator[dict]:
+    for line_no, row in read_jsonl(path):
+        missing = [c for c in columns if c not in row]
+        if missing:
+            raise ConfigError(f"{path}:{line_no} lacks column(s) {', '.join(missing)}; the file must have the hub dataset's columns")
+        yield row
+
+
+def _dataset_rows(data, columns: tuple[str, ...]) -> Iterator[dict]:
     wanted = list(columns) + [c for c in ("language", "toxic") if c in data.column_names and c not in columns]
     for batch in data.select_columns(wanted).iter(batch_size=4096):
         for i in range(len(batch[wanted[0]])):
             yield {c: batch[c][i] for c in wanted}
 
 
+# Bump when a filter or sampler changes what it keeps: cached results of older versions are ignored.
+FILTER_VERSION = 1
+
+
+def _splits(name: str, spec: str, columns: tuple[str, ...], params: str, compute) -> dict[str, list]:
+    """`compute(rows)`, cached per hub dataset version: the 860k / 1M-row passes run once per machine,
+    not once per run and rank. Local files are small and never cached."""
+    from semibench.models import cache_dir
+    from semibench.runs import atomic_write_text
+
+    source = open_source(spec, columns)
+    if source.fingerprint is None:
+        return compute(source.rows)
+    path = cache_dir() / "paper_data" / f"{name}-{source.fingerprint}-{params}-v{FILTER_VERSION}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    splits = compute(source.rows)
+    atomic_write_text(path, json.dumps(splits))
+    return splits
+
+
 def numina(split: str = "train", source: str = NUMINA_ID, seed: int = SPLIT_SEED, size: int = 0) -> list[MathProblem]:
     """One split of the filtered NuminaMath-CoT; `size` > 0 keeps the first `size` problems by rank."""
     if split not in NUMINA_SPLITS:
         raise ConfigError(f"NuminaMath split must be one of {', '.join(NUMINA_SPLITS)}, got {split!r}")
-    problems = filter_numina(iter_rows(source, NUMINA_COLUMNS), seed).splits[split]
+    held_out = NUMINA_HELD_OUT
+
+    def compute(rows):
+        return {k: [asdict(p) for p in v] for k, v in filter_numina(rows, seed, held_out).splits.items()}
+
+    problems = [MathProblem(**p) for p in _splits("numina", source, NUMINA_COLUMNS, f"seed{seed}-held{held_out}", compute)[split]]
     return problems[:size] if size else problems
 
 
@@ -261,4 +301,9 @@ def wildchat(split: str = "train", source: str = WILDCHAT_ID, seed: int = SPLIT_
     """The validation prompts, or `size` training prompts (default: the paper's 1,000)."""
     if split not in WILDCHAT_SPLITS:
         raise ConfigError(f"WildChat split must be one of {', '.join(WILDCHAT_SPLITS)}, got {split!r}")
-    return sample_wildchat(iter_rows(source, WILDCHAT_COLUMNS), seed, num_train=size).splits[split]
+    num_train, num_valid = size or WILDCHAT_TRAIN, WILDCHAT_VALID
+
+    def compute(rows):
+        return sample_wildchat(rows, seed, num_train, num_valid).splits
+
+    return _splits("wildchat", source, WILDCHAT_COLUMNS, f"seed{seed}-valid{num_valid}-train{num_train}", compute)[split]

@@ -143,3 +143,18 @@ def test_named_source_errors_are_one_line():
         paper_data.numina("train", "missing/numina.jsonl")
     with pytest.raises(ConfigError, match="lacks column"):
         paper_data.numina("train", str(WILDCHAT))
+
+
+def test_hub_dataset_is_filtered_once_per_version_then_read_from_the_cache(monkeypatch, tmp_path):
+    import datasets
+
+    monkeypatch.setenv("SEMIBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(paper_data, "NUMINA_HELD_OUT", 2)
+    hub = datasets.Dataset.from_list(rows(NUMINA))  # a real datasets object, as load_dataset returns
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, split: hub)
+    first = paper_data.numina("test")  # "AI-MO/NuminaMath-CoT": no such file, so the hub path
+    assert first == paper_data.numina("test", str(NUMINA))  # same filter, same split as the local file
+    [cached] = (tmp_path / "paper_data").glob("numina-*-seed0-held2-v1.json")
+    monkeypatch.setattr(paper_data, "filter_numina", lambda *a, **k: pytest.fail("filtered again"))
+    assert paper_data.numina("test") == first and len(paper_data.numina("train", size=2)) == 2
+    assert cached.exists()
