@@ -170,7 +170,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "sampling.top_p": 1.0,
         "sampling.samples_per_prompt": 8,
         "reward.math_extraction": ("latex",),
-        "reward.math_workers": 16,
+        "reward.math_workers": 8,  # per trainer rank: 8 ranks a node x 8 verifier processes
         "reward.if_reward": "reward_model",
         "reward.reward_model": "Nexusflow/Athene-RM-8B",
         "reward.rm_cls_token": "<|reserved_special_token_1|>",  # id 128003 in Athene's tokenizer
