@@ -1,0 +1,39 @@
+"""The shared-memory weight layout a vLLM sync writes through (no engine needed)."""
+
+import pytest
+import torch
+
+from semibench.sync import WeightSyncError
+from semibench.vllm_engine import WeightLayout
+from semibench.vllm_worker import shared_views
+
+
+def _state():
+    torch.manual_seed(0)
+    embed = torch.randn(8, 4)
+    return {"model.embed_tokens.weight": embed, "model.layers.0.w": torch.randn(4, 4), "lm_head.weight": embed}  # tied head
+
+
+def test_write_converts_into_views_the_engine_process_sees():
+    layout = WeightLayout([("model.embed_tokens.weight", (8, 4)), ("model.layers.0.w", (4, 4))], torch.bfloat16, 1 << 20)
+    state = _state()
+    layout.write(state)  # the tied lm_head alias is accepted and not stored twice
+    other = shared_views(layout.path, layout.layout, layout.nbytes)  # a second mapping, as the engine has
+    for name, view in other.items():
+        assert view.dtype == torch.bfloat16 and torch.equal(view, state[name].to(torch.bfloat16))
+    assert layout.buckets == [["model.embed_tokens.weight", "model.layers.0.w"]]  # 96 bytes: one bucket
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda s: s.pop("model.layers.0.w"), "1 missing \\(e.g. model.layers.0.w\\)"),
+    (lambda s: s.__setitem__("model.layers.0.w", torch.zeros(4, 5)), "another shape"),
+    (lambda s: s.__setitem__("model.layers.9.w", torch.zeros(1)), "1 unknown \\(e.g. model.layers.9.w\\)"),
+])
+def test_a_state_that_does_not_match_is_refused_before_any_copy(edit, message):
+    layout = WeightLayout([("model.embed_tokens.weight", (8, 4)), ("model.layers.0.w", (4, 4))], torch.float32, 1 << 20)
+    before = {k: v.clone() for k, v in layout.views.items()}
+    state = _state()
+    edit(state)
+    with pytest.raises(WeightSyncError, match=message):
+        layout.write(state)
+    assert all(torch.equal(before[k], v) for k, v in layout.views.items())
