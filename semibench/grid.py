@@ -103,7 +103,8 @@ def sync_values(spec: GridSpec, task: str, objective: str) -> tuple[int | None, 
 def run_overrides(spec: GridSpec, task: str, objective: str, sync_every: int | None, seed: int) -> dict[str, Any]:
     """The config overrides that define one run of the grid (also what the Slurm job passes to `train`)."""
     d = defaults_for(spec.preset)
-    out = {"train.checkpoint_every": d.eval_every, **d.overrides, **spec.overrides}
+    # Validation curves need checkpoints every eval_every steps; otherwise keep the preset's own value.
+    out = ({"train.checkpoint_every": d.eval_every} if d.eval_every else {}) | d.overrides | spec.overrides
     out |= {"task.name": task, "loss.objective": objective, "train.sync_every": "inf" if sync_every is None else sync_every, "train.seed": seed}
     return out
 
