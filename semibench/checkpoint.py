@@ -1,39 +1,110 @@
-"""Resumable training state and HF export.
+"""Resumable training state (torch Distributed Checkpoint) and the HF export.
 
-State = everything a run needs to continue bit-for-bit: policy, reference and generator weights
-(the generator's are the current window's start, not the latest: semi-online semantics must hold
-across a crash), optimizer state, the step and the generator version. Data order, sampling and
-pair choice are pure functions of (seed, step), so no RNG state needs saving.
+runs/<id>/state/step_N/         written by every rank, renamed into place by rank 0, then DONE
+  .metadata, __<rank>_0.distcp  DCP: policy weights, AdamW state and, when a resume can land
+                                inside a sync window, the window-start weights (each rank its shards)
+  trainer.json                  step, generator version, world size at save time
+  rng_rank<r>.pt                each rank's torch and Python RNG states
 
-Single process for now: `torch.save` of full state dicts. Sharded (DCP) state arrives with FSDP2.
+What a resume needs and why that is all of it:
+- The step is the data position (`PromptSampler.batch(step)` is a pure function of it) and the
+  scheduler position (`lr_at(step)`); generation sampling is seeded by (seed, step) and pair choice
+  by (seed, "pairs", step), so no sampler or scheduler object has state of its own.
+- The generator must serve the weights of its window's start, not the latest policy: a run killed
+  at step 5 with s = 4 resumes generating from version 4. Those weights are saved with the state
+  (`WindowStart`); the reference, when `ref_sync` is on, is the same weights. At a window boundary
+  (or for s = 1) the loop re-syncs from the restored policy, and version 0 is the initial model, so
+  nothing extra is kept then.
+- DCP stores shards with their global layout, so a state saved by N ranks loads on M ranks.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
+import torch.distributed.checkpoint as dcp
+from torch import nn
+from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict, set_model_state_dict, set_optimizer_state_dict
 
-from semibench.runs import atomic_dir, is_done
+from semibench import dist
+from semibench.dist import World
+from semibench.runs import atomic_dir, atomic_write_json, is_done
+from semibench.sync import window_start
 
-STATE_FILE = "state.pt"
+TRAINER_FILE = "trainer.json"
 
 
-def save_state(path: Path, state: dict[str, Any]) -> None:
-    with atomic_dir(path) as tmp:
-        torch.save(state, tmp / STATE_FILE)
+class WindowStart:
+    """The trainer-side copy of the weights the generator serves in the current sync window.
+
+    Kept (sharded like the policy, copied into the same buffers at each sync) only when a saved
+    state can fall strictly inside a window that starts after version 0: 1 < s < inf with states
+    being saved. Its `version` is the generator's.
+    """
+
+    def __init__(self, keep: bool):
+        self.keep = keep
+        self.version = 0
+        self.weights: dict[str, torch.Tensor] = {}
+
+    def capture(self, model: nn.Module, version: int) -> None:
+        if self.keep:
+            dist.snapshot_(self.weights, model)
+        self.version = version
+
+
+def save_state(path: Path, world: World, model: nn.Module, optimizer: torch.optim.Optimizer, window: WindowStart, step: int, sync_every: int | None) -> None:
+    """State to resume at `step`. Collective: every rank writes its shards; the state appears (with
+    DONE) only once all have."""
+    state = {"model": get_model_state_dict(model), "optimizer": get_optimizer_state_dict(model, optimizer)}
+    mid_window = 0 < window.version == window_start(step, sync_every)
+    if mid_window:
+        if not window.keep:
+            raise RuntimeError(f"state at step {step} falls inside the window of version {window.version}, whose weights were not kept")
+        state["window"] = window.weights
+    with _atomic_dir_all_ranks(path, world) as tmp:
+        dcp.save(state, checkpoint_id=tmp, no_dist=not world.sharded)
+        torch.save(_rng_state(), tmp / f"rng_rank{world.rank}.pt")
+        if world.is_main:
+            atomic_write_json(tmp / TRAINER_FILE, {
+                "step": step,  # = data position and scheduler position (both pure functions of it)
+                "generator_version": window.version,
+                "window_weights": mid_window,
+                "world_size": world.size,
+            })
+
+
+def load_state(path: Path, world: World, model: nn.Module, optimizer: torch.optim.Optimizer, window: WindowStart) -> int:
+    """Restore policy, optimizer, RNG and the window-start weights (into `window`); returns the step."""
+    trainer = json.loads((Path(path) / TRAINER_FILE).read_text())
+    # Templates: DCP loads into tensors shaped like this rank's shards (the optimizer's are made by a
+    # zero-lr step when it has not stepped yet; the load then overwrites them).
+    state = {"model": get_model_state_dict(model), "optimizer": get_optimizer_state_dict(model, optimizer)}
+    if trainer["window_weights"]:
+        state["window"] = dist.snapshot_({}, model)
+    dcp.load(state, checkpoint_id=path, no_dist=not world.sharded)
+    set_model_state_dict(model, state["model"])
+    set_optimizer_state_dict(model, optimizer, state["optimizer"])
+    rng = Path(path) / f"rng_rank{world.rank}.pt"
+    if rng.exists():  # absent when resuming on more ranks than saved; nothing depends on it today
+        _set_rng_state(torch.load(rng, weights_only=False))
+    # Not mid-window: the generator starts from version 0 (the initial weights) and the loop syncs
+    # at once if `step` opens a new window.
+    window.version = trainer["generator_version"] if trainer["window_weights"] else 0
+    window.weights = state.get("window", {})
+    return trainer["step"]
 
 
 def latest_state(root: Path) -> Path | None:
     """The newest complete state directory under `root` (named step_NNNNNN), or None."""
     done = [p for p in sorted(Path(root).glob("step_*")) if not p.name.endswith(".tmp") and is_done(p)]
     return done[-1] if done else None
-
-
-def load_state(path: Path) -> dict[str, Any]:
-    return torch.load(Path(path) / STATE_FILE, weights_only=True)
 
 
 def prune_states(root: Path, keep: Path) -> None:
@@ -43,8 +114,50 @@ def prune_states(root: Path, keep: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def export_hf(model: torch.nn.Module, tokenizer, path: Path) -> None:
-    """HF safetensors + tokenizer: what `AutoModelForCausalLM.from_pretrained` and `semibench eval` read."""
-    with atomic_dir(path) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+def export_hf(model: nn.Module, tokenizer, path: Path, world: World) -> None:
+    """HF safetensors + tokenizer, written by rank 0 from the gathered full weights. Collective.
+
+    What `AutoModelForCausalLM.from_pretrained` and `semibench eval` read.
+    """
+    full = dist.full_state_dict(model, world)
+    if world.is_main:
+        # Gathered tied weights (lm_head = embeddings) come back as separate tensors, which HF would
+        # then write twice; keep the first name of each tied parameter, as HF's own save does.
+        seen: set[int] = set()
+        for name, param in model.named_parameters(remove_duplicate=False):
+            if id(param) in seen:
+                full.pop(name, None)
+            seen.add(id(param))
+        with atomic_dir(path) as tmp:
+            model.save_pretrained(tmp, state_dict=full, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+    dist.barrier(world)
+
+
+@contextlib.contextmanager
+def _atomic_dir_all_ranks(path: Path, world: World) -> Iterator[Path]:
+    """`runs.atomic_dir` for a directory every rank writes into: rank 0 creates, finishes and renames it."""
+    if world.is_main:
+        with atomic_dir(path) as tmp:
+            dist.barrier(world)  # tmp exists
+            yield tmp
+            dist.barrier(world)  # every rank has written
+    else:
+        dist.barrier(world)
+        yield Path(path).with_name(Path(path).name + ".tmp")
+        dist.barrier(world)
+    dist.barrier(world)  # renamed and DONE: nobody races ahead to the next save or prune
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])

@@ -106,6 +106,14 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DistConfig:
+    """Memory/speed knobs of training (see dist.py): they change numerics at most, never the objective."""
+
+    mixed_precision: bool = False  # FSDP2 MixedPrecisionPolicy: bf16 params in compute, fp32 gradient reduction (torchrun only)
+    activation_checkpointing: bool = False  # recompute each decoder block in backward: memory for ~1/3 more compute
+
+
+@dataclass(frozen=True)
 class RunConfig:
     preset: str = "smol"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -115,6 +123,7 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
 
 
 OBJECTIVES = ("dpo", "grpo", "group_dpo", "group_dpo_grpo")

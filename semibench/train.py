@@ -7,6 +7,7 @@ sync when due -> generate -> reward -> pairs/groups -> forward/backward -> AdamW
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
 import time
@@ -16,8 +17,8 @@ from typing import Callable
 
 import torch
 
-from semibench import losses, rollouts
-from semibench.checkpoint import export_hf, latest_state, load_state, prune_states, save_state
+from semibench import dist, losses, rollouts
+from semibench.checkpoint import WindowStart, export_hf, latest_state, load_state, prune_states, save_state
 from semibench.config import RunConfig, regime_label
 from semibench.generation import Completion, HFGenerator, Sampling
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model
@@ -31,10 +32,11 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 @dataclass
 class Models:
-    policy: torch.nn.Module
-    reference: torch.nn.Module
+    policy: torch.nn.Module  # sharded (FSDP2) under torchrun
+    reference: torch.nn.Module  # sharded alike, frozen
     tokenizer: object
     autocast: Callable[[], contextlib.AbstractContextManager]
+    path: str  # the resolved checkpoint both were loaded from (the generator loads its own copy)
 
 
 def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dict], None] | None = None) -> Path:
@@ -42,15 +44,19 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     run = RunDir(out, cfg)
     if is_done(run.path):
         return run.path
+    world = dist.init()  # one process: a world of one; under torchrun: FSDP2 over all ranks
     pools = load_prompts(cfg.task, cfg.train.seed)  # bad data fails here, before anything is written
     sampler = PromptSampler(pools, cfg.train.prompts_per_step, cfg.task.math_fraction, cfg.train.seed)
-    models = load_models(cfg)
-    generator = HFGenerator(models.policy, models.tokenizer, DTYPES[cfg.model.generator_dtype], cfg.sampling.batch_size)
+    models = load_models(cfg, world)
+    # One generator, on rank 0; the other ranks receive its completions (see dist.py).
+    generator = dist.rank0_generator(lambda: HFGenerator.from_pretrained(models.path, DTYPES[cfg.model.generator_dtype], cfg.sampling.batch_size), world)
     rewarder = Rewarder(cfg.reward, list(pools), read_spec("templates")["judge"]["pointwise"])
     optimizer = build_optimizer(cfg, models.policy)
     sampling = Sampling(cfg.sampling.temperature, cfg.sampling.top_p, cfg.sampling.max_new_tokens)
     s = cfg.train.sync_every
-    start = resume(cfg, run, models, generator, optimizer)
+    # The trainer's copy of the generator's weights, for a resume that lands mid-window.
+    window = WindowStart(keep=s is not None and s > 1 and cfg.train.resume_every > 0)
+    start = resume(cfg, run, world, models, generator, optimizer, window)
 
     try:
         for step in range(start, cfg.train.steps):
@@ -58,9 +64,10 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
             # 1. Sync when the step enters a new window (never when s = inf).
             tick = time.perf_counter()
             if generator.version != window_start(step, s):
-                generator.load_weights(window_start(step, s), models.policy.state_dict())
+                generator.load_weights(window_start(step, s), dist.full_state_dict(models.policy, world))
                 if cfg.train.ref_sync:
-                    models.reference.load_state_dict(models.policy.state_dict())
+                    dist.copy_weights_(models.reference, models.policy)
+                window.capture(models.policy, window_start(step, s))
             timings["time/sync"] = time.perf_counter() - tick
 
             # 2. Generate N samples for each prompt of this step, from the window's weights.
@@ -74,10 +81,13 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
                 check_fresh(step, c.version, s)
             timings["time/generate"] = time.perf_counter() - tick
 
-            # 3. Reward each sample by its prompt's kind.
+            # 3. Reward each sample by its prompt's kind; each rank scores its slice of the prompts
+            # and all ranks get every score (pairs and advantages need the whole group).
             tick = time.perf_counter()
-            flat = [prompts[c.prompt_index] for c in completions]
-            rewards = rewarder([p.kind for p in flat], [p.text for p in flat], [p.gold for p in flat], [c.text for c in completions])
+            mine = dist.shard_range(len(prompts), world)
+            local = [c for c in completions if c.prompt_index in mine]  # completions are grouped by prompt
+            flat = [prompts[c.prompt_index] for c in local]
+            rewards = dist.gather_lists(rewarder([p.kind for p in flat], [p.text for p in flat], [p.gold for p in flat], [c.text for c in local]), world)
             timings["time/reward"] = time.perf_counter() - tick
 
             # 4-5. Pairs or groups, forward/backward, one optimizer update.
@@ -87,7 +97,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
                 group["lr"] = lr
             grid = [rewards[i * n : (i + 1) * n] for i in range(len(prompts))]
             rng = random.Random(f"{cfg.train.seed}-pairs-{step}")
-            step_metrics = train_step(cfg, models, optimizer, prompt_ids, completions, grid, [p.kind == "math" for p in prompts], rng)
+            step_metrics = train_step(cfg, models, optimizer, prompt_ids, completions, grid, [p.kind == "math" for p in prompts], rng, world)
             timings["time/train"] = time.perf_counter() - tick
 
             # 6. Log.
@@ -95,64 +105,70 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
             row |= rollout_metrics(prompts, completions, rewards, step, generator.version)
             row |= step_metrics | timings
             row["tokens_per_s"] = row["generated_tokens"] / max(timings["time/generate"], 1e-9)
-            run.append_metrics(row)
-            if progress is not None:
-                progress(step, row)
+            if world.is_main:
+                run.append_metrics(row)
+                if progress is not None:
+                    progress(step, row)
 
             # 7. Checkpoint every K steps and at the end; resumable state every R steps.
             every = cfg.train.checkpoint_every
             if step == cfg.train.steps - 1 or (every and (step + 1) % every == 0):
-                export_hf(models.policy, models.tokenizer, run.checkpoint(step + 1))
+                export_hf(models.policy, models.tokenizer, run.checkpoint(step + 1), world)
             if cfg.train.resume_every and (step + 1) % cfg.train.resume_every == 0 and step + 1 < cfg.train.steps:
-                save_state(run.state(step + 1), {
-                    "step": step + 1,
-                    "policy": models.policy.state_dict(),
-                    "reference": models.reference.state_dict(),
-                    "generator": generator.model.state_dict(),
-                    "generator_version": generator.version,
-                    "optimizer": optimizer.state_dict(),
-                })
-                prune_states(run.states, keep=run.state(step + 1))
+                save_state(run.state(step + 1), world, models.policy, optimizer, window, step + 1, s)
+                if world.is_main:
+                    prune_states(run.states, keep=run.state(step + 1))
     finally:
         rewarder.close()
-    atomic_write_json(run.path / "summary.json", summarize(cfg, run))
-    mark_done(run.path)
+    if world.is_main:
+        atomic_write_json(run.path / "summary.json", summarize(cfg, run))
+        mark_done(run.path)
+    dist.barrier(world)  # no rank returns before the run is marked done
     return run.path
 
 
-def resume(cfg: RunConfig, run: RunDir, models: Models, generator: HFGenerator, optimizer) -> int:
+def resume(cfg: RunConfig, run: RunDir, world: dist.World, models: Models, generator, optimizer, window: WindowStart) -> int:
     """Continue an unfinished run of the same config from its newest state; else start fresh.
 
-    Returns the first step to run. Metrics logged after the saved state are dropped: those steps
-    run again and log again, identically.
+    Returns the first step to run. The generator gets back the weights of the window it was serving
+    (not the latest policy), and the reference too when it follows the generator. Metrics logged
+    after the saved state are dropped: those steps run again and log again, identically.
     """
-    path = latest_state(run.states)  # the run id hashes the config: a state here is this config's
+    # The run id hashes the config: a state here is this config's. Rank 0 decides for everyone.
+    path = dist.broadcast_object(latest_state(run.states), world)
     if path is None:
-        run.start_fresh(cfg)
+        if world.is_main:
+            run.start_fresh(cfg)
+        dist.barrier(world)
         return 0
-    state = load_state(path)
-    models.policy.load_state_dict(state["policy"])
-    models.reference.load_state_dict(state["reference"])
-    generator.load_weights(state["generator_version"], state["generator"])
-    optimizer.load_state_dict(state["optimizer"])
-    run.truncate_metrics(state["step"])
-    return state["step"]
+    step = load_state(path, world, models.policy, optimizer, window)
+    if window.version:
+        generator.load_weights(window.version, dist.gather_full(window.weights, world))
+        if cfg.train.ref_sync:
+            dist.copy_state_(models.reference, window.weights)
+    if world.is_main:
+        run.truncate_metrics(step)
+    dist.barrier(world)
+    return step
 
 
-def load_models(cfg: RunConfig) -> Models:
+def load_models(cfg: RunConfig, world: dist.World = dist.World()) -> Models:
     torch.manual_seed(cfg.train.seed)
     path = resolve_model(cfg.model.name)
     tokenizer = load_tokenizer(path)
     if cfg.model.chat_template:  # exported with the checkpoints, so their evaluation prompts alike
         tokenizer.chat_template = chat_template(cfg.model.chat_template)
     policy = load_causal_lm(path, DTYPES[cfg.model.dtype]).train()
-    reference = frozen_copy(policy)
+    reference = frozen_copy(policy)  # before sharding: a deep copy of plain tensors
+    d = cfg.dist
+    policy = dist.prepare_model(policy, world, d.mixed_precision, d.activation_checkpointing)
+    reference = dist.prepare_model(reference, world, d.mixed_precision, activation_checkpointing=False)  # no backward
     if cfg.model.autocast_dtype:
         dtype = DTYPES[cfg.model.autocast_dtype]
-        autocast = lambda: torch.autocast("cpu", dtype=dtype)  # noqa: E731
+        autocast = lambda: torch.autocast(world.device.type, dtype=dtype)  # noqa: E731
     else:
         autocast = contextlib.nullcontext
-    return Models(policy, reference, tokenizer, autocast)
+    return Models(policy, reference, tokenizer, autocast, path)
 
 
 def build_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -185,6 +201,7 @@ def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False)
         attention_mask=batch.attention_mask,
         position_ids=batch.position_ids,
         logits_to_keep=num_completion + 1,
+        use_cache=False,  # a training forward needs no KV cache (and recomputed blocks must not append to one)
     ).logits[:, :-1].float()  # position t predicts token t + 1
     targets = batch.input_ids[:, -num_completion:]
     logps = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
@@ -192,8 +209,18 @@ def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False)
     return logps, entropy
 
 
-def train_step(cfg, models: Models, optimizer, prompt_ids, completions: list[Completion], grid, binary, rng) -> dict:
-    """Build pairs or groups, accumulate gradients over micro-batches, clip, update. Returns metrics."""
+# Per-micro-batch token means; the step reports them as means over all its tokens (on all ranks),
+# so they do not depend on micro_batch_size or the number of ranks.
+TOKEN_MEANS = ("logit_entropy", "kl", "mismatch_kl", "tis_weight")
+
+
+def train_step(cfg, models: Models, optimizer, prompt_ids, completions: list[Completion], grid, binary, rng, world: dist.World = dist.World()) -> dict:
+    """Build pairs or groups, accumulate gradients over micro-batches, clip, update. Returns metrics.
+
+    Every rank builds the same global units and trains a contiguous slice of them. Each unit's loss
+    is divided by the global number of units and gradients are summed across ranks, so the update
+    is the one-process update up to float summation order.
+    """
     objective = cfg.loss.objective
     advantage: dict[int, float] = {}  # flat sample index -> GRPO advantage
     if objective == "grpo":
@@ -214,45 +241,64 @@ def train_step(cfg, models: Models, optimizer, prompt_ids, completions: list[Com
 
     optimizer.zero_grad(set_to_none=True)
     per_micro = max(1, cfg.train.micro_batch_size // len(units[0]))
+    mine = [units[i] for i in dist.shard_range(len(units), world)]
+    chunks = [mine[k : k + per_micro] for k in range(0, len(mine), per_micro)]
+    # FSDP gathers each block's weights in every forward, so all ranks run as many micro-batches as
+    # the busiest one; a rank short of units runs a zero-weighted one (collectives, zero gradient).
+    num_micro = -(-dist.max_shard_size(len(units), world) // per_micro)
     sums: dict[str, float] = {}
-    for start in range(0, len(units), per_micro):
-        chunk = units[start : start + per_micro]
+    for k in range(num_micro):
+        chunk, weight = (chunks[k], len(chunks[k]) / len(units)) if k < len(chunks) else (units[:1], 0.0)
         idx = [i for unit in chunk for i in unit]
-        batch = rollouts.pack(
+        batch = to_device(rollouts.pack(
             [prompt_ids[completions[i].prompt_index] for i in idx],
             [list(completions[i].token_ids) for i in idx],
             [list(completions[i].logprobs) for i in idx],
             models.tokenizer.pad_token_id,
-        )
+        ), world.device)
         with models.autocast():
             logps, entropy = forward_logps(models.policy, batch, with_entropy=True)
             with torch.no_grad():
                 ref_logps, _ = forward_logps(models.reference, batch)
         mask = batch.completion_mask
         loss, m = unit_loss(cfg, objective, logps, ref_logps, batch, entropy, idx, advantage)
-        (loss * len(chunk) / len(units)).backward()  # micro-batch mean -> step mean
+        (loss * weight).backward()  # micro-batch mean -> its share of the global step mean
+        if not weight:
+            continue
         with torch.no_grad():
             m["logit_entropy"] = ((entropy * mask).sum() / mask.sum().clamp(min=1)).item()
             m["kl"] = ((losses.k3_kl(logps, ref_logps) * mask).sum() / mask.sum().clamp(min=1)).item()
             m["mismatch_kl"] = losses.mismatch_kl(logps, batch.generator_logps, mask)
-            m["train_tokens"] = float(batch.attention_mask.sum())
-        for k, v in m.items():
-            sums[k] = sums.get(k, 0.0) + v * (len(chunk) if k != "train_tokens" else 1)
-    grad_norm = torch.nn.utils.clip_grad_norm_(models.policy.parameters(), cfg.optim.grad_clip)
+            num_tokens = float(mask.sum())
+        for key, v in m.items():
+            sums[key] = sums.get(key, 0.0) + v * (num_tokens if key in TOKEN_MEANS else len(chunk))
+        sums["completion_tokens"] = sums.get("completion_tokens", 0.0) + num_tokens
+        sums["train_tokens"] = sums.get("train_tokens", 0.0) + float(batch.attention_mask.sum())
+    grad_norm = dist.clip_grad_norm_(models.policy.parameters(), cfg.optim.grad_clip)
     optimizer.step()
-    metrics |= {k: (v if k == "train_tokens" else v / len(units)) for k, v in sums.items()}
-    metrics["grad_norm"] = grad_norm.item()
+    sums = dist.sum_across(sums, world)
+    num_tokens = max(sums.pop("completion_tokens"), 1.0)
+    train_tokens = sums.pop("train_tokens")
+    metrics |= {k: v / (num_tokens if k in TOKEN_MEANS else len(units)) for k, v in sums.items()}
+    metrics["train_tokens"] = train_tokens
+    metrics["grad_norm"] = grad_norm
     if objective != "grpo":
         metrics["chosen_length"] = sum(len(completions[u[0]].token_ids) for u in units) / len(units)
         metrics["rejected_length"] = sum(len(completions[u[1]].token_ids) for u in units) / len(units)
     return metrics
 
 
+def to_device(batch: rollouts.TokenBatch, device: torch.device) -> rollouts.TokenBatch:
+    if device.type == "cpu":
+        return batch
+    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name).to(device) for f in dataclasses.fields(batch)})
+
+
 def unit_loss(cfg, objective, logps, ref_logps, batch, entropy, idx, advantage):
     """The configured objective on one micro-batch. DPO units are (chosen, rejected) row pairs."""
     mask, lc = batch.completion_mask, cfg.loss
     if objective == "grpo":
-        adv = torch.tensor([advantage[i] for i in idx], dtype=logps.dtype)
+        adv = torch.tensor([advantage[i] for i in idx], dtype=logps.dtype, device=logps.device)
         loss, m = losses.grpo_loss(logps, ref_logps, batch.generator_logps, adv, mask, lc.kl_beta, lc.length_normalize, lc.tis_cap)
     else:
         seq = losses.sequence_logps(logps, mask, lc.length_normalize)
@@ -265,7 +311,7 @@ def unit_loss(cfg, objective, logps, ref_logps, batch, entropy, idx, advantage):
         if objective == "group_dpo_grpo":
             # Each pair's two samples also carry their GRPO advantage (zero when the group had no
             # signal); a sample in several GroupDPO pairs counts once per pair.
-            adv = torch.tensor([advantage.get(i, 0.0) for i in idx], dtype=logps.dtype)
+            adv = torch.tensor([advantage.get(i, 0.0) for i in idx], dtype=logps.dtype, device=logps.device)
             grpo, gm = losses.grpo_loss(logps, ref_logps, batch.generator_logps, adv, mask, lc.kl_beta, lc.length_normalize, lc.tis_cap)
             loss = loss + lc.grpo_alpha * grpo
             m |= gm

@@ -1,4 +1,8 @@
-"""Kill a run with SIGKILL, run the same command again: it resumes and ends bit-identical."""
+"""Kill a run with SIGKILL, run it again: it resumes and ends bit-identical to an uninterrupted run.
+
+With s = 4, a kill at step 5 resumes inside the window of version 4: the generator must get back
+version 4's weights (saved with the state), not the policy's latest, or the rollouts differ.
+"""
 
 import json
 import os
@@ -11,13 +15,22 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from semibench.cli import app
 
 ARGS = ["train", "--preset", "tiny", "--task", "math", "--objective", "dpo", "--sync-every", "4", "--steps", "7", "--set", "train.resume_every=1"]
 TIMING = ("time/", "tokens_per_s")
+TORCHRUN_2 = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]  # a free port per run
 
 
-def _command(out: Path) -> list[str]:
-    return [sys.executable, "-m", "semibench", *ARGS, "--out", str(out)]
+def _command(out: Path, launcher=(sys.executable,)) -> list[str]:
+    return [*launcher, "-m", "semibench", *ARGS, "--out", str(out)]
+
+
+def _run(cmd: list[str]) -> None:
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]
 
 
 def _metrics(run: Path) -> list[dict]:
@@ -25,10 +38,17 @@ def _metrics(run: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.startswith(TIMING)} for r in rows]
 
 
-def _kill_after(out: Path, num_rows: int) -> None:
-    """Start the run, SIGKILL it once `num_rows` metric rows exist (mid-step: the state may lag)."""
-    proc = subprocess.Popen(_command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
+def _final_weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / "checkpoints" / "step_000007" / "model.safetensors")
+
+
+def _kill_after(cmd: list[str], out: Path, num_rows: int) -> Path:
+    """Start the run, SIGKILL it (launcher and every rank at once) once `num_rows` metric rows exist.
+
+    Mid-step: the newest state may lag the metrics by a step. Returns the newest complete state.
+    """
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
     while time.time() < deadline:
         rows = list(out.glob("*/metrics.jsonl"))
         if rows and len(rows[0].read_text().splitlines()) >= num_rows:
@@ -36,27 +56,56 @@ def _kill_after(out: Path, num_rows: int) -> None:
         if proc.poll() is not None:
             pytest.fail("the run finished before it could be killed")
         time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    [run] = list(out.iterdir())
+    assert not (run / "DONE").exists()
+    [state] = [p for p in (run / "state").iterdir() if (p / "DONE").exists()]  # only the newest is kept
+    return state
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("whole")
-    subprocess.run(_command(out), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _run(_command(out))
     [run] = list(out.iterdir())
     return run
 
 
-@pytest.mark.parametrize("kill_at_rows", [2, 6])  # 6: step 5, inside the window of version 4
-def test_sigkill_then_resume_is_identical(tmp_path, uninterrupted, kill_at_rows):
-    _kill_after(tmp_path, kill_at_rows)
+@pytest.mark.parametrize("kill_at_rows,how", [(2, "same command"), (6, "--resume")])  # 6: step 5, inside the window of version 4
+def test_sigkill_then_resume_is_identical(tmp_path, uninterrupted, kill_at_rows, how):
+    state = _kill_after(_command(tmp_path), tmp_path, kill_at_rows)
+    trainer = json.loads((state / "trainer.json").read_text())
+    if kill_at_rows == 6:  # the state really is mid-window, with the window's weights kept
+        assert trainer["step"] in (5, 6) and trainer["generator_version"] == 4 and trainer["window_weights"]
     [run] = list(tmp_path.iterdir())
-    assert not (run / "DONE").exists()
-    subprocess.run(_command(tmp_path), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _run(_command(tmp_path) if how == "same command" else [sys.executable, "-m", "semibench", "train", "--resume", str(run)])
     assert (run / "DONE").exists() and run.name == uninterrupted.name
     assert _metrics(run) == _metrics(uninterrupted)
-    resumed = load_file(run / "checkpoints" / "step_000007" / "model.safetensors")
-    whole = load_file(uninterrupted / "checkpoints" / "step_000007" / "model.safetensors")
+    resumed, whole = _final_weights(run), _final_weights(uninterrupted)
     assert all(torch.equal(resumed[k], whole[k]) for k in whole)
     assert [r["generator_version"] for r in _metrics(run)] == [0, 0, 0, 0, 4, 4, 4]
+
+
+def test_two_ranks_sigkill_mid_window_then_resume_is_identical(tmp_path):
+    """The same under torchrun with 2 gloo ranks: sharded DCP state, every rank killed at once."""
+    _run(_command(tmp_path / "whole", TORCHRUN_2))
+    state = _kill_after(_command(tmp_path / "killed", TORCHRUN_2), tmp_path / "killed", 6)
+    trainer = json.loads((state / "trainer.json").read_text())
+    assert trainer["world_size"] == 2 and trainer["generator_version"] == 4 and trainer["window_weights"]
+    assert {p.name for p in state.glob("*.distcp")} == {"__0_0.distcp", "__1_0.distcp"}  # each rank wrote its shards
+    _run(_command(tmp_path / "killed", TORCHRUN_2))
+    [run], [whole] = list((tmp_path / "killed").iterdir()), list((tmp_path / "whole").iterdir())
+    assert _metrics(run) == _metrics(whole)
+    assert [r["generator_version"] for r in _metrics(run)] == [0, 0, 0, 0, 4, 4, 4]
+    resumed, uninterrupted_weights = _final_weights(run), _final_weights(whole)
+    assert all(torch.equal(resumed[k], uninterrupted_weights[k]) for k in uninterrupted_weights)
+
+
+def test_resume_flag_rejects_a_missing_run_and_extra_options(tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(app, ["train", "--resume", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and missing.output.strip().startswith("error: no run to resume at")
+    mixed = runner.invoke(app, ["train", "--resume", str(tmp_path), "--steps", "3"])
+    assert mixed.exit_code == 2 and "drop the other options" in mixed.output
+    assert len(mixed.output.strip().splitlines()) == 1
