@@ -270,6 +270,91 @@ def score_arena_hard(
     Console().print(table)
 
 
+@app.command("eval")
+def eval_(
+    checkpoint: str = typer.Argument(..., help="a checkpoint directory (runs/<id>/checkpoints/step_N or any HF dir), or smollm2 / tiny"),
+    benchmarks: str = typer.Option("math_heldout,gsm8k,math500,ifeval", help="comma-separated: math_heldout,gsm8k,math500,amc23,ifeval,alpaca_eval,arena_hard"),
+    samples: int = typer.Option(1, "--samples", help="samples per prompt (avg@N; paper: 50)"),
+    temperature: float = typer.Option(0.0, help="0 = greedy (paper: 0.6)"),
+    top_p: float = typer.Option(1.0, "--top-p", help="(paper: 0.9)"),
+    max_new_tokens: int = typer.Option(1024, "--max-new-tokens", help="per completion, every benchmark"),
+    limit: Optional[int] = typer.Option(None, help="first N prompts of each benchmark"),
+    judge: Optional[str] = typer.Option(None, help="openai:<model> | local:<path|smollm2> | rm:<path> (alpaca_eval, arena_hard)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", envvar="SEMIBENCH_DATA_DIR", help="local benchmark data (default: ../shared/data, then the HF hub)"),
+    engine: str = typer.Option("auto", help="auto | hf | vllm"),
+    seed: int = typer.Option(0),
+    batch_size: int = typer.Option(32, "--batch-size", help="sequences per generate call"),
+    dtype: str = typer.Option("bfloat16", help="generation dtype"),
+    judge_max_new_tokens: int = typer.Option(4096, "--judge-max-new-tokens", help="Arena-Hard judgment length"),
+    heldout_size: int = typer.Option(100, "--heldout-size", help="math_heldout problems"),
+    heldout_sources: str = typer.Option("easy_arithmetic", "--heldout-sources", help="math_heldout sources of a non-run checkpoint"),
+    heldout_template: str = typer.Option("paper", "--heldout-template", help="math_heldout prompt template of a non-run checkpoint"),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="default: runs/<id>/eval/step_N, or <checkpoint>/eval"),
+) -> None:
+    """Score a checkpoint: MATH-500, GSM8K, IFEval (lm-eval), AMC23, held-out math, AlpacaEval 2.0, Arena-Hard v0.1."""
+    import logging
+
+    import transformers
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from semibench import evaluate as ev
+
+    transformers.utils.logging.disable_progress_bar()
+    chosen = [b for b in benchmarks.split(",") if b]
+    try:
+        settings = ev.EvalSettings(
+            samples_per_prompt=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, limit=limit, judge=judge,
+            data_dir=data_dir, engine=engine, seed=seed, batch_size=batch_size, dtype=dtype, judge_max_new_tokens=judge_max_new_tokens,
+            heldout_size=heldout_size, heldout_sources=heldout_sources, heldout_template=heldout_template,
+        )
+        ev.check_settings(settings)
+        skipped = ev.unavailable(chosen, settings)
+        where = out_dir or ev.eval_dir(ev.resolve_checkpoint(checkpoint))
+    except ConfigError as exc:
+        _fail(str(exc))
+    if len(skipped) == len(set(chosen)):
+        _fail("; ".join(skipped.values()))
+    for line in skipped.values():  # plain echo: one unwrapped line each
+        typer.secho(f"skipped: {line}", fg="yellow", err=True)
+    console = Console(stderr=True)
+    logging.getLogger("semibench.evaluate").setLevel(logging.ERROR)  # skips were printed above
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    try:
+        with Progress(*columns, console=console) as bar:
+            jobs: dict[str, int] = {}
+
+            def on_progress(label: str, done: int, total: int) -> None:
+                if label not in jobs:
+                    jobs[label] = bar.add_task(label, total=total)
+                bar.update(jobs[label], completed=done, total=total)
+
+            results = ev.evaluate(checkpoint, [b for b in chosen if b not in skipped], settings, out_dir, on_progress)
+    except ConfigError as exc:
+        _fail(str(exc))
+    _print_eval(results, where)
+
+
+def _print_eval(results: dict, where: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="semibench eval")
+    for column in ("benchmark", "score", "± stderr / 95% CI", "metric", "n", "x N", "judge", "seconds"):
+        table.add_column(column, justify="left" if column in ("benchmark", "metric", "judge") else "right")
+    for bench, r in results.items():
+        if r["score"] is None:
+            spread = "-"
+        elif r["ci_lower"] is not None:
+            spread = f"({r['ci_lower'] - r['score']:+.1f}, {r['ci_upper'] - r['score']:+.1f})"
+        else:
+            spread = "-" if r["stderr"] is None else f"± {r['stderr']:.2f}"
+        score = "-" if r["score"] is None else f"{r['score']:.2f}"
+        table.add_row(bench, score, spread, r["primary_metric"], str(r["n"]), str(r["samples_per_prompt"]), r["judge"] or "-", f"{r['seconds']:.0f}")
+    Console().print(table)
+    typer.echo(f"results and samples: {where}")
+
+
 @app.command()
 def grid(
     tasks: str = typer.Option("mixed", help="comma-separated: math,if,mixed"),

@@ -207,3 +207,35 @@ def test_cli_bad_input_one_line_exit_2(tmp_path, args, message):
     result = runner.invoke(app, ["score", *(a.format(tmp=tmp_path) for a in args)])
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+# avg@N (scoring/samples.py): hand-computed numbers.
+
+def test_avg_at_one_is_mean_and_binomial_standard_error():
+    from semibench.scoring.samples import avg_at_n
+
+    # 3 of 4 right: mean 0.75, sample std sqrt(0.25) = 0.5, stderr 0.5 / 2 = 0.25 -> 75 +- 25 %.
+    assert avg_at_n([[1.0], [1.0], [0.0], [1.0]]) == pytest.approx((75.0, 25.0))
+
+
+def test_avg_at_n_standard_error_is_over_seeds():
+    from semibench.scoring.samples import avg_at_n, seed_means
+
+    # 2 prompts x 3 samples: seed scores (1+0)/2, (1+1)/2, (0+0)/2 = 0.5, 1, 0; mean 0.5;
+    # std(ddof=1) = sqrt(((0)^2 + 0.5^2 + 0.5^2) / 2) = 0.5; stderr = 0.5 / sqrt(3).
+    mean, stderr = avg_at_n([[1, 1, 0], [0, 1, 0]])
+    assert mean == pytest.approx(50.0) and stderr == pytest.approx(100 * 0.5 / 3**0.5)
+    assert seed_means([50.0, 100.0, 0.0]) == pytest.approx((50.0, 100 * 0.5 / 3**0.5))
+    # Not the per-prompt standard error (which would be std(0.667, 0.333) / sqrt(2) = 0.1667).
+    assert stderr != pytest.approx(100 / 6)
+
+
+def test_avg_at_n_edge_cases():
+    from semibench.scoring.samples import avg_at_n, seed_means
+
+    assert avg_at_n([[1.0]]) == (100.0, None)
+    assert seed_means([42.0]) == (42.0, None)
+    with pytest.raises(ValueError, match="same, non-zero number"):
+        avg_at_n([[1, 0], [1]])
+    with pytest.raises(ValueError, match="no scores"):
+        avg_at_n([])

@@ -1,0 +1,252 @@
+"""Where each benchmark's data comes from, and its items.
+
+Resolution order: --data-dir, then the project's sibling `../shared/data` when it exists (where the
+shared data README puts it), then the Hugging Face hub or its cache. A benchmark none of them has
+raises `DataMissing` with one line saying how to supply it; the other benchmarks still run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from semibench.config import ConfigError, RunConfig, TaskConfig
+from semibench.eval_session import GenRequest, Session, prompt_key
+from semibench.lmeval import LMEVAL_BENCHMARKS
+
+SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+AMC23_FILE = "amc23/test.jsonl"
+AMC23_HUB = ("zwhe99/amc23", "test")  # the paper's AMC23
+ALPACA_FILE = "alpaca_eval/reference_outputs_gpt4_1106_preview.json"
+ALPACA_DF_GAMED = "alpaca_eval/df_gamed.csv"
+ALPACA_HUB = "tatsu-lab/alpaca_eval"  # dataset repo: alpaca_eval_gpt4_baseline.json, df_gamed.csv
+ARENA_DIR = "arena-hard-v0.1"
+ARENA_BASELINE = "gpt-4-0314"
+HELDOUT_SEED_OFFSET = 1_000_000  # reasoning-gym item i is Random(seed + i): keep held-out streams far from training ones
+HELDOUT_MAX_CANDIDATES = 20_000
+
+
+class DataMissing(Exception):
+    """A benchmark's data is nowhere we may look; the message is the one line that says how to supply it."""
+
+
+@dataclass(frozen=True)
+class Source:
+    where: str  # "local" | "hub" | "procedural"
+    path: Path | None  # the data dir (local) or the downloaded file (hub)
+    description: str  # recorded in the result JSON
+
+
+def data_dirs(data_dir: Path | None) -> list[Path]:
+    dirs = [Path(data_dir)] if data_dir is not None else []
+    return dirs + ([SHARED_DATA_DIR] if SHARED_DATA_DIR.is_dir() and SHARED_DATA_DIR not in dirs else [])
+
+
+def _local(data_dir: Path | None, files: tuple[str, ...]) -> Path | None:
+    return next((d for d in data_dirs(data_dir) if all((d / f).is_file() for f in files)), None)
+
+
+def _hint(data_dir: Path | None, files: tuple[str, ...]) -> str:
+    where = f"{data_dir}/" if data_dir is not None else "--data-dir DIR with "
+    return f"{where}{', '.join(files)}"
+
+
+def resolve(bench: str, data_dir: Path | None) -> Source:
+    """Find `bench`'s data or raise DataMissing (math_heldout needs none)."""
+    if bench == "math_heldout":
+        return Source("procedural", None, "reasoning-gym, held out from the training pool")
+    if bench in LMEVAL_BENCHMARKS:
+        spec = LMEVAL_BENCHMARKS[bench]
+        local = _local(data_dir, spec.local_files)
+        if local is not None:
+            return Source("local", local, f"{local}/{spec.local_files[0]} via tasks/eval/{spec.yaml}")
+        path, name, split = spec.hub
+        _hub_dataset(bench, path, name, split, _hint(data_dir, spec.local_files))
+        return Source("hub", None, f"hub {path}{'/' + name if name else ''}:{split} via lm-eval task {spec.installed_task}")
+    if bench == "amc23":
+        local = _local(data_dir, (AMC23_FILE,))
+        if local is not None:
+            return Source("local", local / AMC23_FILE, str(local / AMC23_FILE))
+        _hub_dataset(bench, AMC23_HUB[0], None, AMC23_HUB[1], _hint(data_dir, (AMC23_FILE,)))
+        return Source("hub", None, f"hub {AMC23_HUB[0]}:{AMC23_HUB[1]}")
+    if bench == "alpaca_eval":
+        local = _local(data_dir, (ALPACA_FILE,))
+        if local is not None:
+            return Source("local", local / ALPACA_FILE, str(local / ALPACA_FILE))
+        path = _hub_file(ALPACA_HUB, "alpaca_eval_gpt4_baseline.json")
+        if path is None:
+            raise DataMissing(f"alpaca_eval: no data; pass {_hint(data_dir, (ALPACA_FILE,))} (tatsu-lab/alpaca_eval results/gpt4_1106_preview/model_outputs.json)")
+        return Source("hub", path, f"hub {ALPACA_HUB}/alpaca_eval_gpt4_baseline.json")
+    if bench == "arena_hard":
+        files = (f"{ARENA_DIR}/question.jsonl", f"{ARENA_DIR}/model_answer/{ARENA_BASELINE}.jsonl")
+        local = _local(data_dir, files)
+        if local is None:
+            raise DataMissing(f"arena_hard: no data; pass {_hint(data_dir, files)} (from github.com/lmarena/arena-hard-auto data/)")
+        return Source("local", local / ARENA_DIR, str(local / ARENA_DIR))
+    raise ConfigError(f"unknown benchmark '{bench}'")
+
+
+def _hub_dataset(bench: str, path: str, name: str | None, split: str, hint: str) -> None:
+    import datasets
+
+    try:
+        datasets.load_dataset(path, name, split=split)  # cached afterwards, so lm-eval's own load is free
+    except Exception as exc:  # offline, not cached, gated, renamed: each raises its own type
+        raise DataMissing(f"{bench}: no data; pass {hint} (the hub dataset {path} is not reachable or cached: {type(exc).__name__})") from None
+
+
+def _hub_file(repo: str, filename: str) -> Path | None:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo, filename, repo_type="dataset"))
+    except Exception:  # offline or absent: the caller says what to supply
+        return None
+
+
+def alpaca_df_gamed(data_dir: Path | None) -> Path | None:
+    """alpaca-eval's df_gamed.csv (needed for the length-controlled win rate): local, else the hub cache, else None."""
+    local = _local(data_dir, (ALPACA_DF_GAMED,))
+    return local / ALPACA_DF_GAMED if local is not None else _hub_file(ALPACA_HUB, "df_gamed.csv")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    for line_no, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise DataMissing(f"{path}:{line_no} is not valid JSON; replace the file with an intact copy") from None
+    return rows
+
+
+def amc23_items(source: Source) -> list[tuple[str, str]]:
+    """(problem, gold answer) pairs; integral float answers (27.0) become '27'."""
+    if source.where == "local":
+        rows = read_jsonl(source.path)
+    else:
+        import datasets
+
+        rows = list(datasets.load_dataset(AMC23_HUB[0], split=AMC23_HUB[1]))
+    items = []
+    for i, row in enumerate(rows):
+        problem, answer = row.get("problem", row.get("question")), row.get("answer")
+        if problem is None or answer is None:
+            raise DataMissing(f"amc23 row {i} has no problem/answer fields (fields: {', '.join(row)}); pass the AMC23 test.jsonl")
+        if isinstance(answer, float) and answer.is_integer():
+            answer = int(answer)
+        items.append((str(problem), str(answer)))
+    return items
+
+
+def alpaca_items(source: Source) -> list[dict]:
+    rows = json.loads(Path(source.path).read_text())
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and {"instruction", "output"} <= set(r) for r in rows):
+        raise DataMissing(f"{source.path}: expected a JSON list of {{instruction, output, generator}}; pass AlpacaEval's reference outputs")
+    return rows
+
+
+def arena_items(source: Source) -> list[dict]:
+    """[{uid, question, baseline}] in question.jsonl order."""
+    answers = {}
+    for row in read_jsonl(source.path / "model_answer" / f"{ARENA_BASELINE}.jsonl"):
+        content = row["messages"][-1]["content"]
+        answers[row["uid"]] = content["answer"] if isinstance(content, dict) else content
+    items = []
+    for row in read_jsonl(source.path / "question.jsonl"):
+        question = row.get("prompt") or row["turns"][0]["content"]  # v0.1 files use "prompt"; older ones "turns"
+        if row["uid"] not in answers:
+            raise DataMissing(f"arena_hard: no {ARENA_BASELINE} answer for question {row['uid']}; pass the complete v0.1 data")
+        items.append({"uid": row["uid"], "question": question, "baseline": answers[row["uid"]]})
+    return items
+
+
+@dataclass(frozen=True)
+class HeldoutSpec:
+    task: TaskConfig  # reasoning_gym sources and math_template
+    train_seed: int
+    exclude_training_pool: bool  # a run checkpoint: drop every question its training pool holds
+    origin: str  # where the spec came from, recorded in the result
+
+
+def heldout_spec(checkpoint: Path, out_dir: Path, sources: tuple[str, ...], template: str) -> HeldoutSpec:
+    """The training source of this checkpoint's row: run config.json, the grid's seed.json, or the settings."""
+    from semibench import config
+
+    run_config = checkpoint.parent.parent / "config.json"
+    if checkpoint.parent.name == "checkpoints" and run_config.is_file():
+        cfg: RunConfig = config.from_dict(json.loads(run_config.read_text()))
+        if cfg.task.math_data:
+            raise DataMissing(f"math_heldout: the run trained on task.math_data={cfg.task.math_data}, not procedural math; evaluate gsm8k/math500 instead")
+        return HeldoutSpec(cfg.task, cfg.train.seed, True, str(run_config))
+    seed_file = Path(out_dir).parent / "seed.json"  # written by `semibench grid` for the seed model's row
+    if seed_file.is_file():
+        seed = json.loads(seed_file.read_text())
+        cfg = config.from_dict({"task": seed["task"], "train": {"seed": seed["seed"]}})
+        return HeldoutSpec(cfg.task, cfg.train.seed, True, str(seed_file))
+    task = config.apply_overrides(config.RunConfig(), {"task.reasoning_gym": sources, "task.math_template": template}).task
+    return HeldoutSpec(task, 0, False, "settings")
+
+
+def heldout_items(spec: HeldoutSpec, size: int) -> tuple[list[tuple[str, str]], list[str]]:
+    """`size` procedural problems (question, answer) from the training source under another seed, none in the
+    training pool; split evenly over the sources. Returns the items and notes (e.g. a source that ran short)."""
+    import reasoning_gym
+
+    from semibench.tasks import _procedural_math, read_spec
+
+    pool = {q for q, _, _ in _procedural_math(spec.task, spec.train_seed)} if spec.exclude_training_pool else set()
+    sources = read_spec("sources")["procedural_math"]
+    names = spec.task.reasoning_gym
+    items, notes = [], []
+    for k, name in enumerate(names):
+        want = size // len(names) + (k < size % len(names))
+        params = dict(sources[name])
+        dataset = reasoning_gym.create_dataset(params.pop("dataset"), size=HELDOUT_MAX_CANDIDATES, seed=spec.train_seed + HELDOUT_SEED_OFFSET, **params)
+        seen: set[str] = set()
+        for i in range(HELDOUT_MAX_CANDIDATES):
+            if len(seen) == want:
+                break
+            item = dataset[i]
+            if item["question"] not in pool and item["question"] not in seen:
+                seen.add(item["question"])
+                items.append((item["question"], str(item["answer"])))
+        if len(seen) < want:
+            notes.append(f"{name}: only {len(seen)} distinct questions outside the training pool (asked for {want})")
+    if not items:
+        raise DataMissing(f"math_heldout: every question of {', '.join(names)} is in the training pool; train on a larger source")
+    return items, notes
+
+
+def run_math(session: Session, bench: str, source: Source) -> dict:
+    """AMC23 or held-out procedural math: the task's prompt template, binary Math-Verify per sample, avg@N."""
+    from semibench.scoring.samples import avg_at_n
+    from semibench.tasks import read_spec
+
+    s, notes = session.settings, []
+    if bench == "amc23":
+        items, template, origin = amc23_items(source), "paper", source.description
+    else:
+        spec = heldout_spec(session.checkpoint, session.out_dir, s.heldout_sources, s.heldout_template)
+        items, notes = heldout_items(spec, s.heldout_size)
+        template, origin = spec.task.math_template, f"{', '.join(spec.task.reasoning_gym)} (from {spec.origin}), seed {spec.train_seed}+{HELDOUT_SEED_OFFSET}"
+    items = items[: s.limit] if s.limit else items
+    templates = read_spec("templates")["math"]
+    if template not in templates:
+        raise ConfigError(f"unknown math template '{template}'; choose from {', '.join(templates)}")
+    requests = [GenRequest(prompt_key(p), p) for p in (session.chat(templates[template].format(problem=q)) for q, _ in items)]
+    store = session.store(bench)
+    completions = session.complete(store, requests, bench)
+    flat = session.verifier([c for cs in completions for c in cs], [gold for (_, gold), cs in zip(items, completions) for _ in cs])
+    n = s.samples_per_prompt
+    scores = [flat[i * n : (i + 1) * n] for i in range(len(items))]
+    store.rewrite([{**store.rows[r.key], "question": q, "gold": gold, "completions": cs, "scores": sc}
+                   for r, (q, gold), cs, sc in zip(requests, items, completions, scores)])
+    score, stderr = avg_at_n(scores)
+    metrics = {"math_verify": score}
+    if n > 1:
+        metrics[f"pass_at_{n}"] = 100 * sum(max(sc) for sc in scores) / len(scores)
+    return {"score": score, "stderr": stderr, "primary_metric": "math_verify", "n": len(items), "metrics": metrics,
+            "template": template, "data": origin, "notes": notes}
