@@ -283,7 +283,7 @@ def eval_(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", envvar="SEMIBENCH_DATA_DIR", help="local benchmark data (default: ../shared/data, then the HF hub)"),
     engine: str = typer.Option("auto", help="auto | hf | vllm"),
     seed: int = typer.Option(0),
-    batch_size: int = typer.Option(32, "--batch-size", help="sequences per generate call"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="sequences per generate call (default: 32 on HF, 512 on vLLM)"),
     dtype: str = typer.Option("bfloat16", help="generation dtype"),
     judge_max_new_tokens: int = typer.Option(4096, "--judge-max-new-tokens", help="Arena-Hard judgment length"),
     heldout_size: int = typer.Option(100, "--heldout-size", help="math_heldout problems"),

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from semibench.evaluate import EvalSettings
 
 Progress = Callable[[str, int, int], None]  # (label, prompts done, prompts total)
+# Sequences per generate call when the settings leave it open. vLLM schedules its own batches, and a long
+# call amortises the few completions that run to the token limit, which otherwise hold back every short call.
+DEFAULT_BATCH = {"hf": 32, "vllm": 512}
 
 
 def model_name(checkpoint: Path) -> str:
@@ -97,7 +100,7 @@ def load_generator(checkpoint: Path, settings: EvalSettings):
 
     from semibench.generation import HFGenerator, load_generator as load
 
-    generator = load(str(checkpoint), settings.engine, getattr(torch, settings.dtype), settings.seed, settings.batch_size)
+    generator = load(str(checkpoint), settings.engine, getattr(torch, settings.dtype), settings.seed, settings.batch_size or DEFAULT_BATCH["hf"])
     return generator, "hf" if isinstance(generator, HFGenerator) else "vllm"
 
 
@@ -145,7 +148,7 @@ class Session:
             from semibench.judges import make_judge
 
             s = self.settings
-            self._judge = make_judge(s.judge, s.dtype, max(1, s.batch_size // 4), s.judge_max_new_tokens)
+            self._judge = make_judge(s.judge, s.dtype, 8, s.judge_max_new_tokens)
         return self._judge
 
     def chat(self, user: str) -> str:
@@ -170,7 +173,7 @@ class Session:
         done = len(unique) - len(todo)
         self.progress(label, done, len(unique))
         todo.sort(key=lambda r: (r.stop, r.max_new_tokens or 0, -len(r.prompt)))  # similar lengths batch with less padding
-        per_call = max(1, s.batch_size // n)
+        per_call = max(1, (s.batch_size or DEFAULT_BATCH[self.engine]) // n)  # prompts per generate call, and per append
         start = 0
         while start < len(todo):
             chunk = [r for r in todo[start : start + per_call] if (r.stop, r.max_new_tokens) == (todo[start].stop, todo[start].max_new_tokens)]

@@ -51,7 +51,7 @@ class EvalSettings:
     data_dir: Path | None = None  # local benchmark data; else ../shared/data, else the HF hub/cache
     engine: str = "auto"  # auto | hf | vllm
     seed: int = 0
-    batch_size: int = 32  # sequences per generate call
+    batch_size: int | None = None  # sequences per generate call; None: 32 on HF, 512 on vLLM (which schedules its own batches)
     dtype: str = "bfloat16"  # generation dtype of the evaluated model (and a local judge)
     judge_max_new_tokens: int = 4096  # Arena-Hard judgments (upstream: 4096)
     heldout_size: int = 100  # math_heldout problems
@@ -66,7 +66,7 @@ class EvalSettings:
                 object.__setattr__(self, f.name, tuple(value))
             if not isinstance(value, str) or f.name in ("judge", "engine", "dtype", "heldout_template"):
                 continue
-            if value.strip().lower() in ("none", "null", "") and f.name in ("limit", "judge", "data_dir"):
+            if value.strip().lower() in ("none", "null", "") and f.name in ("limit", "judge", "data_dir", "batch_size"):
                 coerced = None
             elif f.name == "heldout_sources":
                 coerced = tuple(x for x in value.split(",") if x)
@@ -90,7 +90,7 @@ def check_settings(s: EvalSettings) -> None:
         (s.limit is None or s.limit >= 1, "limit must be >= 1"),
         (s.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}"),
         (s.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}"),
-        (s.batch_size >= 1 and s.heldout_size >= 1, "batch size and held-out size must be >= 1"),
+        ((s.batch_size or 1) >= 1 and s.heldout_size >= 1, "batch size and held-out size must be >= 1"),
         (s.data_dir is None or Path(s.data_dir).is_dir(), f"data dir {s.data_dir} does not exist"),
     ]
     for ok, message in checks:

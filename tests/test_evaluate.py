@@ -186,3 +186,16 @@ def test_settings_to_cli_round_trips(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen["s"] == settings
     assert EvalSettings(limit="7", temperature="0.6", heldout_sources=["a"]) == EvalSettings(limit=7, temperature=0.6, heldout_sources=("a",))
+
+
+def test_heldout_math_of_a_grid_seed_row_uses_its_seed_json(tmp_path):
+    """`semibench grid` evaluates the base model into <row>/eval with <row>/seed.json naming the grid's training source."""
+    cfg = config.resolve("tiny", {})
+    row = tmp_path / "seed-tiny"
+    row.mkdir()
+    (row / "seed.json").write_text(json.dumps({"model": "tiny", "task": config.to_dict(cfg)["task"], "seed": cfg.train.seed}))
+    result = evaluate("tiny", ["math_heldout"], EvalSettings(heldout_size=5, **FAST), out_dir=row / "eval")["math_heldout"]
+    rows = _rows(row / "eval" / "math_heldout.samples.jsonl")
+    pool = {q for q, _, _ in _procedural_math(cfg.task, cfg.train.seed)}
+    assert result["template"] == "tiny" and "seed.json" in result["data"]
+    assert len(rows) == 5 and not {r["question"] for r in rows} & pool
