@@ -6,6 +6,7 @@ version 4's weights (saved with the state), not the policy's latest, or the roll
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,12 +95,22 @@ def test_two_ranks_sigkill_mid_window_then_resume_is_identical(tmp_path):
     trainer = json.loads((state / "trainer.json").read_text())
     assert trainer["world_size"] == 2 and trainer["generator_version"] == 4 and trainer["window_weights"]
     assert {p.name for p in state.glob("*.distcp")} == {"__0_0.distcp", "__1_0.distcp"}  # each rank wrote its shards
+    shutil.copytree(tmp_path / "killed", tmp_path / "on_one")  # the same crash, resumed by one process below
     _run(_command(tmp_path / "killed", TORCHRUN_2))
     [run], [whole] = list((tmp_path / "killed").iterdir()), list((tmp_path / "whole").iterdir())
     assert _metrics(run) == _metrics(whole)
     assert [r["generator_version"] for r in _metrics(run)] == [0, 0, 0, 0, 4, 4, 4]
     resumed, uninterrupted_weights = _final_weights(run), _final_weights(whole)
     assert all(torch.equal(resumed[k], uninterrupted_weights[k]) for k in uninterrupted_weights)
+
+    # DCP reshards: the 2-rank state resumes in one process, on the same rollouts, to the same
+    # weights up to float summation order.
+    _run(_command(tmp_path / "on_one"))
+    [run_one] = list((tmp_path / "on_one").iterdir())
+    rollout_keys = ("reward", "rollout_length", "generator_version", "num_units", "chosen_length", "rejected_length")
+    assert [{k: r.get(k) for k in rollout_keys} for r in _metrics(run_one)] == [{k: r.get(k) for k in rollout_keys} for r in _metrics(whole)]
+    on_one = _final_weights(run_one)
+    assert max((on_one[k] - uninterrupted_weights[k]).abs().max().item() for k in on_one) < 1e-4
 
 
 def test_resume_flag_rejects_a_missing_run_and_extra_options(tmp_path):
