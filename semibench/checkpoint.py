@@ -40,12 +40,23 @@ from semibench.sync import window_start
 TRAINER_FILE = "trainer.json"
 
 
+def saves_mid_window(sync_every: int | None, resume_every: int, steps: int) -> bool:
+    """Whether some state will be saved strictly inside a sync window that starts after version 0.
+
+    Only then must the window-start weights be kept (e.g. s = 100 with a state every 50 steps; not
+    s = 10 with a state every 50, nor s = 1, nor s = inf, whose one window is the initial model).
+    """
+    if sync_every is None or not resume_every:
+        return False
+    return any(0 < window_start(t, sync_every) < t for t in range(resume_every, steps, resume_every))
+
+
 class WindowStart:
     """The trainer-side copy of the weights the generator serves in the current sync window.
 
-    Kept (sharded like the policy, copied into the same buffers at each sync) only when a saved
-    state can fall strictly inside a window that starts after version 0: 1 < s < inf with states
-    being saved. Its `version` is the generator's.
+    Kept (sharded like the policy, copied into the same buffers at each sync) only when
+    `saves_mid_window`; it costs one copy of the policy's weights, split across ranks. Its
+    `version` is the generator's.
     """
 
     def __init__(self, keep: bool):

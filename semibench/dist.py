@@ -8,7 +8,8 @@ Who runs what (torchtitan-style data parallelism; generation as in TRL's server 
 - Generation: one logical generator, hosted on rank 0 (`Rank0Generator`). It produces the step's
   whole batch with the (seed, step) sampling seed and broadcasts the completions, so the rollouts
   of step k are the same for any number of ranks, and so only rank 0 needs the full weights
-  (vLLM later: one engine on rank 0 or on its own GPUs, never one per trainer rank).
+  (a vLLM engine too: one engine for the run, never one per trainer rank; and vLLM can only be
+  seeded per engine, so per-rank engines could not reproduce the 1-rank rollouts anyway).
 - Rewards: each rank scores a contiguous slice of the step's prompts (`shard_range`); the scores
   are gathered (`gather_lists`) before group normalisation and pair selection.
 - Training: every rank builds the same global pairs/groups, takes a contiguous slice of them,

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from semibench import dist, losses, rollouts
-from semibench.checkpoint import WindowStart, export_hf, latest_state, load_state, prune_states, save_state
+from semibench.checkpoint import WindowStart, export_hf, latest_state, load_state, prune_states, save_state, saves_mid_window
 from semibench.config import RunConfig, regime_label
 from semibench.generation import Completion, Generator, Sampling, load_generator
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model
@@ -62,7 +62,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
         cfg.train.seed, s, cfg.train.steps, cfg.train.rollout_chunk_steps, ahead=cfg.train.pipeline and not world.sharded,
     )
     # The trainer's copy of the generator's weights, for a resume that lands mid-window.
-    window = WindowStart(keep=s is not None and s > 1 and cfg.train.resume_every > 0)
+    window = WindowStart(keep=saves_mid_window(s, cfg.train.resume_every, cfg.train.steps))
     start = resume(cfg, run, world, models, generator, optimizer, window)
 
     try:

@@ -120,3 +120,14 @@ def test_resume_flag_rejects_a_missing_run_and_extra_options(tmp_path):
     mixed = runner.invoke(app, ["train", "--resume", str(tmp_path), "--steps", "3"])
     assert mixed.exit_code == 2 and "drop the other options" in mixed.output
     assert len(mixed.output.strip().splitlines()) == 1
+
+
+def test_window_weights_are_kept_only_when_a_state_lands_mid_window():
+    from semibench.checkpoint import saves_mid_window
+
+    assert saves_mid_window(4, 1, 7)  # states at 5 and 6 fall in the window of version 4
+    assert saves_mid_window(100, 50, 1000)  # the state at 50 is mid-window, but still version 0; 150 is not
+    assert not saves_mid_window(10, 50, 1000)  # every state is on a window boundary
+    assert not saves_mid_window(4, 4, 7)  # the only state, at 4, opens a window
+    assert not saves_mid_window(3, 2, 4)  # the state at 2 is in version 0's window: the initial model
+    assert not saves_mid_window(1, 1, 10) and not saves_mid_window(None, 1, 10) and not saves_mid_window(4, 0, 7)
