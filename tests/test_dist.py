@@ -108,9 +108,12 @@ def test_two_ranks_equal_one_process(tmp_path, one_process, objective, task, syn
     w_one, w_two = _final_weights(run_one), _final_weights(run_two)
     assert sorted(w_one) == sorted(w_two)
     initial = load_file(Path(os.environ["SEMIBENCH_CACHE"]) / "tiny" / "model.safetensors")
-    moved = max((w_one[k] - initial[k]).abs().max().item() for k in w_one)
-    gap = max((w_one[k] - w_two[k]).abs().max().item() for k in w_one)
-    assert moved > 1e-3 and gap < 1e-4, (moved, gap)  # the learned change dwarfs the 1-vs-2-rank gap
+    moved = torch.cat([(w_one[k] - initial[k]).flatten() for k in w_one])
+    gap = torch.cat([(w_one[k] - w_two[k]).flatten() for k in w_one])
+    # The learned change dwarfs the 1-vs-2-rank gap (measured: 1e-4 of it in L2). Adam turns float
+    # noise in a near-zero gradient into a step of up to ~lr, so a few single weights differ more.
+    assert moved.abs().max() > 1e-3
+    assert gap.norm() < 1e-3 * moved.norm() and gap.abs().max() < 5e-4, (gap.norm() / moved.norm(), gap.abs().max())
 
 
 def test_two_ranks_mixed_precision_is_bf16_and_close(tmp_path, one_process):
