@@ -103,7 +103,10 @@ def prepare_lm_eval() -> None:
     import langdetect
 
     langdetect.DetectorFactory.seed = 0  # lm-eval leaves it unseeded: IFEval's language checks would be random
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # its notices (gen_kwargs override, num_fewshot 0) are our choices
+    import datasets
+
+    datasets.disable_progress_bars()  # the json builder's bars would interleave with ours
 
 
 def render_local_tasks(data_dir: Path, dest: Path) -> Path:
@@ -195,7 +198,7 @@ def run_task(
             gen_kwargs={"max_gen_toks": max_new_tokens},  # lm-eval's 256 default would truncate RL checkpoints
             log_samples=True,
             bootstrap_iters=0,  # we compute standard errors ourselves (avg@N)
-            verbosity="WARNING",
+            verbosity="ERROR",
         )
         passes.append({"results": out["results"][task], "samples": out["samples"][task], "version": out["versions"][task]})
     return passes
