@@ -76,7 +76,8 @@ def ensure_punkt_tab() -> Path:
 
     english = importlib.import_module("punkt.data.english")
     root = Path(sys.prefix) / "nltk_data"
-    if not os.access(root if root.exists() else root.parent, os.W_OK):
+    existing = next(p for p in (root, *root.parents) if p.exists())
+    if not os.access(existing, os.W_OK):  # a read-only environment: our cache instead (added to nltk's path below)
         from semibench.models import cache_dir
 
         root = cache_dir() / "nltk_data"

@@ -199,3 +199,23 @@ def test_heldout_math_of_a_grid_seed_row_uses_its_seed_json(tmp_path):
     pool = {q for q, _, _ in _procedural_math(cfg.task, cfg.train.seed)}
     assert result["template"] == "tiny" and "seed.json" in result["data"]
     assert len(rows) == 5 and not {r["question"] for r in rows} & pool
+
+
+def test_punkt_tab_is_built_offline_without_a_download(tmp_path, monkeypatch):
+    import sys
+
+    import nltk
+
+    from semibench import lmeval
+
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "nowhere")])
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))
+    monkeypatch.setattr(nltk, "download", lambda *a, **k: pytest.fail("tried to download NLTK data"))
+    found = lmeval.ensure_punkt_tab()
+    assert found == tmp_path / "venv" / "nltk_data" / "tokenizers" / "punkt_tab" / "english"
+    assert sorted(p.name for p in found.iterdir()) == ["abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt"]
+    from nltk.tokenize.punkt import PunktTokenizer
+
+    text = "Mr. Smith went to Washington. He arrived at 3 p.m. on Jan. 5. Dr. Who? Yes!"
+    assert len(PunktTokenizer("english").tokenize(text)) == 4
+    assert lmeval.ensure_punkt_tab() == found  # second call: found, nothing rebuilt
