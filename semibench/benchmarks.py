@@ -3,6 +3,12 @@
 Resolution order: --data-dir, then the project's sibling `../shared/data` when it exists (where the
 shared data README puts it), then the Hugging Face hub or its cache. A benchmark none of them has
 raises `DataMissing` with one line saying how to supply it; the other benchmarks still run.
+
+The paper's held-out sets (numina_test, numina_valid, wildchat_valid) are splits of the training
+datasets (`paper_data`): a run that trained on its own copy (`task.math_data=numina:<file.jsonl>`)
+is evaluated on that copy's held-out split, the one its training split is disjoint from; otherwise
+--data-dir's `numina/train.jsonl` / `wildchat/train.jsonl` (the hub datasets' train split, their
+columns), then the hub by name.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ ALPACA_DF_GAMED = "alpaca_eval/df_gamed.csv"
 ALPACA_HUB = "tatsu-lab/alpaca_eval"  # dataset repo: alpaca_eval_gpt4_baseline.json, df_gamed.csv
 ARENA_DIR = "arena-hard-v0.1"
 ARENA_BASELINE = "gpt-4-0314"
+NUMINA_SPLIT = {"numina_test": "test", "numina_valid": "valid"}  # benchmark -> paper_data split
+PAPER_FILES = {"numina": "numina/train.jsonl", "wildchat": "wildchat/train.jsonl"}  # under --data-dir
 HELDOUT_SEED_OFFSET = 1_000_000  # reasoning-gym item i is Random(seed + i): keep held-out streams far from training ones
 HELDOUT_MAX_CANDIDATES = 20_000
 
@@ -36,6 +44,34 @@ class Source:
     where: str  # "local" | "hub" | "procedural"
     path: Path | None  # the data dir (local) or the downloaded file (hub)
     description: str  # recorded in the result JSON
+    dataset: str | None = None  # the paper's datasets: what paper_data opens (a .jsonl path or a hub id)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What an evaluated checkpoint was trained from: its run's config.json, or the grid seed row's seed.json."""
+
+    config: RunConfig
+    path: Path
+    is_run: bool  # a run checkpoint (config.json), not a grid's seed row
+
+
+def checkpoint_origin(checkpoint: Path, out_dir: Path) -> Origin | None:
+    """The run config of runs/<id>/checkpoints/step_N, or the seed.json `semibench grid` writes next to a seed
+    row's eval dir; None for any other checkpoint (its benchmarks take their sources from the settings)."""
+    from semibench import config
+
+    checkpoint = Path(checkpoint)
+    run_config = checkpoint.parent.parent / "config.json"
+    if checkpoint.parent.name == "checkpoints" and run_config.is_file():
+        return Origin(config.from_dict(json.loads(run_config.read_text())), run_config, True)
+    seed_file = Path(out_dir).parent / "seed.json"
+    if seed_file.is_file():
+        seed = json.loads(seed_file.read_text())
+        sections = {"task": seed["task"], "train": {"seed": seed["seed"]}, "reward": seed.get("reward", {}),
+                    "model": {"chat_template": seed.get("chat_template", "")}}
+        return Origin(config.from_dict(sections), seed_file, False)
+    return None
 
 
 def data_dirs(data_dir: Path | None) -> list[Path]:
@@ -52,8 +88,10 @@ def _hint(data_dir: Path | None, files: tuple[str, ...]) -> str:
     return f"{where}{', '.join(files)}"
 
 
-def resolve(bench: str, data_dir: Path | None) -> Source:
+def resolve(bench: str, data_dir: Path | None, origin: Origin | None = None) -> Source:
     """Find `bench`'s data or raise DataMissing (math_heldout needs none)."""
+    if bench in (*NUMINA_SPLIT, "wildchat_valid"):
+        return _paper_source(bench, data_dir, origin)
     if bench == "math_heldout":
         return Source("procedural", None, "reasoning-gym, held out from the training pool")
     if bench in LMEVAL_BENCHMARKS:
@@ -85,6 +123,30 @@ def resolve(bench: str, data_dir: Path | None) -> Source:
             raise DataMissing(f"arena_hard: no data; pass {_hint(data_dir, files)} (from github.com/lmarena/arena-hard-auto data/)")
         return Source("local", local / ARENA_DIR, str(local / ARENA_DIR))
     raise ConfigError(f"unknown benchmark '{bench}'")
+
+
+def _paper_source(bench: str, data_dir: Path | None, origin: Origin | None) -> Source:
+    from semibench import paper_data
+
+    name, field = ("numina", "math_data") if bench in NUMINA_SPLIT else ("wildchat", "if_data")
+    hub_id, file = paper_data.NAMED_SOURCES[name], PAPER_FILES[name]
+    split = NUMINA_SPLIT.get(bench, "valid")
+    # Splits depend on the filter and the split seed: a change of either must not reuse old results.
+    how = f"{split} split, paper_data v{paper_data.FILTER_VERSION}, split seed {paper_data.SPLIT_SEED}"
+    trained_on = paper_data.named_source(getattr(origin.config.task, field), name) if origin is not None else None
+    if trained_on is not None and trained_on != hub_id:
+        path = Path(trained_on)
+        if path.suffix == ".jsonl" or path.exists():
+            if not path.is_file():
+                raise DataMissing(f"{bench}: task.{field} of {origin.path} names {path}, which is gone; restore it")
+            return Source("local", path, f"{path} (task.{field} of {origin.path}), {how}", str(path))
+        _hub_dataset(bench, trained_on, None, "train", f"the dataset {trained_on} that task.{field} of {origin.path} names")
+        return Source("hub", None, f"hub {trained_on} (task.{field} of {origin.path}), {how}", trained_on)
+    local = _local(data_dir, (file,))
+    if local is not None:
+        return Source("local", local / file, f"{local / file}, {how}", str(local / file))
+    _hub_dataset(bench, hub_id, None, "train", f"{_hint(data_dir, (file,))} ({hub_id}'s train split, its columns)")
+    return Source("hub", None, f"hub {hub_id}, {how}", hub_id)
 
 
 def _hub_dataset(bench: str, path: str, name: str | None, split: str, hint: str) -> None:
@@ -120,6 +182,17 @@ def read_jsonl(path: Path) -> list[dict]:
             except json.JSONDecodeError:
                 raise DataMissing(f"{path}:{line_no} is not valid JSON; replace the file with an intact copy") from None
     return rows
+
+
+def numina_items(bench: str, source: Source) -> list[tuple[str, str]]:
+    """(problem, gold answer) of the filtered NuminaMath-CoT's held-out test or validation split."""
+    from semibench import paper_data
+
+    try:
+        problems = paper_data.numina(NUMINA_SPLIT[bench], source.dataset)
+    except ConfigError as exc:  # a malformed row, a file too small to hold out 2 x 1,980 problems
+        raise DataMissing(f"{bench}: {exc}") from None
+    return [(p.problem, p.answer) for p in problems]
 
 
 def amc23_items(source: Source) -> list[tuple[str, str]]:
@@ -175,17 +248,12 @@ def heldout_spec(checkpoint: Path, out_dir: Path, sources: tuple[str, ...], temp
     """The training source of this checkpoint's row: run config.json, the grid's seed.json, or the settings."""
     from semibench import config
 
-    run_config = checkpoint.parent.parent / "config.json"
-    if checkpoint.parent.name == "checkpoints" and run_config.is_file():
-        cfg: RunConfig = config.from_dict(json.loads(run_config.read_text()))
-        if cfg.task.math_data:
-            raise DataMissing(f"math_heldout: the run trained on task.math_data={cfg.task.math_data}, not procedural math; evaluate gsm8k/math500 instead")
-        return HeldoutSpec(cfg.task, cfg.train.seed, True, str(run_config))
-    seed_file = Path(out_dir).parent / "seed.json"  # written by `semibench grid` for the seed model's row
-    if seed_file.is_file():
-        seed = json.loads(seed_file.read_text())
-        cfg = config.from_dict({"task": seed["task"], "train": {"seed": seed["seed"]}})
-        return HeldoutSpec(cfg.task, cfg.train.seed, True, str(seed_file))
+    origin = checkpoint_origin(checkpoint, out_dir)
+    if origin is not None and origin.is_run and origin.config.task.math_data:
+        raise DataMissing(f"math_heldout: the run trained on task.math_data={origin.config.task.math_data}, not procedural math; "
+                          "evaluate numina_test (numina) or gsm8k/math500 instead")
+    if origin is not None:
+        return HeldoutSpec(origin.config.task, origin.config.train.seed, True, str(origin.path))
     task = config.apply_overrides(config.RunConfig(), {"task.reasoning_gym": sources, "task.math_template": template}).task
     return HeldoutSpec(task, 0, False, "settings")
 
@@ -221,13 +289,15 @@ def heldout_items(spec: HeldoutSpec, size: int) -> tuple[list[tuple[str, str]], 
 
 
 def run_math(session: Session, bench: str, source: Source) -> dict:
-    """AMC23 or held-out procedural math: the task's prompt template, binary Math-Verify per sample, avg@N."""
+    """AMC23, NuminaMath test/valid or held-out procedural math: the task's prompt template, binary Math-Verify per sample, avg@N."""
     from semibench.scoring.samples import avg_at_n
     from semibench.tasks import read_spec
 
     s, notes = session.settings, []
     if bench == "amc23":
         items, template, origin = amc23_items(source), "paper", source.description
+    elif bench in NUMINA_SPLIT:  # the paper's prompt, as its NuminaMath column and checkpoint selection
+        items, template, origin = numina_items(bench, source), "paper", source.description
     else:
         spec = heldout_spec(session.checkpoint, session.out_dir, s.heldout_sources, s.heldout_template)
         items, notes = heldout_items(spec, s.heldout_size)

@@ -229,8 +229,11 @@ def bench_pipeline(
     steps: int = typer.Option(16),
     sync_every: str = typer.Option("1,4,8,16", "--sync-every", help="comma-separated s values; the first is the baseline"),
     set_: list[str] = typer.Option([], "--set"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the rows and every run's per-step metrics here"),
 ) -> None:
     """Wall time of the same run (same seeds) at each s on the vLLM engine with pipelined windows."""
+    import json
+
     from semibench import bench, config
 
     _bench_setup()
@@ -238,6 +241,8 @@ def bench_pipeline(
         rows = bench.pipeline(preset, steps, [v for v in sync_every.split(",") if v], config.parse_set_args(set_))
     except ConfigError as exc:
         _fail(str(exc))
+    if json_out is not None:
+        json_out.write_text(json.dumps(rows, indent=1))
     _table(f"pipelined windows: {steps} steps of {preset} on vLLM (sums over steps, seconds)",
            ["s", "wall s", "vs first", "generate wait", "generator busy", "reward", "train", "sync", "tokens", "reward mean", "load 1/5/15 min"],
            [[r["s"], r["wall_s"], r["ratio"], r["time/generate"], r["time/generator_busy"], r["time/reward"], r["time/train"], r["time/sync"],
@@ -378,7 +383,7 @@ def score_arena_hard(
 @app.command("eval")
 def eval_(
     checkpoint: str = typer.Argument(..., help="a checkpoint directory (runs/<id>/checkpoints/step_N or any HF dir), or smollm2 / tiny"),
-    benchmarks: str = typer.Option("math_heldout,gsm8k,math500,ifeval", help="comma-separated: math_heldout,gsm8k,math500,amc23,ifeval,alpaca_eval,arena_hard"),
+    benchmarks: str = typer.Option("math_heldout,gsm8k,math500,ifeval", help="comma-separated: math_heldout,gsm8k,math500,amc23,numina_test,numina_valid,ifeval,alpaca_eval,arena_hard"),
     samples: int = typer.Option(1, "--samples", help="samples per prompt (avg@N; paper: 50)"),
     temperature: float = typer.Option(0.0, help="0 = greedy (paper: 0.6)"),
     top_p: float = typer.Option(1.0, "--top-p", help="(paper: 0.9)"),
@@ -414,8 +419,9 @@ def eval_(
             heldout_size=heldout_size, heldout_sources=heldout_sources, heldout_template=heldout_template,
         )
         ev.check_settings(settings)
-        skipped = ev.unavailable(chosen, settings)
-        where = out_dir or ev.eval_dir(ev.resolve_checkpoint(checkpoint))
+        resolved = ev.resolve_checkpoint(checkpoint)
+        where = out_dir or ev.eval_dir(resolved)
+        skipped = ev.unavailable(chosen, settings, resolved, where)
     except ConfigError as exc:
         _fail(str(exc))
     if len(skipped) == len(set(chosen)):
@@ -423,7 +429,11 @@ def eval_(
     for line in skipped.values():  # plain echo: one unwrapped line each
         typer.secho(f"skipped: {line}", fg="yellow", err=True)
     console = Console(stderr=True)
-    logging.getLogger("semibench.evaluate").setLevel(logging.ERROR)  # skips were printed above
+    # The skips found up front were printed above; one found once a benchmark ran (a malformed file) is logged as an error.
+    log = logging.getLogger("semibench.evaluate")
+    log.setLevel(logging.ERROR)
+    echo = logging.StreamHandler(sys.stderr)
+    log.addHandler(echo)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     try:
         with Progress(*columns, console=console) as bar:
@@ -437,6 +447,8 @@ def eval_(
             results = ev.evaluate(checkpoint, [b for b in chosen if b not in skipped], settings, out_dir, on_progress)
     except ConfigError as exc:
         _fail(str(exc))
+    finally:
+        log.removeHandler(echo)
     _print_eval(results, where)
 
 

@@ -35,7 +35,7 @@ from semibench.runs import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS = ("math_heldout", "gsm8k", "math500", "amc23", "ifeval", "alpaca_eval", "arena_hard")
+BENCHMARKS = ("math_heldout", "gsm8k", "math500", "amc23", "numina_test", "numina_valid", "ifeval", "alpaca_eval", "arena_hard")
 JUDGED = ("alpaca_eval", "arena_hard")
 ENGINES = ("auto", "hf", "vllm")
 
@@ -155,16 +155,20 @@ def check_benchmarks(benchmarks: Sequence[str]) -> None:
         raise ConfigError(f"unknown benchmark(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(BENCHMARKS)}")
 
 
-def unavailable(benchmarks: Sequence[str], settings: EvalSettings) -> dict[str, str]:
-    """Benchmark -> the one line saying why it cannot run here (no data, no judge); runnable ones are absent."""
+def unavailable(benchmarks: Sequence[str], settings: EvalSettings, checkpoint: Path | None = None, out_dir: Path | None = None) -> dict[str, str]:
+    """Benchmark -> the one line saying why it cannot run here (no data, no judge); runnable ones are absent.
+
+    `checkpoint` (and `out_dir`, default its eval dir) let the paper's held-out sets take their source from the run.
+    """
     check_benchmarks(benchmarks)
+    origin = None if checkpoint is None else data.checkpoint_origin(checkpoint, out_dir or eval_dir(checkpoint))
     out = {}
     for bench in benchmarks:
         if bench in JUDGED and settings.judge is None:
             out[bench] = f"{bench}: needs a judge; pass --judge openai:<model>, local:<path|smollm2> or rm:<path>"
             continue
         try:
-            data.resolve(bench, settings.data_dir)
+            data.resolve(bench, settings.data_dir, origin)
         except data.DataMissing as exc:
             out[bench] = str(exc)
     return out
@@ -176,7 +180,7 @@ def runner(bench: str) -> Callable[[Session, str, data.Source], dict]:
 
     if bench in lmeval.LMEVAL_BENCHMARKS:
         return lmeval.run_lmeval
-    if bench in ("amc23", "math_heldout"):
+    if bench in ("amc23", "math_heldout", *data.NUMINA_SPLIT):
         return data.run_math
     return {"alpaca_eval": judged.run_alpaca_eval, "arena_hard": judged.run_arena_hard}[bench]
 
@@ -245,7 +249,8 @@ def evaluate(
     check_settings(settings)
     checkpoint = resolve_checkpoint(checkpoint)
     out_dir = Path(out_dir) if out_dir is not None else eval_dir(checkpoint)
-    skipped = unavailable(benchmarks, settings)
+    origin = data.checkpoint_origin(checkpoint, out_dir)
+    skipped = unavailable(benchmarks, settings, checkpoint, out_dir)
     if len(skipped) == len(set(benchmarks)):
         raise ConfigError("nothing to evaluate: " + "; ".join(skipped.values()))
     for line in skipped.values():
@@ -256,7 +261,7 @@ def evaluate(
         for bench in dict.fromkeys(benchmarks):
             if bench in skipped:
                 continue
-            source = data.resolve(bench, settings.data_dir)
+            source = data.resolve(bench, settings.data_dir, origin)
             stem = result_stem(bench, settings.judge)
             path = out_dir / f"{stem}.json"
             record = _settings_record(bench, settings, source, session.engine)
@@ -270,7 +275,7 @@ def evaluate(
             try:
                 scored = runner(bench)(session, bench, source)
             except data.DataMissing as exc:  # found only once the items are read (a malformed row, an exhausted source)
-                logger.warning(str(exc))
+                logger.error(f"skipped: {exc}")  # an error, not a warning: unlike the skips above, nobody printed it yet
                 continue
             s = settings
             result = {

@@ -1,0 +1,133 @@
+"""The paper's held-out sets as benchmarks on the tests/assets fixtures: NuminaMath test/valid (Math-Verify,
+avg@N) and WildChat valid (a tiny Athene-style reward model, length-normalised reward)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from semibench import benchmarks, config, paper_data
+from semibench.cli import app
+from semibench.eval_session import Session, prompt_key
+from semibench.evaluate import EvalSettings, evaluate
+from semibench.generation import HFGenerator
+from semibench.models import resolve_model
+from semibench.runs import RunDir, mark_done
+from semibench.scoring.samples import avg_at_n
+from semibench.tasks import read_spec
+from tests.test_paper_data import NUMINA, NUMINA_KEPT, WILDCHAT
+
+FAST = dict(engine="hf", max_new_tokens=8, dtype="float32", batch_size=4)
+runner = CliRunner()
+
+
+def by_rank(texts):
+    """The split order, recomputed by hand: sha256(seed 0, whitespace-normalised text)."""
+    return sorted(texts, key=lambda t: paper_data.rank_key(0, " ".join(t.split())))
+
+
+@pytest.fixture(autouse=True)
+def _small_held_out(tmp_path, monkeypatch):
+    """Hold out 2 NuminaMath problems per split and 3 WildChat prompts (the fixtures have 7 of each), hub offline."""
+    monkeypatch.setattr(paper_data, "NUMINA_HELD_OUT", 2)
+    monkeypatch.setattr(paper_data, "WILDCHAT_VALID", 3)
+    monkeypatch.setattr(paper_data, "WILDCHAT_TRAIN", 4)
+    monkeypatch.setattr(benchmarks, "SHARED_DATA_DIR", tmp_path / "no-shared-data")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """--data-dir with the hub datasets' train splits as local files."""
+    root = tmp_path / "data"
+    for name, fixture in (("numina", NUMINA), ("wildchat", WILDCHAT)):
+        (root / name).mkdir(parents=True)
+        shutil.copy(fixture, root / name / "train.jsonl")
+    return root
+
+
+def run_checkpoint(root: Path, overrides: dict) -> Path:
+    """runs/<id>/checkpoints/step_000003: the tiny model under a tiny-preset run's config.json."""
+    cfg = config.resolve("tiny", overrides)
+    run = RunDir(root, cfg)
+    run.start_fresh(cfg)
+    checkpoint = run.checkpoint(3)
+    shutil.copytree(resolve_model("tiny"), checkpoint)
+    mark_done(checkpoint)
+    return checkpoint
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def paper_prompt(session: Session, problem: str) -> str:
+    return session.chat(read_spec("templates")["math"]["paper"].format(problem=problem))
+
+
+def boxed(answer: str) -> str:
+    return f"Reasoning. The final answer is $\\boxed{{{answer}}}$. I hope it is correct."
+
+
+# --- NuminaMath test / valid ------------------------------------------------------------------
+
+def test_numina_test_is_the_held_out_test_split_scored_avg_at_n(tmp_path, data_dir, monkeypatch):
+    """Hand-written completions stand in the samples file (the resume path): Math-Verify and avg@N are real."""
+    settings = EvalSettings(samples_per_prompt=2, temperature=1.0, data_dir=data_dir, **FAST)
+    out = tmp_path / "out"
+    test_split = by_rank(NUMINA_KEPT)[:2]  # test first, then valid, then train
+    session = Session(Path(resolve_model("tiny")), settings, out, None)
+    answers = {test_split[0]: [boxed(NUMINA_KEPT[test_split[0]]), boxed("123")],  # right, wrong
+               test_split[1]: [boxed(NUMINA_KEPT[test_split[1]])] * 2}  # right, right
+    store = session.store("numina_test")
+    store.append([{"key": prompt_key(paper_prompt(session, q)), "prompt": paper_prompt(session, q), "completions": cs,
+                   "num_tokens": [9, 9], "finished": [True, True]} for q, cs in answers.items()])
+    session.close()
+    monkeypatch.setattr(HFGenerator, "generate", lambda *a: pytest.fail("generated although every sample was on disk"))
+
+    result = evaluate("tiny", ["numina_test"], settings, out_dir=out)["numina_test"]
+    # Seed 0 solves both, seed 1 one of two: mean of (100, 50) = 75, stderr std(ddof=1) / sqrt(2) = 25.
+    assert result["score"] == pytest.approx(75.0) and result["stderr"] == pytest.approx(25.0)
+    assert result["n"] == 2 and result["metrics"]["pass_at_2"] == pytest.approx(100.0)
+    assert result["template"] == "paper" and str(data_dir / "numina" / "train.jsonl") in result["data"] and "test split" in result["data"]
+    stored = {r["question"]: r for r in rows(out / "numina_test.samples.jsonl")}
+    assert set(stored) == set(test_split)
+    assert stored[test_split[0]]["gold"] == NUMINA_KEPT[test_split[0]] and stored[test_split[0]]["scores"] == [1.0, 0.0]
+
+
+def test_numina_valid_of_a_run_uses_the_file_it_trained_on(tmp_path):
+    """task.math_data=numina:<file> in the run's config.json: no --data-dir needed; real generation by the tiny model."""
+    checkpoint = run_checkpoint(tmp_path / "runs", {"task.math_data": f"numina:{NUMINA}"})
+    result = evaluate(checkpoint, ["numina_valid"], EvalSettings(**FAST))["numina_valid"]
+    out = checkpoint.parent.parent / "eval" / checkpoint.name
+    stored = rows(out / "numina_valid.samples.jsonl")
+    assert {r["question"] for r in stored} == set(by_rank(NUMINA_KEPT)[2:4])
+    assert all(r["gold"] == NUMINA_KEPT[r["question"]] and "Given the following problem" in r["prompt"] for r in stored)
+    assert result["score"] == pytest.approx(avg_at_n([r["scores"] for r in stored])[0])
+    assert f"{NUMINA} (task.math_data of" in result["data"] and "valid split" in result["data"]
+
+
+def test_numina_missing_or_too_small_is_one_line_and_the_rest_runs(tmp_path, data_dir, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    only = runner.invoke(app, ["eval", "tiny", "--benchmarks", "numina_test", "--data-dir", str(empty), "--out-dir", str(tmp_path / "a")])
+    lines = [line for line in only.output.splitlines() if line.strip()]
+    assert only.exit_code == 2 and len(lines) == 1, only.output
+    assert lines[0].startswith("error: numina_test: no data; pass") and f"{empty}/numina/train.jsonl" in lines[0]
+
+    common = ["--heldout-size", "2", "--max-new-tokens", "4", "--dtype", "float32", "--engine", "hf"]
+    some = runner.invoke(app, ["eval", "tiny", "--benchmarks", "numina_valid,math_heldout", "--data-dir", str(empty),
+                               "--out-dir", str(tmp_path / "b"), *common])
+    assert some.exit_code == 0 and "skipped: numina_valid: no data" in some.output, some.output
+    assert (tmp_path / "b" / "math_heldout.json").is_file() and not (tmp_path / "b" / "numina_valid.json").exists()
+
+    # The paper's 2 x 1,980 held-out problems from a 17-row file: found only when read; still one line, the rest runs.
+    monkeypatch.setattr(paper_data, "NUMINA_HELD_OUT", 1980)
+    small = runner.invoke(app, ["eval", "tiny", "--benchmarks", "numina_test,math_heldout", "--data-dir", str(data_dir),
+                                "--out-dir", str(tmp_path / "c"), *common])
+    assert small.exit_code == 0, small.output
+    assert "skipped: numina_test: NuminaMath filter kept 7 problems, too few to hold out 2 x 1980" in small.output
+    assert (tmp_path / "c" / "math_heldout.json").is_file() and not (tmp_path / "c" / "numina_test.json").exists()
