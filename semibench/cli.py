@@ -383,7 +383,7 @@ def score_arena_hard(
 @app.command("eval")
 def eval_(
     checkpoint: str = typer.Argument(..., help="a checkpoint directory (runs/<id>/checkpoints/step_N or any HF dir), or smollm2 / tiny"),
-    benchmarks: str = typer.Option("math_heldout,gsm8k,math500,ifeval", help="comma-separated: math_heldout,gsm8k,math500,amc23,numina_test,numina_valid,ifeval,alpaca_eval,arena_hard"),
+    benchmarks: str = typer.Option("math_heldout,gsm8k,math500,ifeval", help="comma-separated: math_heldout,gsm8k,math500,amc23,numina_test,numina_valid,ifeval,alpaca_eval,arena_hard,wildchat_valid"),
     samples: int = typer.Option(1, "--samples", help="samples per prompt (avg@N; paper: 50)"),
     temperature: float = typer.Option(0.0, help="0 = greedy (paper: 0.6)"),
     top_p: float = typer.Option(1.0, "--top-p", help="(paper: 0.9)"),
@@ -399,6 +399,8 @@ def eval_(
     heldout_size: int = typer.Option(100, "--heldout-size", help="math_heldout problems"),
     heldout_sources: str = typer.Option("easy_arithmetic", "--heldout-sources", help="math_heldout sources of a non-run checkpoint"),
     heldout_template: str = typer.Option("paper", "--heldout-template", help="math_heldout prompt template of a non-run checkpoint"),
+    reward_model: Optional[str] = typer.Option(None, "--reward-model", help="wildchat_valid's scorer (default: the run's reward.reward_model)"),
+    rm_cls_token: str = typer.Option("", "--rm-cls-token", help="with --reward-model: Athene-style CLS token"),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="default: runs/<id>/eval/step_N, or <checkpoint>/eval"),
 ) -> None:
     """Score a checkpoint: MATH-500, GSM8K, IFEval (lm-eval), AMC23, held-out math, AlpacaEval 2.0, Arena-Hard v0.1."""
@@ -417,6 +419,7 @@ def eval_(
             samples_per_prompt=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, limit=limit, judge=judge,
             data_dir=data_dir, engine=engine, seed=seed, batch_size=batch_size, dtype=dtype, judge_max_new_tokens=judge_max_new_tokens,
             heldout_size=heldout_size, heldout_sources=heldout_sources, heldout_template=heldout_template,
+            reward_model=reward_model, rm_cls_token=rm_cls_token,
         )
         ev.check_settings(settings)
         resolved = ev.resolve_checkpoint(checkpoint)

@@ -35,7 +35,7 @@ from semibench.runs import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-BENCHMARKS = ("math_heldout", "gsm8k", "math500", "amc23", "numina_test", "numina_valid", "ifeval", "alpaca_eval", "arena_hard")
+BENCHMARKS = ("math_heldout", "gsm8k", "math500", "amc23", "numina_test", "numina_valid", "ifeval", "alpaca_eval", "arena_hard", "wildchat_valid")
 JUDGED = ("alpaca_eval", "arena_hard")
 ENGINES = ("auto", "hf", "vllm")
 
@@ -57,6 +57,8 @@ class EvalSettings:
     heldout_size: int = 100  # math_heldout problems
     heldout_sources: tuple[str, ...] = ("easy_arithmetic",)  # math_heldout of a non-run checkpoint (smol preset's)
     heldout_template: str = "paper"  # its prompt template (tasks/templates.yaml)
+    reward_model: str | None = None  # wildchat_valid's scorer; None: the run's reward.reward_model
+    rm_cls_token: str = ""  # with reward_model: Athene-style CLS token ("" = none)
 
     def __post_init__(self) -> None:
         # Values may arrive as strings (`semibench grid --eval-set limit=50`): coerce them to the field types.
@@ -64,7 +66,10 @@ class EvalSettings:
             value = getattr(self, f.name)
             if f.name == "heldout_sources" and isinstance(value, list):
                 object.__setattr__(self, f.name, tuple(value))
-            if not isinstance(value, str) or f.name in ("judge", "engine", "dtype", "heldout_template"):
+            if f.name == "reward_model" and isinstance(value, str) and value.strip().lower() in ("none", "null", ""):
+                object.__setattr__(self, f.name, None)
+                continue
+            if not isinstance(value, str) or f.name in ("judge", "engine", "dtype", "heldout_template", "reward_model", "rm_cls_token"):
                 continue
             if value.strip().lower() in ("none", "null", "") and f.name in ("limit", "judge", "data_dir", "batch_size"):
                 coerced = None
@@ -109,6 +114,7 @@ def settings_to_cli(s: EvalSettings) -> list[str]:
         "limit": "--limit", "judge": "--judge", "data_dir": "--data-dir", "engine": "--engine", "seed": "--seed",
         "batch_size": "--batch-size", "dtype": "--dtype", "judge_max_new_tokens": "--judge-max-new-tokens",
         "heldout_size": "--heldout-size", "heldout_sources": "--heldout-sources", "heldout_template": "--heldout-template",
+        "reward_model": "--reward-model", "rm_cls_token": "--rm-cls-token",
     }
     default = EvalSettings()
     out = []
@@ -169,6 +175,10 @@ def unavailable(benchmarks: Sequence[str], settings: EvalSettings, checkpoint: P
             continue
         try:
             data.resolve(bench, settings.data_dir, origin)
+            if bench == "wildchat_valid":
+                from semibench.rm_eval import reward_model_spec
+
+                reward_model_spec(settings, origin)
         except data.DataMissing as exc:
             out[bench] = str(exc)
     return out
@@ -182,6 +192,10 @@ def runner(bench: str) -> Callable[[Session, str, data.Source], dict]:
         return lmeval.run_lmeval
     if bench in ("amc23", "math_heldout", *data.NUMINA_SPLIT):
         return data.run_math
+    if bench == "wildchat_valid":
+        from semibench.rm_eval import run_wildchat_valid
+
+        return run_wildchat_valid
     return {"alpaca_eval": judged.run_alpaca_eval, "arena_hard": judged.run_arena_hard}[bench]
 
 
@@ -219,7 +233,7 @@ def git_commit() -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
-def _settings_record(bench: str, s: EvalSettings, source: data.Source, engine: str) -> dict[str, Any]:
+def _settings_record(bench: str, s: EvalSettings, source: data.Source, engine: str, origin: data.Origin | None) -> dict[str, Any]:
     """Everything a result depends on; a result on disk with an equal record is reused."""
     record = {"benchmark": bench, "samples_per_prompt": s.samples_per_prompt, "temperature": s.temperature, "top_p": s.top_p,
               "max_new_tokens": s.max_new_tokens, "limit": s.limit, "seed": s.seed, "engine": engine, "dtype": s.dtype, "data": source.description}
@@ -229,6 +243,11 @@ def _settings_record(bench: str, s: EvalSettings, source: data.Source, engine: s
         record["judge_max_new_tokens"] = s.judge_max_new_tokens
     if bench == "math_heldout":
         record.update(heldout_size=s.heldout_size, heldout_sources=list(s.heldout_sources), heldout_template=s.heldout_template)
+    if bench == "wildchat_valid":
+        from semibench.rm_eval import reward_model_spec
+
+        rm = reward_model_spec(s, origin)
+        record.update(reward_model=rm.name, rm_cls_token=rm.cls_token, rm_max_length=rm.max_length)
     return record
 
 
@@ -264,7 +283,7 @@ def evaluate(
             source = data.resolve(bench, settings.data_dir, origin)
             stem = result_stem(bench, settings.judge)
             path = out_dir / f"{stem}.json"
-            record = _settings_record(bench, settings, source, session.engine)
+            record = _settings_record(bench, settings, source, session.engine, origin)
             if path.is_file():
                 with contextlib.suppress(json.JSONDecodeError):
                     existing = json.loads(path.read_text())

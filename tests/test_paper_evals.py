@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from semibench import benchmarks, config, paper_data
@@ -14,10 +15,14 @@ from semibench.eval_session import Session, prompt_key
 from semibench.evaluate import EvalSettings, evaluate
 from semibench.generation import HFGenerator
 from semibench.models import resolve_model
+from semibench.rewards import length_normalized_reward
+from semibench.rewards.reward_model import ScalarRewardModel
+from semibench.rm_eval import ratio_stderr
 from semibench.runs import RunDir, mark_done
 from semibench.scoring.samples import avg_at_n
 from semibench.tasks import read_spec
-from tests.test_paper_data import NUMINA, NUMINA_KEPT, WILDCHAT
+from tests.test_athene import CLS, athene  # noqa: F401 (a fixture: the tiny Athene-style reward model)
+from tests.test_paper_data import NUMINA, NUMINA_KEPT, WILDCHAT, WILDCHAT_KEPT
 
 FAST = dict(engine="hf", max_new_tokens=8, dtype="float32", batch_size=4)
 runner = CliRunner()
@@ -131,3 +136,68 @@ def test_numina_missing_or_too_small_is_one_line_and_the_rest_runs(tmp_path, dat
     assert small.exit_code == 0, small.output
     assert "skipped: numina_test: NuminaMath filter kept 7 problems, too few to hold out 2 x 1980" in small.output
     assert (tmp_path / "c" / "math_heldout.json").is_file() and not (tmp_path / "c" / "numina_test.json").exists()
+
+
+# --- WildChat valid ---------------------------------------------------------------------------
+
+def test_wildchat_valid_is_length_normalised_reward_of_the_runs_reward_model(tmp_path, data_dir, athene, monkeypatch):
+    """The run's config names the RM; hand-written completions and lengths stand in the samples file; the RM is real."""
+    checkpoint = run_checkpoint(tmp_path / "runs", {"reward.reward_model": str(athene), "reward.rm_cls_token": CLS, "reward.rm_device": "cpu"})
+    settings = EvalSettings(samples_per_prompt=2, temperature=1.0, data_dir=data_dir, **FAST)
+    out = checkpoint.parent.parent / "eval" / checkpoint.name
+    valid = by_rank(WILDCHAT_KEPT)[:3]  # validation first, whatever the training size
+    session = Session(checkpoint, settings, out, None)
+    answers = {u: [f"Answer {k} to: {u}", "ok"] for k, u in enumerate(valid)}
+    lengths = {valid[0]: [10, 20], valid[1]: [30, 40], valid[2]: [50, 60]}
+    store = session.store("wildchat_valid")
+    store.append([{"key": prompt_key(session.chat(u)), "prompt": session.chat(u), "completions": answers[u], "num_tokens": lengths[u],
+                   "finished": [True, True]} for u in valid])
+    session.close()
+    monkeypatch.setattr(HFGenerator, "generate", lambda *a: pytest.fail("generated although every sample was on disk"))
+
+    result = evaluate(checkpoint, ["wildchat_valid"], settings)["wildchat_valid"]
+    rm = ScalarRewardModel(str(athene), cls_token=CLS, dtype=torch.float32, device="cpu")
+    r = {u: rm([u, u], answers[u]) for u in valid}  # the user turn is the raw prompt (the `plain` template)
+    seed0 = sum(r[u][0] for u in valid) / 3 / 30  # mean reward / mean length (10, 30, 50)
+    seed1 = sum(r[u][1] for u in valid) / 3 / 40  # (20, 40, 60)
+    assert result["score"] == pytest.approx((seed0 + seed1) / 2, abs=1e-6)
+    assert result["stderr"] == pytest.approx(abs(seed0 - seed1) / 2, abs=1e-6)  # std(ddof=1) / sqrt(2) of two seeds
+    assert result["metrics"]["reward_len_norm"] == result["score"] and result["primary_metric"] == "reward_len_norm"
+    assert result["metrics"]["mean_reward"] == pytest.approx(sum(sum(v) for v in r.values()) / 6, abs=1e-6)
+    assert result["metrics"]["mean_tokens"] == 35 and result["n"] == 3
+    assert result["reward_model"]["name"] == str(athene) and result["reward_model"]["from"].endswith("config.json")
+    assert result["settings"]["reward_model"] == str(athene) and result["settings"]["rm_cls_token"] == CLS
+    stored = {row["instruction"]: row for row in rows(out / "wildchat_valid.samples.jsonl")}
+    assert stored[valid[1]]["rewards"] == pytest.approx(r[valid[1]], abs=1e-6) and stored[valid[1]]["num_tokens"] == [30, 40]
+
+
+def test_wildchat_valid_with_a_reward_model_setting_generates_and_scores(tmp_path, data_dir, athene):
+    """Any checkpoint with --reward-model; real generation (greedy, one sample), lengths from the generator."""
+    settings = EvalSettings(data_dir=data_dir, reward_model=str(athene), rm_cls_token=CLS, **FAST)
+    result = evaluate("tiny", ["wildchat_valid"], settings, out_dir=tmp_path / "out")["wildchat_valid"]
+    stored = rows(tmp_path / "out" / "wildchat_valid.samples.jsonl")
+    assert [row["instruction"] for row in stored] and {row["instruction"] for row in stored} == set(by_rank(WILDCHAT_KEPT)[:3])
+    rm = ScalarRewardModel(str(athene), cls_token=CLS, dtype=torch.float32, device="cpu")
+    rewards = rm([row["instruction"] for row in stored], [row["completions"][0] for row in stored])
+    lengths = [row["num_tokens"][0] for row in stored]
+    assert all(1 <= n <= 8 for n in lengths)  # the generator's token counts, at most max_new_tokens
+    assert result["score"] == pytest.approx(length_normalized_reward(rewards, lengths), abs=1e-6)
+    assert result["stderr"] == pytest.approx(ratio_stderr(rewards, lengths), abs=1e-6)
+    assert result["reward_model"]["from"] == "--reward-model"
+
+
+def test_ratio_stderr_by_hand():
+    # R = 2, L = 40/3, q = 0.15; residuals r - q l = (-0.5, 0.5, 0): SE = sqrt(0.5 / (3 * 2)) / (40/3).
+    assert ratio_stderr([1.0, 2.0, 3.0], [10, 10, 20]) == pytest.approx((0.5 / 6) ** 0.5 * 3 / 40)
+    assert ratio_stderr([1.0], [5]) is None
+
+
+def test_wildchat_valid_without_a_reward_model_is_one_line_and_the_rest_runs(tmp_path, data_dir):
+    common = ["--heldout-size", "2", "--max-new-tokens", "4", "--dtype", "float32", "--engine", "hf", "--data-dir", str(data_dir)]
+    none = runner.invoke(app, ["eval", "tiny", "--benchmarks", "wildchat_valid,math_heldout", "--out-dir", str(tmp_path / "a"), *common])
+    assert none.exit_code == 0 and "skipped: wildchat_valid: needs a reward model; pass --reward-model" in none.output, none.output
+    assert (tmp_path / "a" / "math_heldout.json").is_file() and not (tmp_path / "a" / "wildchat_valid.json").exists()
+    gone = runner.invoke(app, ["eval", "tiny", "--benchmarks", "wildchat_valid", "--reward-model", str(tmp_path / "no-rm"),
+                               "--out-dir", str(tmp_path / "b"), *common])
+    lines = [line for line in gone.output.splitlines() if line.strip()]
+    assert gone.exit_code == 2 and len(lines) == 1 and f"reward model {tmp_path / 'no-rm'} (from --reward-model) is neither" in lines[0]
