@@ -609,6 +609,39 @@ def _print_grid_results(out: Path, written: dict) -> None:
         console.print((out / "tables" / "tables.md").read_text())
 
 
+@app.command("select")
+def select(
+    run: Path = typer.Argument(..., help="a run directory, runs/<id>"),
+    by: str = typer.Option(..., "--by", help="the benchmark whose score picks: numina_valid (math), wildchat_valid (chat), or any evaluated one"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """The run's best evaluated checkpoint by one benchmark's score: how the paper picked checkpoints."""
+    import json
+
+    from semibench.results import select_checkpoint
+
+    try:
+        chosen = select_checkpoint(run, by)
+    except ConfigError as exc:
+        _fail(str(exc))
+    best = chosen.results[chosen.best_step]
+    if as_json:
+        typer.echo(json.dumps({"run": str(chosen.run.path), "by": chosen.key, "best_step": chosen.best_step, "checkpoint": str(chosen.checkpoint),
+                               "score": best["score"], "stderr": best.get("stderr"), "primary_metric": best.get("primary_metric"),
+                               "scores": {str(step): r["score"] for step, r in chosen.results.items()}}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{chosen.run.id}: checkpoints by {chosen.key} ({best.get('primary_metric')})")
+    for column in ("step", "score", "± stderr", ""):
+        table.add_column(column, justify="right")
+    for step, r in chosen.results.items():
+        table.add_row(str(step), f"{r['score']:.4g}", "-" if r.get("stderr") is None else f"{r['stderr']:.2g}", "best" if step == chosen.best_step else "")
+    Console().print(table)
+    typer.echo(f"best: {chosen.checkpoint}")
+
+
 @app.command()
 def plot(
     runs: Path = typer.Argument(Path("runs"), help="runs root (the --out of train or grid)"),

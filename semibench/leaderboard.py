@@ -23,7 +23,7 @@ IDENTITY = ["run_id", "base_model", "preset", "task", "objective", "sync_every",
 SAMPLING = ["eval_samples_per_prompt", "eval_temperature", "eval_top_p", "eval_max_new_tokens", "eval_limit"]
 PROVENANCE = ["judges", "semibench_version", "git_commit", "date"]
 SCORE_SUFFIXES = ["", "_stderr", "_ci_lower", "_ci_upper"]
-BENCHMARK_ORDER = ["math_heldout", "math500", "gsm8k", "amc23", "ifeval", "alpaca_eval", "arena_hard"]
+BENCHMARK_ORDER = ["math_heldout", "math500", "numina_test", "numina_valid", "gsm8k", "amc23", "ifeval", "alpaca_eval", "arena_hard", "wildchat_valid"]
 REGIME_ORDER = {"seed": 0, "offline": 1, "semi-online": 2, "online": 3}
 DECIMALS = 2
 

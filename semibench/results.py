@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from semibench.config import RunConfig, from_dict, regime_label
+from semibench.config import ConfigError, RunConfig, from_dict, regime_label
 from semibench.runs import is_done
 
 SEED_FILE = "seed.json"
@@ -108,3 +108,44 @@ def read_runs(root: Path) -> list[Run]:
         raise FileNotFoundError(f"no runs directory {root}; pass the --out of `semibench train` or `semibench grid`")
     runs = [read_run(p) for p in sorted(root.iterdir()) if p.is_dir()]
     return [r for r in runs if r is not None]
+
+
+@dataclass(frozen=True)
+class Selection:
+    run: Run
+    key: str  # the result key that picked (a benchmark, or benchmark@judge)
+    results: dict[int, dict]  # step -> that benchmark's eval JSON, every evaluated checkpoint
+    best_step: int
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run.path / "checkpoints" / f"step_{self.best_step:06d}"
+
+
+def select_checkpoint(run_dir: Path, by: str) -> Selection:
+    """The run's evaluated checkpoint with the highest `by` score: how the paper picked its checkpoints
+    (math by NuminaMath validation accuracy, chat by length-normalised reward on 470 WildChat prompts).
+
+    Every score semibench reports is higher-is-better; ties go to the earlier checkpoint. Checkpoints
+    evaluated under different settings (sampling, data, reward model) are not compared.
+    """
+    run = read_run(run_dir)
+    if run is None or run.is_seed:
+        raise ConfigError(f"{run_dir} is not a run directory (no config.json); pass runs/<id>")
+    keys = sorted({k for evals in run.evals.values() for k in evals if k == by or k.startswith(by + "@")})
+    if not keys:
+        raise ConfigError(f"no checkpoint of {run_dir} is evaluated on {by}; run `semibench eval {run_dir}/checkpoints/step_N "
+                          f"--benchmarks {by}` on each checkpoint first")
+    if len(keys) > 1:
+        raise ConfigError(f"{by} was judged by several judges; pass --by one of {', '.join(keys)}")
+    key = keys[0]
+    results = {step: evals[key] for step, evals in sorted(run.evals.items()) if key in evals and evals[key]["score"] is not None}
+    if not results:
+        raise ConfigError(f"no checkpoint of {run_dir} has a {key} score")
+    records = [r.get("settings") or {} for r in results.values()]
+    differ = sorted({k for r in records for k in r if any(other.get(k) != r.get(k) for other in records)})
+    if differ:
+        raise ConfigError(f"the checkpoints of {run_dir} were evaluated on {key} with different {', '.join(differ)}; "
+                          "re-evaluate them alike before selecting")
+    best = max(results, key=lambda step: (results[step]["score"], -step))
+    return Selection(run, key, results, best)

@@ -2,9 +2,10 @@
 
 paper.md §2: Table 1 verifiable (Math500, NuminaMath test, AMC23), Table 2 non-verifiable
 (AlpacaEval 2.0 LC win rate, ArenaHard with 95% CI), Table 3 training-task mix (both kinds of
-benchmark), Table 5 GRPO group size. Each starts with the seed-model row. Our held-out
-procedural math (`math_heldout`) stands in for the paper's NuminaMath test column; a column whose
-benchmark was not evaluated is left out, a missing cell is "–". Cells read like the paper:
+benchmark), Table 5 GRPO group size. Each starts with the seed-model row. "NuminaMath" is
+`numina_test`, the paper's own held-out split; runs on procedural math have their held-out
+procedural math (`math_heldout`) beside it. A column whose benchmark was not evaluated is left
+out, a missing cell is "–". Cells read like the paper:
 `58.9 (1.2)` with a standard error, `60.1 (-1.8, +1.6)` with a CI.
 """
 
@@ -19,7 +20,7 @@ from typing import Callable
 from semibench.results import Run, read_runs
 from semibench.runs import atomic_write_text
 
-MATH_COLUMNS = [("math500", "Math500"), ("math_heldout", "Held-out math"), ("gsm8k", "GSM8K"), ("amc23", "AMC23")]
+MATH_COLUMNS = [("math500", "Math500"), ("numina_test", "NuminaMath"), ("math_heldout", "Held-out math"), ("gsm8k", "GSM8K"), ("amc23", "AMC23")]
 CHAT_COLUMNS = [("alpaca_eval", "AlpacaEval 2.0"), ("arena_hard", "ArenaHard"), ("ifeval", "IFEval")]
 
 

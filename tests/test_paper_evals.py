@@ -54,14 +54,15 @@ def data_dir(tmp_path):
     return root
 
 
-def run_checkpoint(root: Path, overrides: dict) -> Path:
-    """runs/<id>/checkpoints/step_000003: the tiny model under a tiny-preset run's config.json."""
+def run_checkpoint(root: Path, overrides: dict, steps: tuple[int, ...] = (3,)) -> Path:
+    """runs/<id>/checkpoints/step_N for each step (the last returned): the tiny model under a tiny-preset run's config.json."""
     cfg = config.resolve("tiny", overrides)
     run = RunDir(root, cfg)
     run.start_fresh(cfg)
-    checkpoint = run.checkpoint(3)
-    shutil.copytree(resolve_model("tiny"), checkpoint)
-    mark_done(checkpoint)
+    for step in steps:
+        checkpoint = run.checkpoint(step)
+        shutil.copytree(resolve_model("tiny"), checkpoint)
+        mark_done(checkpoint)
     return checkpoint
 
 
@@ -77,6 +78,15 @@ def boxed(answer: str) -> str:
     return f"Reasoning. The final answer is $\\boxed{{{answer}}}$. I hope it is correct."
 
 
+def prefill_numina(checkpoint, settings: EvalSettings, out: Path, bench: str, answers: dict[str, list[str]]) -> None:
+    """Write hand-made completions where a killed eval leaves its finished samples: evaluate scores them, generating nothing."""
+    session = Session(Path(checkpoint), settings, out, None)
+    n = settings.samples_per_prompt
+    session.store(bench).append([{"key": prompt_key(paper_prompt(session, q)), "prompt": paper_prompt(session, q), "completions": cs,
+                                  "num_tokens": [9] * n, "finished": [True] * n} for q, cs in answers.items()])
+    session.close()
+
+
 # --- NuminaMath test / valid ------------------------------------------------------------------
 
 def test_numina_test_is_the_held_out_test_split_scored_avg_at_n(tmp_path, data_dir, monkeypatch):
@@ -84,13 +94,10 @@ def test_numina_test_is_the_held_out_test_split_scored_avg_at_n(tmp_path, data_d
     settings = EvalSettings(samples_per_prompt=2, temperature=1.0, data_dir=data_dir, **FAST)
     out = tmp_path / "out"
     test_split = by_rank(NUMINA_KEPT)[:2]  # test first, then valid, then train
-    session = Session(Path(resolve_model("tiny")), settings, out, None)
-    answers = {test_split[0]: [boxed(NUMINA_KEPT[test_split[0]]), boxed("123")],  # right, wrong
-               test_split[1]: [boxed(NUMINA_KEPT[test_split[1]])] * 2}  # right, right
-    store = session.store("numina_test")
-    store.append([{"key": prompt_key(paper_prompt(session, q)), "prompt": paper_prompt(session, q), "completions": cs,
-                   "num_tokens": [9, 9], "finished": [True, True]} for q, cs in answers.items()])
-    session.close()
+    prefill_numina(resolve_model("tiny"), settings, out, "numina_test", {
+        test_split[0]: [boxed(NUMINA_KEPT[test_split[0]]), boxed("123")],  # right, wrong
+        test_split[1]: [boxed(NUMINA_KEPT[test_split[1]])] * 2,  # right, right
+    })
     monkeypatch.setattr(HFGenerator, "generate", lambda *a: pytest.fail("generated although every sample was on disk"))
 
     result = evaluate("tiny", ["numina_test"], settings, out_dir=out)["numina_test"]
@@ -201,3 +208,53 @@ def test_wildchat_valid_without_a_reward_model_is_one_line_and_the_rest_runs(tmp
                                "--out-dir", str(tmp_path / "b"), *common])
     lines = [line for line in gone.output.splitlines() if line.strip()]
     assert gone.exit_code == 2 and len(lines) == 1 and f"reward model {tmp_path / 'no-rm'} (from --reward-model) is neither" in lines[0]
+
+
+# --- Checkpoint selection ---------------------------------------------------------------------
+
+def test_select_picks_the_checkpoint_with_the_best_validation_score(tmp_path, data_dir, monkeypatch):
+    """Three checkpoints of one run, evaluated for real on numina_valid (hand-made answers: 1, 2 and 2 of 2 right)."""
+    last = run_checkpoint(tmp_path / "runs", {}, steps=(100, 200, 300))
+    run = last.parent.parent
+    settings = EvalSettings(data_dir=data_dir, **FAST)
+    valid = by_rank(NUMINA_KEPT)[2:4]
+    monkeypatch.setattr(HFGenerator, "generate", lambda *a: pytest.fail("generated although every sample was on disk"))
+    for step, right in ((100, 1), (200, 2), (300, 2)):
+        answers = {q: [boxed(NUMINA_KEPT[q] if k < right else "999")] for k, q in enumerate(valid)}
+        checkpoint = run / "checkpoints" / f"step_{step:06d}"
+        prefill_numina(checkpoint, settings, run / "eval" / checkpoint.name, "numina_valid", answers)
+        assert evaluate(checkpoint, ["numina_valid"], settings)["numina_valid"]["score"] == pytest.approx(50.0 * right)
+
+    result = runner.invoke(app, ["select", str(run), "--by", "numina_valid", "--json"])
+    assert result.exit_code == 0, result.output
+    chosen = json.loads(result.output)
+    assert chosen["best_step"] == 200 and chosen["score"] == pytest.approx(100.0)  # a tie with 300: the earlier one
+    assert chosen["checkpoint"] == str(run / "checkpoints" / "step_000200")
+    assert chosen["scores"] == {"100": pytest.approx(50.0), "200": pytest.approx(100.0), "300": pytest.approx(100.0)}
+    table = runner.invoke(app, ["select", str(run), "--by", "numina_valid"])
+    assert table.exit_code == 0 and f"best: {run / 'checkpoints' / 'step_000200'}" in table.output
+
+    # One checkpoint scored under other settings: not comparable, one line naming what differs.
+    path = run / "eval" / "step_000300" / "numina_valid.json"
+    changed = json.loads(path.read_text())
+    changed["settings"]["temperature"] = 0.6
+    path.write_text(json.dumps(changed))
+    differs = runner.invoke(app, ["select", str(run), "--by", "numina_valid"])
+    assert differs.exit_code == 2 and "evaluated on numina_valid with different temperature" in differs.output
+    missing = runner.invoke(app, ["select", str(run), "--by", "wildchat_valid"])
+    assert missing.exit_code == 2 and "no checkpoint of" in missing.output and "--benchmarks wildchat_valid" in missing.output
+
+
+def test_table1_has_the_papers_numinamath_column_and_the_paper_grid_evaluates_it(tmp_path):
+    from semibench.grid import GRID_DEFAULTS
+    from semibench.tables import write_tables
+    from tests.report_fixtures import eval_json, make_run, make_seed
+
+    assert GRID_DEFAULTS["paper"].benchmarks[:3] == ("math500", "numina_test", "amc23")  # Table 1, in its order
+    make_seed(tmp_path, "tiny", [eval_json("math500", 40.0, 1.0), eval_json("numina_test", 30.0, 0.5), eval_json("amc23", 20.0, 2.0)])
+    make_run(tmp_path, "math", "dpo", "1", evals={4: [eval_json("math500", 45.0, 1.0), eval_json("numina_test", 36.25, 0.75),
+                                                      eval_json("amc23", 25.0, 2.5), eval_json("math_heldout", 60.0, 3.0)]})
+    write_tables(tmp_path, tmp_path / "tables")
+    md = (tmp_path / "tables" / "table1.md").read_text()
+    assert "| Method | Math500 | NuminaMath | Held-out math | AMC23 |" in md
+    assert "| Online DPO (s=1) | 45.0 (1.0) | 36.2 (0.8) | 60.0 (3.0) | 25.0 (2.5) |" in md
