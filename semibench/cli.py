@@ -401,6 +401,7 @@ def eval_(
     heldout_template: str = typer.Option("paper", "--heldout-template", help="math_heldout prompt template of a non-run checkpoint"),
     reward_model: Optional[str] = typer.Option(None, "--reward-model", help="wildchat_valid's scorer (default: the run's reward.reward_model)"),
     rm_cls_token: str = typer.Option("", "--rm-cls-token", help="with --reward-model: Athene-style CLS token"),
+    chat_template: str = typer.Option("", "--chat-template", help="prompt with this tasks/templates.yaml chat template (e.g. llama3) instead of the checkpoint's own"),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="default: runs/<id>/eval/step_N, or <checkpoint>/eval"),
 ) -> None:
     """Score a checkpoint: MATH-500, GSM8K, IFEval (lm-eval), AMC23, held-out math, AlpacaEval 2.0, Arena-Hard v0.1."""
@@ -419,7 +420,7 @@ def eval_(
             samples_per_prompt=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, limit=limit, judge=judge,
             data_dir=data_dir, engine=engine, seed=seed, batch_size=batch_size, dtype=dtype, judge_max_new_tokens=judge_max_new_tokens,
             heldout_size=heldout_size, heldout_sources=heldout_sources, heldout_template=heldout_template,
-            reward_model=reward_model, rm_cls_token=rm_cls_token,
+            reward_model=reward_model, rm_cls_token=rm_cls_token, chat_template=chat_template,
         )
         ev.check_settings(settings)
         resolved = ev.resolve_checkpoint(checkpoint)

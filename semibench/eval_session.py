@@ -124,6 +124,10 @@ class Session:
             from semibench.models import load_tokenizer
 
             self._tokenizer = load_tokenizer(str(self.checkpoint))
+            if self.settings.chat_template:  # e.g. a grid's seed row, prompted like its trained checkpoints
+                from semibench.tasks import chat_template
+
+                self._tokenizer.chat_template = chat_template(self.settings.chat_template)
         return self._tokenizer
 
     @property

@@ -59,6 +59,7 @@ class EvalSettings:
     heldout_template: str = "paper"  # its prompt template (tasks/templates.yaml)
     reward_model: str | None = None  # wildchat_valid's scorer; None: the run's reward.reward_model
     rm_cls_token: str = ""  # with reward_model: Athene-style CLS token ("" = none)
+    chat_template: str = ""  # "" = the checkpoint tokenizer's own; else a name under `chat:` in tasks/templates.yaml
 
     def __post_init__(self) -> None:
         # Values may arrive as strings (`semibench grid --eval-set limit=50`): coerce them to the field types.
@@ -69,7 +70,7 @@ class EvalSettings:
             if f.name == "reward_model" and isinstance(value, str) and value.strip().lower() in ("none", "null", ""):
                 object.__setattr__(self, f.name, None)
                 continue
-            if not isinstance(value, str) or f.name in ("judge", "engine", "dtype", "heldout_template", "reward_model", "rm_cls_token"):
+            if not isinstance(value, str) or f.name in ("judge", "engine", "dtype", "heldout_template", "reward_model", "rm_cls_token", "chat_template"):
                 continue
             if value.strip().lower() in ("none", "null", "") and f.name in ("limit", "judge", "data_dir", "batch_size"):
                 coerced = None
@@ -101,6 +102,11 @@ def check_settings(s: EvalSettings) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    if s.chat_template:
+        from semibench.tasks import read_spec
+
+        if s.chat_template not in read_spec("templates")["chat"]:
+            raise ConfigError(f"unknown chat template '{s.chat_template}'; choose from {', '.join(read_spec('templates')['chat'])} (or none for the checkpoint's own)")
     if s.judge is not None:
         from semibench.judges import parse_spec
 
@@ -114,7 +120,7 @@ def settings_to_cli(s: EvalSettings) -> list[str]:
         "limit": "--limit", "judge": "--judge", "data_dir": "--data-dir", "engine": "--engine", "seed": "--seed",
         "batch_size": "--batch-size", "dtype": "--dtype", "judge_max_new_tokens": "--judge-max-new-tokens",
         "heldout_size": "--heldout-size", "heldout_sources": "--heldout-sources", "heldout_template": "--heldout-template",
-        "reward_model": "--reward-model", "rm_cls_token": "--rm-cls-token",
+        "reward_model": "--reward-model", "rm_cls_token": "--rm-cls-token", "chat_template": "--chat-template",
     }
     default = EvalSettings()
     out = []
@@ -237,6 +243,8 @@ def _settings_record(bench: str, s: EvalSettings, source: data.Source, engine: s
     """Everything a result depends on; a result on disk with an equal record is reused."""
     record = {"benchmark": bench, "samples_per_prompt": s.samples_per_prompt, "temperature": s.temperature, "top_p": s.top_p,
               "max_new_tokens": s.max_new_tokens, "limit": s.limit, "seed": s.seed, "engine": engine, "dtype": s.dtype, "data": source.description}
+    if s.chat_template:  # only when set, so results computed before the setting existed stay valid
+        record["chat_template"] = s.chat_template
     if bench in JUDGED:
         record["judge"] = s.judge
     if bench == "arena_hard":

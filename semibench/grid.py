@@ -193,6 +193,22 @@ def seed_dir(out: Path, model_name: str) -> Path:
     return Path(out) / f"seed-{model_name.replace('/', '--')}"
 
 
+def seed_record(cfg: RunConfig) -> dict[str, Any]:
+    """seed.json: what the seed row's benchmarks take from the grid (held-out math's training source, the reward model)."""
+    d = config.to_dict(cfg)
+    return {"model": cfg.model.name, "task": d["task"], "seed": cfg.train.seed, "reward": d["reward"], "chat_template": cfg.model.chat_template}
+
+
+def seed_settings(cfg: RunConfig, settings):
+    """The seed row is prompted like the trained checkpoints: they carry the preset's `model.chat_template`
+    in their tokenizer; the hub model does not, so its evaluation applies it (unless the settings name one)."""
+    import dataclasses
+
+    if cfg.model.chat_template and not settings.chat_template:
+        return dataclasses.replace(settings, chat_template=cfg.model.chat_template)
+    return settings
+
+
 def evaluate_seed(cfg: RunConfig, out: Path, benchmarks, settings, progress=None) -> Path:
     """The untrained model's scores, once per base model: the tables' first row, every curve's step 0."""
     from semibench.evaluate import evaluate
@@ -200,8 +216,8 @@ def evaluate_seed(cfg: RunConfig, out: Path, benchmarks, settings, progress=None
 
     path = seed_dir(out, cfg.model.name)
     # The held-out math of a non-run checkpoint comes from this file: the grid's training source.
-    atomic_write_json(path / "seed.json", {"model": cfg.model.name, "task": config.to_dict(cfg)["task"], "seed": cfg.train.seed})
-    evaluate(Path(resolve_model(cfg.model.name)), benchmarks, settings, out_dir=path / "eval", progress=progress)
+    atomic_write_json(path / "seed.json", seed_record(cfg))
+    evaluate(Path(resolve_model(cfg.model.name)), benchmarks, seed_settings(cfg, settings), out_dir=path / "eval", progress=progress)
     return path
 
 
@@ -313,9 +329,9 @@ def eval_cli_args(settings) -> list[str]:
 
 def seed_job_command(cfg: RunConfig, out: Path, benchmarks, settings) -> str:
     path = seed_dir(out, cfg.model.name)
-    seed_json = json.dumps({"model": cfg.model.name, "task": config.to_dict(cfg)["task"], "seed": cfg.train.seed})
+    seed_json = json.dumps(seed_record(cfg))
     evaluate = ["python", "-m", "semibench", "eval", cfg.model.name, "--out-dir", str(path / "eval"),
-                "--benchmarks", ",".join(benchmarks), *eval_cli_args(settings)]
+                "--benchmarks", ",".join(benchmarks), *eval_cli_args(seed_settings(cfg, settings))]
     return f"mkdir -p {shlex.quote(str(path))} && printf %s {shlex.quote(seed_json)} > {shlex.quote(str(path / 'seed.json'))} && " + " ".join(shlex.quote(a) for a in evaluate)
 
 

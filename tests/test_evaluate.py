@@ -179,7 +179,8 @@ def test_settings_to_cli_round_trips(tmp_path, monkeypatch):
 
     settings = EvalSettings(samples_per_prompt=4, temperature=0.6, top_p=0.9, max_new_tokens=64, limit=7, judge="local:tiny", data_dir=tmp_path,
                             engine="hf", seed=3, batch_size=8, dtype="float32", judge_max_new_tokens=99, heldout_size=5,
-                            heldout_sources=("single_digit", "easy_arithmetic"), heldout_template="tiny", reward_model="rm/x", rm_cls_token="<c>")
+                            heldout_sources=("single_digit", "easy_arithmetic"), heldout_template="tiny", reward_model="rm/x", rm_cls_token="<c>",
+                            chat_template="llama3")
     seen = {}
     monkeypatch.setattr(ev, "evaluate", lambda checkpoint, benches, s, out_dir, progress: seen.setdefault("s", s) and {})
     result = runner.invoke(app, ["eval", "tiny", "--benchmarks", "math_heldout", *settings_to_cli(settings)])

@@ -258,3 +258,41 @@ def test_table1_has_the_papers_numinamath_column_and_the_paper_grid_evaluates_it
     md = (tmp_path / "tables" / "table1.md").read_text()
     assert "| Method | Math500 | NuminaMath | Held-out math | AMC23 |" in md
     assert "| Online DPO (s=1) | 45.0 (1.0) | 36.2 (0.8) | 60.0 (3.0) | 25.0 (2.5) |" in md
+
+
+# --- The grid's seed row ----------------------------------------------------------------------
+
+def test_seed_row_is_prompted_like_the_trained_checkpoints(tmp_path):
+    """--preset paper trains with model.chat_template=llama3 (saved in every checkpoint's tokenizer); the seed row,
+    the hub model with its own template, must get the same prompts, here on the tiny model (ChatML of its own)."""
+    from semibench.grid import evaluate_seed
+    from semibench.train import train
+
+    cfg = config.resolve("tiny", {"model.chat_template": "llama3", "train.steps": 1})
+    run = train(cfg, tmp_path / "runs")
+    settings = EvalSettings(heldout_size=4, **FAST)
+    evaluate(run / "checkpoints" / "step_000001", ["math_heldout"], settings)
+    row = evaluate_seed(cfg, tmp_path / "runs", ["math_heldout"], settings)
+
+    trained = [r["prompt"] for r in rows(run / "eval" / "step_000001" / "math_heldout.samples.jsonl")]
+    seed = [r["prompt"] for r in rows(row / "eval" / "math_heldout.samples.jsonl")]
+    assert len(trained) == 4 and seed == trained
+    assert all(p.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n") for p in seed)
+    assert json.loads((row / "seed.json").read_text())["chat_template"] == "llama3"
+    assert json.loads((row / "eval" / "math_heldout.json").read_text())["settings"]["chat_template"] == "llama3"
+    # Without it the seed row would be prompted in the tiny tokenizer's own ChatML: what this test guards against.
+    plain = evaluate("tiny", ["math_heldout"], settings, out_dir=row / "plain")["math_heldout"]
+    assert plain["n"] == 4 and all(r["prompt"].endswith("<|im_start|>assistant\n") for r in rows(row / "plain" / "math_heldout.samples.jsonl"))
+
+
+def test_slurm_seed_job_carries_the_chat_template(tmp_path):
+    import shlex
+
+    from semibench.grid import seed_job_command
+
+    cfg = config.resolve("paper", {"task.name": "math"})
+    command = seed_job_command(cfg, tmp_path, ["numina_test"], EvalSettings(samples_per_prompt=50, temperature=0.6))
+    words = shlex.split(command)
+    assert words[words.index("--chat-template") + 1] == "llama3"
+    seed_json = json.loads(words[words.index("printf") + 2])
+    assert seed_json["chat_template"] == "llama3" and seed_json["reward"]["reward_model"] == "Nexusflow/Athene-RM-8B"
