@@ -41,6 +41,10 @@ EVERY_ROW = {
     "grid.eval.samples_per_prompt": "50",
     "grid.eval.temperature": "0.6",
     "grid.eval.top_p": "0.9",
+    # The scale path (paper.md §1.1: fairseq2 FSDP in bf16, generation on separate vLLM workers).
+    "train.engine": "vllm",
+    "dist.mixed_precision": "True",
+    "dist.activation_checkpointing": "True",
 }
 
 
