@@ -634,11 +634,12 @@ def select(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{chosen.run.id}: checkpoints by {chosen.key} ({best.get('primary_metric')})")
+    metric = f" ({best['primary_metric']})" if best.get("primary_metric") else ""
+    table = Table(title=f"{chosen.run.id} by {chosen.key}{metric}")
     for column in ("step", "score", "± stderr", ""):
         table.add_column(column, justify="right")
-    for step, r in chosen.results.items():
-        table.add_row(str(step), f"{r['score']:.4g}", "-" if r.get("stderr") is None else f"{r['stderr']:.2g}", "best" if step == chosen.best_step else "")
+    for step, r in chosen.results.items():  # 4 significant digits: percentages and per-token rewards alike
+        table.add_row(str(step), f"{r['score']:#.4g}", "-" if r.get("stderr") is None else f"{r['stderr']:#.2g}", "best" if step == chosen.best_step else "")
     Console().print(table)
     typer.echo(f"best: {chosen.checkpoint}")
 
