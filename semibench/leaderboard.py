@@ -39,7 +39,7 @@ SCHEMA = {
     "steps": "optimizer steps trained",
     "seed": "training seed",
     "checkpoint_step": "the evaluated checkpoint (the run's final one)",
-    "<bench>": "score in percent (primary metric, see the eval JSON's `metrics` for the rest)",
+    "<bench>": "score in percent (primary metric, see the eval JSON's `metrics` for the rest); wildchat_valid: length-normalised reward per token, 6 decimals",
     "<bench>_stderr": "standard error of the score in percent (empty when a CI is given instead)",
     "<bench>_ci_lower / _ci_upper": "95% confidence interval bounds in percent (ArenaHard bootstrap)",
     "<bench>@<judge>": "judged benchmarks: one column group per judge, never mixed",
@@ -52,10 +52,14 @@ SCHEMA = {
 }
 
 
-def _number(value) -> str:
+# Scores that are not percentages keep more digits (Athene's length-normalised reward is ~1e-3).
+DECIMALS_BY_BENCHMARK = {"wildchat_valid": 6}
+
+
+def _number(value, decimals: int = DECIMALS) -> str:
     if value is None or value == "":
         return ""
-    return f"{float(value):.{DECIMALS}f}"
+    return f"{float(value):.{decimals}f}"
 
 
 def _sampling_signature(result: dict) -> tuple:
@@ -83,10 +87,10 @@ def rows_for(run: Run) -> list[dict]:
         row = _identity(run, step)
         row.update(dict(zip(SAMPLING, (_plain(x) for x in signature))))
         for key, result in group.items():
-            row[key] = _number(result["score"])
-            row[f"{key}_stderr"] = _number(result.get("stderr"))
-            row[f"{key}_ci_lower"] = _number(result.get("ci_lower"))
-            row[f"{key}_ci_upper"] = _number(result.get("ci_upper"))
+            decimals = DECIMALS_BY_BENCHMARK.get(result["benchmark"], DECIMALS)
+            row[key] = _number(result["score"], decimals)
+            for field in ("stderr", "ci_lower", "ci_upper"):
+                row[f"{key}_{field}"] = _number(result.get(field), decimals)
         versions = [r.get("versions") or {} for r in group.values()]
         row["judges"] = ";".join(sorted({r["judge"] for r in group.values() if r.get("judge")}))
         row["semibench_version"] = ";".join(sorted({v.get("semibench", "") for v in versions} - {""}))

@@ -140,3 +140,16 @@ def test_cli_reports_on_fixture_tree_and_clear_errors(tree, tmp_path):
         assert result.exit_code == 2 and ("no evaluated" in result.output or "evaluated final checkpoint" in result.output)
     result = runner.invoke(app, ["plot", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "no runs directory" in result.output
+
+
+def test_leaderboard_keeps_digits_of_per_token_rewards(tree, tmp_path):
+    root, runs = tree
+    from semibench.runs import atomic_write_json
+    from tests.report_fixtures import eval_json
+
+    atomic_write_json(runs["online"] / "eval" / "step_000004" / "wildchat_valid.json", eval_json("wildchat_valid", 0.00123456, 0.0000421))
+    [path] = write_leaderboards(root, tmp_path / "lb").values()
+    header, rows = _header_and_rows(path.read_text())
+    col = {h: i for i, h in enumerate(header)}
+    online = next(r for r in rows if r[col["run_id"]] == runs["online"].name)
+    assert (online[col["wildchat_valid"]], online[col["wildchat_valid_stderr"]]) == ("0.001235", "0.000042")
