@@ -89,10 +89,24 @@ def pipeline(preset: str, steps: int, sync_values: list[str], overrides: dict) -
             row[key] = sum(m[key] for m in metrics)
         row["reward"] = sum(m["reward"] for m in metrics) / len(metrics)
         row["generated_tokens"] = sum(m["generated_tokens"] for m in metrics)
+        row["metrics"] = metrics  # per step, for where the time went
         rows.append(row)
+        print(f"s={s}: {wall:.0f} s, load {row['load']}", file=sys.stderr, flush=True)  # long runs: show progress
+    # Listing an s twice (e.g. 1,4,8,16,16,8,4,1) evens out load drift on a shared machine: the
+    # ratio is then to the mean over the first s's runs.
+    base = statistics.mean(r["wall_s"] for r in rows if r["s"] == rows[0]["s"])
     for row in rows:
-        row["ratio"] = row["wall_s"] / rows[0]["wall_s"]
+        row["ratio"] = row["wall_s"] / base
     return rows
+
+
+def mean_by_s(rows: list[dict]) -> list[dict]:
+    """One row per s: mean wall time and phase sums over its runs, ratio to the first s."""
+    out = []
+    for s in dict.fromkeys(r["s"] for r in rows):
+        runs = [r for r in rows if r["s"] == s]
+        out.append({"s": s, "runs": len(runs), **{k: statistics.mean(r[k] for r in runs) for k in ("wall_s", "ratio", *PHASES, "time/generator_busy")}})
+    return out
 
 
 # ---- against TRL 1.16 -------------------------------------------------------------------------
@@ -193,6 +207,7 @@ def against_trl(objective: str, preset: str, steps_per_block: int, rounds: int, 
                     seconds[side] += step_s  # from the end of step 0 on: warm-up excluded
                     phases[side] += rows[1:]
                 loads.append(load())
+                print(f"{side}: step seconds so far {[round(x) for x in seconds[side]]}, load {loads[-1]}", file=sys.stderr, flush=True)
     finally:
         rewarder.close()
     out = []
@@ -220,6 +235,9 @@ def sync(preset: str, reps: int, engines: list[str]) -> list[dict]:
     cfg = config.resolve(preset, {})
     path = resolve_model(cfg.model.name)
     policy = load_causal_lm(path, getattr(torch, cfg.model.dtype))
+    with torch.no_grad():
+        for p in policy.parameters():  # own memory, as a trained policy has (loaded weights may be file-backed)
+            p.data = p.data.clone()
     state = policy.state_dict()
     dtype = getattr(torch, cfg.model.generator_dtype)
     generators = {engine: load_generator(path, engine, dtype, cfg.train.seed) for engine in engines}

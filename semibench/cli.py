@@ -248,6 +248,10 @@ def bench_pipeline(
            [[r["s"], r["wall_s"], r["ratio"], r["time/generate"], r["time/generator_busy"], r["time/reward"], r["time/train"], r["time/sync"],
              int(r["generated_tokens"]), r["reward"], r["load"]] for r in rows],
            f"engine start (once, not in the walls): {rows[0]['engine_start_s']:.0f} s")
+    means = bench.mean_by_s(rows)
+    if any(m["runs"] > 1 for m in means):
+        _table("mean over the runs of each s", ["s", "runs", "wall s", "vs first", "generate wait", "generator busy", "reward", "train", "sync"],
+               [[m["s"], m["runs"], m["wall_s"], m["ratio"], m["time/generate"], m["time/generator_busy"], m["time/reward"], m["time/train"], m["time/sync"]] for m in means])
 
 
 @bench_app.command("trl")
