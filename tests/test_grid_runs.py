@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from semibench import evaluate, grid
+from semibench import evaluate
 from semibench.grid import GridSpec, aggregate, eval_settings, expand, run_local, with_defaults
 from semibench.runs import run_id
 

@@ -1,0 +1,26 @@
+"""The `semibench` command. Each command parses, resolves a config and calls one library function.
+
+Heavy modules (torch, transformers) are imported inside commands so `semibench --help` is instant.
+User mistakes (`ConfigError`) become one red line and exit code 2. One module per command family;
+importing them registers their commands on `app`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from semibench.cli import train, evals, reports, bench  # noqa: F401, I001  (register their commands, in --help order)
+from semibench.cli.common import app
+from semibench.config import ConfigError
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:  # raised from inside a command's library call
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)

@@ -1,0 +1,129 @@
+"""`semibench bench ...`: benchmarks that print tables (never timed tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from semibench.cli.common import app, fail, quiet_transformers, table
+from semibench.config import ConfigError
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print tables.")
+app.add_typer(bench_app, name="bench")
+
+
+
+@bench_app.command("step")
+def bench_step(
+    preset: str = typer.Option("smol"),
+    task: str = typer.Option("math"),
+    steps: int = typer.Option(3, help="steps per objective; the first is excluded from the medians"),
+    set_: list[str] = typer.Option([], "--set"),
+) -> None:
+    """Seconds per online DPO and GRPO step, split into sync / generate / reward / train."""
+    from semibench import bench, config
+
+    quiet_transformers()
+    try:
+        rows = bench.step_breakdown(preset, task, steps, config.parse_set_args(set_))
+    except ConfigError as exc:
+        fail(str(exc))
+    table(f"one online step, preset {preset}, task {task} (medians)",
+          ["objective", "steps", "sync s", "generate s", "reward s", "train s", "total s", "gen tok/s", "tokens", "reward"],
+          [[r["objective"], r["steps"], *(r[k] for k in bench.PHASES), r["total_s"], f"{r['tokens_per_s']:.1f}", f"{r['generated_tokens']:.0f}",
+            f"{r['reward']:.3f}"] for r in rows])
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    preset: str = typer.Option("smol"),
+    steps: int = typer.Option(16),
+    sync_every: str = typer.Option("1,4,8,16", "--sync-every", help="comma-separated s values; the first is the baseline"),
+    set_: list[str] = typer.Option([], "--set"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="also write the rows and every run's per-step metrics here"),
+) -> None:
+    """Wall time of the same run (same seeds) at each s on the vLLM engine with pipelined windows."""
+    import json
+
+    from semibench import bench, config
+
+    quiet_transformers()
+    try:
+        rows = bench.pipeline(preset, steps, [v for v in sync_every.split(",") if v], config.parse_set_args(set_))
+    except ConfigError as exc:
+        fail(str(exc))
+    if json_out is not None:
+        json_out.write_text(json.dumps(rows, indent=1))
+    table(f"pipelined windows: {steps} steps of {preset} on vLLM (sums over steps, seconds)",
+           ["s", "wall s", "vs first", "generate wait", "generator busy", "reward", "train", "sync", "tokens", "reward mean", "load 1/5/15 min"],
+           [[r["s"], r["wall_s"], r["ratio"], r["time/generate"], r["time/generator_busy"], r["time/reward"], r["time/train"], r["time/sync"],
+             int(r["generated_tokens"]), r["reward"], r["load"]] for r in rows],
+           f"engine start (once, not in the walls): {rows[0]['engine_start_s']:.0f} s")
+    means = bench.mean_by_s(rows)
+    if any(m["runs"] > 1 for m in means):
+        table("mean over the runs of each s", ["s", "runs", "wall s", "vs first", "generate wait", "generator busy", "reward", "train", "sync"],
+               [[m["s"], m["runs"], m["wall_s"], m["ratio"], m["time/generate"], m["time/generator_busy"], m["time/reward"], m["time/train"], m["time/sync"]] for m in means])
+
+
+@bench_app.command("trl")
+def bench_trl(
+    objective: str = typer.Option("grpo", help="grpo | dpo (online DPO vs TRL's OnlineDPOTrainer)"),
+    preset: str = typer.Option("smol"),
+    steps: int = typer.Option(3, help="steps per block; each block's first step is excluded"),
+    rounds: int = typer.Option(2, help="times the sides alternate"),
+    sides: str = typer.Option("trl,semibench-hf,semibench-vllm"),
+) -> None:
+    """Samples/s against TRL 1.16 (pip install trl==1.16.0): same model, prompts, lengths, samples, batch."""
+    from semibench import bench
+
+    if objective not in bench.TRL_SHAPES:
+        fail(f"--objective must be one of {', '.join(bench.TRL_SHAPES)}")
+    chosen = [x for x in sides.split(",") if x]
+    if "trl" in chosen:
+        import importlib.util
+
+        if importlib.util.find_spec("trl") is None:
+            fail("the TRL comparison needs TRL: pip install trl==1.16.0 (a bench-only dependency)")
+    quiet_transformers()
+    rows = bench.against_trl(objective, preset, steps, rounds, chosen)
+    shape = bench.TRL_SHAPES[objective]
+    table(f"online {objective.upper()} vs TRL 1.16, {preset}: {shape['prompts']} prompts x {shape['samples']} samples/step (medians)",
+           ["side", "steps", "s/step", "samples/s", "vs TRL", "generate", "reward", "train", "sync"],
+           [[r["side"], r["steps"], r["s_per_step"], r["samples_per_s"], r["ratio"], r["time/generate"], r["time/reward"], r["time/train"], r["time/sync"]] for r in rows],
+           f"load 1/5/15 min between blocks: {rows[0]['load']}")
+
+
+@bench_app.command("sync")
+def bench_sync(
+    preset: str = typer.Option("smol"),
+    reps: int = typer.Option(5),
+    engines: str = typer.Option("vllm,hf"),
+) -> None:
+    """Seconds per generator weight sync against a plain in-memory copy (clone / copy_) of the same state dict."""
+    from semibench import bench
+
+    quiet_transformers()
+    rows = bench.sync(preset, reps, [e for e in engines.split(",") if e])
+    table(f"weight sync, {preset}: {rows[0]['state_mb']:.0f} MB fp32 trainer state -> {rows[0]['generator_dtype']} generator",
+           ["what", "median s", "min s", "max s", "n", "x clone", "x copy_"],
+           [[r["what"], r["median_s"], r["min_s"], r["max_s"], r["n"], r["vs_clone"], r["vs_copy_"]] for r in rows],
+           f"load 1/5/15 min: {rows[0]['load']}")
+
+
+@bench_app.command("placement")
+def bench_placement(
+    reps: int = typer.Option(5, help="trainer steps per measurement"),
+    rounds: int = typer.Option(2, help="times the placements alternate"),
+) -> None:
+    """The trainer's step time next to the vLLM engine: in its process, or in a process of its own."""
+    from semibench import bench
+
+    rows = bench.placement(reps, rounds)
+    table("trainer fwd+bwd of one smol micro-batch (4 x 228 tokens, bf16 autocast) next to a vLLM engine (medians)",
+           ["engine", "train step s", "x alone", "torch threads", "generate alone s", "generate while training s", "both wall s", "train alone s"],
+           [[r["mode"], r["train_step_s"], r["vs_alone"], r["torch_threads"], r.get("generate_alone_s"), r.get("generate_concurrent_s"),
+             r.get("both_wall_s"), r.get("train_alone_s")] for r in rows],
+           f"load 1/5/15 min between runs: {rows[0]['load']}")
+

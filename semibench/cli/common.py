@@ -1,0 +1,50 @@
+"""What every command shares: the app, one-line failures, rich tables, durations."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline, semi-online and online DPO/GRPO for LLMs.")
+
+
+def is_main_rank() -> bool:
+    """Rank 0, or not launched by torchrun: the process that talks to the user."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def fail(message: str) -> None:
+    """A user mistake: one red line naming the fix, exit code 2."""
+    if is_main_rank():  # under torchrun every rank fails alike; say it once
+        typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+def table(title: str, columns: list[str], rows: list[list], note: str = "") -> None:
+    """Print rows as a rich table: first column left, the rest right, floats to 2 decimals."""
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Table(title=title, caption=note or None)
+    for i, column in enumerate(columns):
+        out.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        out.add_row(*("-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
+    Console(width=180).print(out)
+
+
+def duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def quiet_transformers() -> None:
+    """No transformers progress bars or warnings: our own progress is the one that matters."""
+    import logging
+
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    logging.getLogger("transformers").setLevel(logging.ERROR)

@@ -1,0 +1,157 @@
+"""`semibench train` (one run, resumable, torchrun-aware) and `semibench presets`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from semibench.cli.common import app, fail, is_main_rank
+from semibench.config import ConfigError
+
+presets_app = typer.Typer(no_args_is_help=True, help="List and show config presets.")
+app.add_typer(presets_app, name="presets")
+
+
+
+@app.command()
+def train(
+    preset: Optional[str] = typer.Option(None, help="tiny (tests) | smol (SmolLM2-135M-Instruct) [default: smol]"),
+    task: Optional[str] = typer.Option(None, help="math | if | mixed"),
+    objective: Optional[str] = typer.Option(None, help="dpo | grpo | group_dpo | group_dpo_grpo"),
+    sync_every: Optional[str] = typer.Option(None, "--sync-every", help="1 online, k semi-online, inf offline"),
+    steps: Optional[int] = typer.Option(None, help="optimizer steps"),
+    seed: Optional[int] = typer.Option(None, help="random seed"),
+    set_: list[str] = typer.Option([], "--set", help="override any config key: --set optim.lr=1e-6"),
+    out: Path = typer.Option(Path("runs"), help="runs root directory"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue runs/<id> from its newest state, with its own config.json"),
+) -> None:
+    """Train one run: generator synced every --sync-every steps, DPO or GRPO, on math, IF or both.
+
+    Running the same command again resumes an unfinished run (its directory has no DONE). Scale out
+    with `torchrun --nproc_per_node=N -m semibench train ...` (FSDP2; gloo on CPU, NCCL on GPUs).
+    """
+    from semibench import config
+
+    if resume is not None:
+        if preset is not None or set_ or any(v is not None for v in (task, objective, sync_every, steps, seed)):
+            fail("--resume takes the run's own config.json; drop the other options (a changed config is a new run)")
+        cfg, out = _resumable(resume)
+        _run_training(cfg, out)
+        return
+    try:
+        overrides = config.parse_set_args(set_)
+        for key, value in (("task.name", task), ("loss.objective", objective), ("train.sync_every", sync_every), ("train.steps", steps), ("train.seed", seed)):
+            if value is not None:
+                overrides[key] = value
+        cfg = config.resolve(preset or "smol", overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+    _run_training(cfg, out)
+
+
+def _resumable(run_dir: Path):
+    """The config of an existing run directory and its runs root; one-line errors for anything else."""
+    import json
+
+    from semibench import config
+    from semibench.runs import run_id
+
+    saved = run_dir / "config.json"
+    if not saved.is_file():
+        fail(f"no run to resume at {run_dir}: {saved} does not exist (pass a runs/<id> directory)")
+    try:
+        cfg = config.from_dict(json.loads(saved.read_text()))
+        config.validate(cfg)
+    except (ConfigError, json.JSONDecodeError) as exc:
+        fail(f"cannot resume {run_dir}: its config.json does not load ({exc})")
+    if run_id(cfg) != run_dir.name:
+        fail(f"cannot resume {run_dir}: its config.json now hashes to run id {run_id(cfg)} (written by another semibench version); start it as a new run")
+    return cfg, run_dir.parent
+
+
+def _run_training(cfg, out: Path) -> None:
+    import transformers
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from semibench.config import regime_label
+    from semibench.runs import RunDir, is_done
+    from semibench.train import train as train_run
+
+    transformers.utils.logging.disable_progress_bar()  # our bar is the one that matters
+    if not is_main_rank():  # torchrun: rank 0 shows progress; the others just train
+        try:
+            train_run(cfg, out)
+        except ConfigError as exc:
+            fail(str(exc))
+        return
+    console = Console(stderr=True)
+    run = RunDir(out, cfg)
+    if is_done(run.path):
+        console.print(f"already done: {run.path}")
+        return
+    sync = "inf" if cfg.train.sync_every is None else cfg.train.sync_every
+    console.print(f"[bold]{run.path.name}[/]: {cfg.loss.objective} on {cfg.task.name}, s={sync} ({regime_label(cfg.train.sync_every)}), model {cfg.model.name}, "
+                  f"engine {cfg.train.engine}{' (pipelined)' if cfg.train.pipeline and cfg.train.sync_every != 1 else ''}")
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+    try:
+        with Progress(*columns, console=console, transient=False) as bar:
+            job = bar.add_task("train", total=cfg.train.steps, info="loading data and models")
+
+            def on_step(step: int, row: dict) -> None:
+                info = f"reward {row['reward']:.3f}  valid {row['frac_valid_prompts']:.2f}  len {row['rollout_length']:.0f}"
+                bar.update(job, completed=step + 1, info=info)
+
+            path = train_run(cfg, out, progress=on_step)
+    except ConfigError as exc:  # after the bar is closed, so the error is the last line printed
+        fail(str(exc))
+    summary = (path / "summary.json").read_text()
+    console.print(f"done: {path}\n{summary}")
+
+
+@presets_app.command("list")
+def presets_list() -> None:
+    """Names of the built-in presets."""
+    from semibench.config import PRESETS
+
+    for name in PRESETS:
+        typer.echo(name)
+
+
+@presets_app.command("show")
+def presets_show(
+    name: str = typer.Argument("smol"),
+    task: str = typer.Option("math"),
+    objective: str = typer.Option("dpo"),
+) -> None:
+    """Every resolved config key of a preset for one task and objective, its grid defaults, and why."""
+    import dataclasses
+
+    from semibench import config
+    from semibench.grid import GRID_DEFAULTS
+
+    try:
+        cfg = config.resolve(name, {"task.name": task, "loss.objective": objective})
+    except ConfigError as exc:
+        fail(str(exc))
+    for key, value in config.flatten(cfg).items():
+        typer.echo(f"{key} = {value}")
+    if name in GRID_DEFAULTS:  # what `semibench grid --preset NAME` runs and how it evaluates
+        for key, value in _flatten_dict(dataclasses.asdict(GRID_DEFAULTS[name]), "grid."):
+            typer.echo(f"{key} = {value}")
+    notes = config.PRESET_NOTES.get(name)
+    if notes:
+        typer.echo("\nwhere the paper is silent or its text and code disagree (paper.md §6), this preset chose:")
+        for key, why in notes.items():
+            typer.echo(f"  {key}: {why}")
+
+
+def _flatten_dict(values: dict, prefix: str):
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            yield from _flatten_dict(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
