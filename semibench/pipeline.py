@@ -83,7 +83,8 @@ class RolloutProducer:
         self._chunks: dict[int, Future | list[StepRollouts]] = {}  # first step -> the chunk (or its future)
 
     def get(self, step: int) -> tuple[StepRollouts, float]:
-        """The step's rollouts and the seconds the caller waited for them."""
+        """The step's rollouts and the seconds the caller waited for them (inline generation included)."""
+        tick = time.perf_counter()
         first, end = chunk_bounds(step, self.sync_every, self.chunk_steps, self.total_steps)
         self._submit(first, end)
         for _ in range(self.ahead_chunks if self._pool else 0):  # keep the generator busy within the window
@@ -91,7 +92,6 @@ class RolloutProducer:
                 break
             first_next, end = chunk_bounds(end, self.sync_every, self.chunk_steps, self.total_steps)
             self._submit(first_next, end)
-        tick = time.perf_counter()
         chunk = self._chunks[first]
         if isinstance(chunk, Future):
             chunk = self._chunks[first] = chunk.result()  # re-raises a failure of the generating thread

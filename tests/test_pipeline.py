@@ -3,6 +3,7 @@ but timing, and that stale rollouts are still caught."""
 
 import json
 import threading
+import time
 
 import pytest
 import torch
@@ -83,6 +84,20 @@ def test_inline_producer_makes_the_same_calls():
             producer.get(step)
         producer.close()
     assert ahead.calls == inline.calls == [(6, chunk_seed(1, 0)), (6, chunk_seed(1, 3)), (2, chunk_seed(1, 6))]
+
+
+class SlowGenerator(FakeGenerator):
+    def generate(self, prompts, n, sampling):
+        time.sleep(0.2)
+        return super().generate(prompts, n, sampling)
+
+
+def test_waiting_counts_inline_generation():
+    # Unpipelined (and under torchrun) the caller generates inside get(): that is its wait, not 0.
+    producer = _producer(SlowGenerator(), ahead=False, chunk_steps=1)
+    _, waited = producer.get(0)
+    assert waited >= 0.2
+    producer.close()
 
 
 def test_sync_refuses_while_a_chunk_is_in_flight():
