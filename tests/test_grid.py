@@ -60,6 +60,7 @@ def test_dry_run_prints_runs_and_estimate_and_runs_nothing(tmp_path):
     (["--sync-every", "0"], "sync_every must be >= 1"),
     (["--set", "optim.lrr=1"], "unknown config key 'optim.lrr'"),
     (["--preset", "nope"], "unknown preset 'nope'"),
+    (["--seeds", "0,a"], "--seeds takes comma-separated integers"),
 ])
 def test_bad_grid_input_one_line(tmp_path, args, message):
     result = runner.invoke(app, ["grid", "--dry-run", "--out", str(tmp_path), *args])
@@ -84,3 +85,22 @@ def test_slurm_job_command_reproduces_the_run_id(tmp_path):
                                                "train.sync_every": flags["--sync-every"], "train.seed": flags["--seed"]}
     assert run_id(config.resolve(flags["--preset"], overrides)) == run_id(cfg)
     assert f"eval {tmp_path}/{run_id(cfg)}/checkpoints/step_{cfg.train.steps:06d}" in command
+
+
+@pytest.mark.parametrize("benchmarks,expected", [
+    (["math_heldout", "ifeval"], [("step_000001", ["math_heldout"]), ("step_000002", ["math_heldout", "ifeval"])]),
+    (["ifeval"], [("step_000002", ["ifeval"])]),  # no validation benchmark: intermediate checkpoints are not evaluated
+])
+def test_intermediate_checkpoints_get_the_validation_benchmarks_only(tmp_path, monkeypatch, benchmarks, expected):
+    # Which checkpoint gets which benchmarks (the evaluation itself runs for real in test_grid_runs.py).
+    from semibench import evaluate, grid
+    from semibench.runs import mark_done
+
+    cfg = config.resolve("tiny", {"train.steps": 2})
+    for step in (1, 2):
+        mark_done(tmp_path / run_id(cfg) / "checkpoints" / f"step_{step:06d}")
+    (tmp_path / run_id(cfg) / "checkpoints" / "step_000003").mkdir()  # unfinished: never evaluated
+    calls = []
+    monkeypatch.setattr(evaluate, "evaluate", lambda checkpoint, chosen, settings, progress=None: calls.append((checkpoint.name, list(chosen))))
+    grid.evaluate_run(cfg, tmp_path, benchmarks, evaluate.EvalSettings())
+    assert calls == expected

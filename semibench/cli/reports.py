@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from semibench.cli.common import app, duration, fail
+from semibench.cli.common import app, duration, fail, quiet_library_bars
 
 
 
@@ -32,6 +32,7 @@ def grid(
     slurm_cluster: Optional[str] = typer.Option(None, "--slurm-cluster", help="submitit cluster: auto (default), slurm, or local (jobs as local processes)"),
 ) -> None:
     """The main job: offline / semi-online / online x DPO / GRPO x tasks; train, evaluate, then leaderboard, figures and tables."""
+    quiet_library_bars()
     from semibench import config, grid as grid_lib
 
     try:
@@ -40,7 +41,7 @@ def grid(
             objectives=tuple(o for o in objectives.split(",") if o),
             sync_every=grid_lib.parse_sync_list(sync_every),
             preset=preset,
-            seeds=tuple(int(x) for x in seeds.split(",") if x),
+            seeds=_seeds(seeds),
             overrides=config.parse_set_args(set_),
         )
         rows = grid_lib.describe(spec, out)
@@ -63,6 +64,13 @@ def grid(
         _run_grid_locally(grid_lib, spec, rows, out, chosen, settings)
     written = grid_lib.aggregate(out, leaderboard_out)
     _print_grid_results(out, written)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x)
+    except ValueError:
+        raise ValueError(f"--seeds takes comma-separated integers, e.g. --seeds 0,1,2 (got {text!r})") from None
 
 
 def _print_grid(spec, rows: list[dict], benchmarks) -> None:
@@ -150,6 +158,8 @@ def plot(
         drawn = write_plots(runs, out)
     except FileNotFoundError as exc:
         fail(str(exc))
+    if not drawn:
+        fail(f"no run under {runs} has training metrics to plot; train some first (`semibench train` or `semibench grid`)")
     for name, run_ids in drawn.items():
         typer.echo(f"{out / name}.png  ({len(run_ids)} runs)")
     typer.echo(f"index: {out / 'figures.md'}")
