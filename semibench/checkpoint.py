@@ -24,6 +24,7 @@ import contextlib
 import json
 import random
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -80,7 +81,8 @@ def save_state(path: Path, world: World, model: nn.Module, optimizer: torch.opti
             raise RuntimeError(f"state at step {step} falls inside the window of version {window.version}, whose weights were not kept")
         state["window"] = window.weights
     with _atomic_dir_all_ranks(path, world) as tmp:
-        dcp.save(state, checkpoint_id=tmp, no_dist=not world.sharded)
+        with _single_process_is_intended():
+            dcp.save(state, checkpoint_id=tmp, no_dist=not world.sharded)
         torch.save(_rng_state(), tmp / f"rng_rank{world.rank}.pt")
         if world.is_main:
             atomic_write_json(tmp / TRAINER_FILE, {
@@ -99,7 +101,8 @@ def load_state(path: Path, world: World, model: nn.Module, optimizer: torch.opti
     state = {"model": get_model_state_dict(model), "optimizer": get_optimizer_state_dict(model, optimizer)}
     if trainer["window_weights"]:
         state["window"] = dist.snapshot_({}, model)
-    dcp.load(state, checkpoint_id=path, no_dist=not world.sharded)
+    with _single_process_is_intended():
+        dcp.load(state, checkpoint_id=path, no_dist=not world.sharded)
     set_model_state_dict(model, state["model"])
     set_optimizer_state_dict(model, optimizer, state["optimizer"])
     rng = Path(path) / f"rng_rank{world.rank}.pt"
@@ -132,8 +135,8 @@ def export_hf(model: nn.Module, tokenizer, path: Path, world: World) -> None:
     """
     full = dist.full_state_dict(model, world)
     if world.is_main:
-        # Gathered tied weights (lm_head = embeddings) come back as separate tensors, which HF would
-        # then write twice; keep the first name of each tied parameter, as HF's own save does.
+        # A tied parameter (lm_head = embeddings) has two names in the state dict; write it once,
+        # under its first name, as HF's own save does.
         seen: set[int] = set()
         for name, param in model.named_parameters(remove_duplicate=False):
             if id(param) in seen:
@@ -143,6 +146,14 @@ def export_hf(model: nn.Module, tokenizer, path: Path, world: World) -> None:
             model.save_pretrained(tmp, state_dict=full, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
     dist.barrier(world)
+
+
+@contextlib.contextmanager
+def _single_process_is_intended() -> Iterator[None]:
+    """DCP warns at every save/load without a process group; one process is a supported mode here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+        yield
 
 
 @contextlib.contextmanager

@@ -8,8 +8,8 @@ Who runs what (torchtitan-style data parallelism; generation as in TRL's server 
 - Generation: one logical generator, hosted on rank 0 (`Rank0Generator`). It produces the step's
   whole batch with the (seed, step) sampling seed and broadcasts the completions, so the rollouts
   of step k are the same for any number of ranks, and so only rank 0 needs the full weights
-  (a vLLM engine too: one engine for the run, never one per trainer rank; and vLLM can only be
-  seeded per engine, so per-rank engines could not reproduce the 1-rank rollouts anyway).
+  (a vLLM engine too: one engine for the run, never one per trainer rank, which would also need
+  N copies of the weights and N syncs).
 - Rewards: each rank scores a contiguous slice of the step's prompts (`shard_range`); the scores
   are gathered (`gather_lists`) before group normalisation and pair selection.
 - Training: every rank builds the same global pairs/groups, takes a contiguous slice of them,
@@ -118,17 +118,32 @@ def full_state_dict(model: nn.Module, world: World) -> dict[str, Tensor]:
         return model.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return retie(full, model)
 
 
-def gather_full(state: Mapping[str, Tensor], world: World) -> dict[str, Tensor]:
-    """Sharded tensors (e.g. a saved weight snapshot) -> full CPU tensors on rank 0, {} elsewhere. Collective."""
+def gather_full(state: Mapping[str, Tensor], world: World, model: nn.Module) -> dict[str, Tensor]:
+    """Sharded tensors (a weight snapshot of `model`) -> full CPU tensors on rank 0, {} elsewhere. Collective."""
     out = {}
     for name, tensor in state.items():
         full = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
         if world.is_main:
             out[name] = full.cpu()
-    return out
+    return retie(out, model)
+
+
+def retie(full: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """Make the names of one tied parameter (lm_head = embeddings) one tensor again, as in `model.state_dict()`.
+
+    Gathering returns each name as a tensor of its own; the generator's weight layout takes tied
+    aliases only when they share storage, and two copies would also cost the memory twice.
+    """
+    first: dict[int, str] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        owner = first.setdefault(id(param), name)
+        if owner != name and owner in full and name in full:
+            full[name] = full[owner]
+    return full
 
 
 def copy_weights_(dst: nn.Module, src: nn.Module) -> None:

@@ -149,7 +149,7 @@ def resume(cfg: RunConfig, run: RunDir, world: dist.World, models: Models, gener
         return 0
     step = load_state(path, world, models.policy, optimizer, window)
     if window.version:
-        generator.load_weights(window.version, dist.gather_full(window.weights, world))
+        generator.load_weights(window.version, dist.gather_full(window.weights, world, models.policy))
         if cfg.train.ref_sync:
             dist.copy_state_(models.reference, window.weights)
     if world.is_main:
@@ -160,7 +160,8 @@ def resume(cfg: RunConfig, run: RunDir, world: dist.World, models: Models, gener
 
 def build_generator(cfg: RunConfig, models: Models) -> Generator:
     """The engine serving the policy's weights; version 0 is the checkpoint the policy was loaded from."""
-    return load_generator(models.path, cfg.train.engine, DTYPES[cfg.model.generator_dtype], cfg.train.seed, cfg.sampling.batch_size)
+    placement = {"gpu_ids": cfg.train.generator_gpus} if cfg.train.generator_gpus else {}  # validate(): vLLM only
+    return load_generator(models.path, cfg.train.engine, DTYPES[cfg.model.generator_dtype], cfg.train.seed, cfg.sampling.batch_size, **placement)
 
 
 def load_models(cfg: RunConfig, world: dist.World = dist.World()) -> Models:

@@ -56,6 +56,21 @@ def test_shard_range_partitions_in_rank_order():
             assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
 
+def test_gathered_tied_weights_share_one_tensor_again():
+    # FSDP2's full state dict returns lm_head and the embeddings as two tensors; the vLLM weight
+    # layout takes a tied alias only when it shares storage with the name it serves.
+    from semibench.dist import retie
+
+    model = torch.nn.Module()
+    model.embed = torch.nn.Embedding(5, 3)
+    model.head = torch.nn.Linear(3, 5, bias=False)
+    model.head.weight = model.embed.weight
+    gathered = {"embed.weight": model.embed.weight.detach().clone(), "head.weight": model.embed.weight.detach().clone()}
+    full = retie(gathered, model)
+    assert full["head.weight"] is full["embed.weight"]
+    assert retie({"embed.weight": gathered["embed.weight"]}, model).keys() == {"embed.weight"}  # nothing invented
+
+
 def test_activation_checkpointing_keeps_names_and_gradients():
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointWrapper
 
