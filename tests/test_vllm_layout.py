@@ -1,5 +1,7 @@
 """The shared-memory weight layout a vLLM sync writes through (no engine needed)."""
 
+import os
+
 import pytest
 import torch
 
@@ -37,3 +39,14 @@ def test_a_state_that_does_not_match_is_refused_before_any_copy(edit, message):
     with pytest.raises(WeightSyncError, match=message):
         layout.write(state)
     assert all(torch.equal(before[k], v) for k, v in layout.views.items())
+
+
+def test_the_engine_does_not_inherit_torchrun_ranks_or_its_one_thread():
+    from semibench.vllm_engine import engine_environment
+
+    torchrun = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500",
+                "TORCHELASTIC_RUN_ID": "x", "OMP_NUM_THREADS": "1", "PATH": "/bin"}
+    env = engine_environment(torchrun)
+    assert not {"RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"} & env.keys()
+    assert env["PATH"] == "/bin" and env["OMP_NUM_THREADS"] == str(os.cpu_count())
+    assert engine_environment({**torchrun, "SEMIBENCH_ENGINE_THREADS": "3"})["OMP_NUM_THREADS"] == "3"
