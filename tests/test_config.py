@@ -66,3 +66,13 @@ def test_configs_are_frozen():
     cfg = config.resolve("tiny")
     with pytest.raises(Exception):
         cfg.optim.lr = 1.0
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"train.engine": "hf", "train.generator_gpus": "7"}, "set train.engine=vllm"),
+    ({"train.engine": "vllm", "train.generator_gpus": "6,7"}, "one GPU index"),
+])
+def test_generator_gpus_needs_vllm_and_one_gpu(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        config.resolve("smol", overrides)
+    assert config.resolve("smol", {"train.engine": "vllm", "train.generator_gpus": "7"}).train.generator_gpus == "7"
