@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from semibench.results import Run, read_runs
-from semibench.runs import atomic_write_text
+from semibench.runs import atomic_path, atomic_write_text
 from semibench.tables import method_label, run_order
 
 VALID = "valid/reward"  # held-out math accuracy (%) of evaluated checkpoints, from eval JSON
@@ -27,7 +27,7 @@ VALID_BENCHMARK = "math_heldout"
 LABELS = {
     "reward": "train reward (mean over samples)",
     "reward/math": "train reward, math (accuracy)",
-    "reward/if": "train reward, IF (judge score 0-1)",
+    "reward/if": "train reward, IF (judge or reward model)",
     VALID: "held-out math accuracy [%]",
     "logit_entropy": "logit entropy [nats/token]",
     "rollout_length": "rollout length [tokens]",
@@ -52,7 +52,9 @@ class FigureSpec:
     select: Callable[[Run], bool]
     label: Callable[[Run], str]
     panels: list[str]
-    min_groups: int = 2  # a comparison needs at least this many distinct labels
+    # The factor the figure is about: drawn only when the runs hold two values of it (a label that
+    # differs in s alone must not make an "NLL term" figure without an NLL run). None: any runs.
+    varies: Callable[[object], object] | None = None
 
 
 def _cfg(pred):
@@ -66,26 +68,27 @@ def _online_dpo_math(c) -> bool:
 PAPER_FIGURES = [
     FigureSpec("fig2_ref_sync", "Fig. 2: online DPO on math, reference synced vs fixed",
                _cfg(_online_dpo_math), lambda r: "ref sync" if r.config.train.ref_sync else "no ref sync",
-               ["rollout_length", VALID]),
+               ["rollout_length", VALID], varies=lambda c: c.train.ref_sync),
     FigureSpec("fig3_regimes", "Fig. 3: entropy and length by regime (math)",
                _cfg(lambda c: c.task.name == "math" and c.loss.objective in ("dpo", "grpo") and c.loss.entropy_coef == 0 and c.loss.nll_coef == 0),
-               method_label, ["logit_entropy", "rollout_length"]),
+               method_label, ["logit_entropy", "rollout_length"], varies=lambda c: (c.loss.objective, c.train.sync_every)),
     FigureSpec("fig6_entropy_reg", "Fig. 6: entropy regulariser, semi-online DPO (math)",
                _cfg(lambda c: c.task.name == "math" and c.loss.objective == "dpo" and (c.train.sync_every or 0) > 1),
-               lambda r: f"entropy coef {r.config.loss.entropy_coef:g}, s={r.config.train.sync_every}", ["logit_entropy", VALID]),
+               lambda r: f"entropy coef {r.config.loss.entropy_coef:g}, s={r.config.train.sync_every}", ["logit_entropy", VALID],
+               varies=lambda c: c.loss.entropy_coef),
     FigureSpec("fig7_task_entropy", "Fig. 7: online DPO without reference sync, math vs IF",
                _cfg(lambda c: c.loss.objective == "dpo" and c.train.sync_every == 1 and not c.train.ref_sync and c.task.name in ("math", "if")),
-               lambda r: f"{r.config.task.name}", ["logit_entropy", "rollout_length"]),
+               lambda r: f"{r.config.task.name}", ["logit_entropy", "rollout_length"], varies=lambda c: c.task.name),
     FigureSpec("fig8_group_dpo", "Fig. 8: GroupDPO, GroupDPO + α·GRPO and semi-online DPO (math)",
                _cfg(lambda c: c.task.name == "math" and (c.loss.objective.startswith("group_dpo") or (c.loss.objective == "dpo" and (c.train.sync_every or 0) > 1))),
                lambda r: method_label(r) + (f", α={r.config.loss.grpo_alpha:g}" if r.config.loss.objective == "group_dpo_grpo" else ""),
-               [VALID, "logit_entropy"]),
+               [VALID, "logit_entropy"], varies=lambda c: c.loss.objective.startswith("group_dpo")),
     FigureSpec("fig9b_pair_lengths", "Fig. 9b: chosen vs rejected length, online DPO on math",
                _cfg(_online_dpo_math), lambda r: "ref sync" if r.config.train.ref_sync else "no ref sync",
-               ["chosen_length", "rejected_length"], min_groups=1),
+               ["chosen_length", "rejected_length"]),
     FigureSpec("fig10_nll", "Fig. 10: NLL term on the chosen response (math, DPO)",
                _cfg(lambda c: c.task.name == "math" and c.loss.objective == "dpo" and c.train.sync_every is not None),
-               lambda r: f"{method_label(r)}, NLL {r.config.loss.nll_coef:g}", [VALID, "logit_entropy"]),
+               lambda r: f"{method_label(r)}, NLL {r.config.loss.nll_coef:g}", [VALID, "logit_entropy"], varies=lambda c: c.loss.nll_coef),
 ]
 
 
@@ -108,7 +111,7 @@ def trailing_mean(values: list[float], window: int) -> list[float]:
     return out
 
 
-def _draw(title: str, runs: list[Run], labels: list[str], panels: list[str], seeds: list[Run], path: Path) -> list[list]:
+def _draw(name: str, title: str, runs: list[Run], labels: list[str], panels: list[str], seeds: list[Run], path: Path) -> list[list]:
     """Draw one multi-panel figure; returns the plotted rows for its CSV."""
     import matplotlib
 
@@ -127,7 +130,7 @@ def _draw(title: str, runs: list[Run], labels: list[str], panels: list[str], see
             if not points:
                 continue
             steps, values = [p[0] for p in points], [p[1] for p in points]
-            plotted += [[path.stem, metric, run.id, label, s, v] for s, v in points]
+            plotted += [[name, metric, run.id, label, s, v] for s, v in points]
             if metric == VALID or len(points) < 8:
                 ax.plot(steps, values, marker="o", ms=3, color=colors[label], label=label)
             else:
@@ -147,7 +150,7 @@ def _draw(title: str, runs: list[Run], labels: list[str], panels: list[str], see
     return plotted
 
 
-def _draw_time_split(title: str, runs: list[Run], labels: list[str], path: Path) -> list[list]:
+def _draw_time_split(name: str, title: str, runs: list[Run], labels: list[str], path: Path) -> list[list]:
     """Median seconds per step in sync / generate / reward / train, one stacked bar per run."""
     import statistics
 
@@ -163,7 +166,7 @@ def _draw_time_split(title: str, runs: list[Run], labels: list[str], path: Path)
         for i, run in enumerate(runs):
             values = [row[key] for row in run.metrics[1:] or run.metrics if key in row]  # step 0 pays warm-up
             heights.append(statistics.median(values) if values else 0.0)
-            plotted.append([path.stem, key, run.id, labels[i], "median", heights[-1]])
+            plotted.append([name, key, run.id, labels[i], "median", heights[-1]])
         bars = ax.bar(range(len(runs)), heights, bottom=bottoms, label=key.removeprefix("time/"))
         ax.bar_label(bars, labels=[f"{h:.1f}" if h >= 0.5 else "" for h in heights], label_type="center", fontsize=8)
         bottoms = [b + h for b, h in zip(bottoms, heights)]
@@ -202,12 +205,15 @@ def write_plots(runs_root: Path, out_dir: Path) -> dict[str, list[str]]:
         figures.append((f"time_{task}", f"Where a step's time goes, task {task}", group, labels, None))
     for spec in PAPER_FIGURES:
         group = [r for r in trained if spec.select(r)]
-        if len({spec.label(r) for r in group}) >= spec.min_groups:
+        if group and (spec.varies is None or len({spec.varies(r.config) for r in group}) >= 2):
             figures.append((spec.name, spec.title, group, _unique_labels(group, spec.label), spec.panels))
     index = ["# Figures", "", "Generated by `semibench plot`; each PNG has a CSV of its plotted values.", ""]
     for name, title, group, labels, panels in figures:
+        if panels is not None and not any(series(r, p, seeds) for r in group for p in panels):
+            continue  # nothing to draw (e.g. runs without metrics of those panels)
         png = out_dir / f"{name}.png"
-        plotted = _draw_time_split(title, group, labels, png) if panels is None else _draw(title, group, labels, panels, seeds, png)
+        with atomic_path(png) as tmp:
+            plotted = _draw_time_split(name, title, group, labels, tmp) if panels is None else _draw(name, title, group, labels, panels, seeds, tmp)
         atomic_write_text(out_dir / f"{name}.csv", _csv(plotted))
         drawn[name] = [r.id for r in group]
         index += [f"## {title}", "", f"![{name}]({name}.png) — data: `{name}.csv`", "", "Runs: " + ", ".join(f"`{r.id}` ({l})" for r, l in zip(group, labels)), ""]

@@ -2,9 +2,9 @@
 
 They read files only (config.json, metrics.jsonl, eval/<checkpoint>/<bench>.json), never trainer
 internals, so they work on runs made by any version, machine or launcher. Only finished artefacts
-are read: a run's metrics are read whether or not it is DONE (a plot of a live run is useful), but
-its `final` checkpoint is the one named in DONE-marked `checkpoints/`, and an eval JSON counts only
-once it exists (it is written atomically).
+are read: a run's metrics are read whether or not it is DONE (a plot of a live run is useful); an
+eval JSON counts once it exists (it is written atomically), and tables and leaderboards take a run's
+scores at its final step (`train.steps`) only.
 
 A "seed" row is a directory holding `seed.json` instead of `config.json`: the base model evaluated
 before any training (the tables' first row).
@@ -45,14 +45,6 @@ class Run:
     @property
     def regime(self) -> str:
         return "seed" if self.config is None else regime_label(self.config.train.sync_every)
-
-    @property
-    def final_step(self) -> int | None:
-        """The last checkpoint that has an eval (seed rows: step 0)."""
-        return max(self.evals) if self.evals else None
-
-    def final_evals(self) -> dict[str, dict]:
-        return self.evals[self.final_step] if self.evals else {}
 
 
 def result_key(result: dict) -> str:
