@@ -25,6 +25,8 @@ def bench_step(
     """Seconds per online DPO and GRPO step, split into sync / generate / reward / train."""
     from semibench import bench, config
 
+    if steps < 2:
+        fail("--steps must be >= 2: the first step pays warm-up and is excluded from the medians")
     quiet_transformers()
     try:
         rows = bench.step_breakdown(preset, task, steps, config.parse_set_args(set_))
@@ -78,6 +80,8 @@ def bench_trl(
     """Samples/s against TRL 1.16 (pip install trl==1.16.0): same model, prompts, lengths, samples, batch."""
     from semibench import bench
 
+    if steps < 2:
+        fail("--steps must be >= 2: each block's first step pays warm-up and is excluded from the medians")
     if objective not in bench.TRL_SHAPES:
         fail(f"--objective must be one of {', '.join(bench.TRL_SHAPES)}")
     chosen = [x for x in sides.split(",") if x]

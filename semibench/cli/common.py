@@ -40,6 +40,12 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def quiet_library_bars() -> None:
+    """Silence the tqdm bars of lm-eval, datasets and vLLM under a command that shows its own rich
+    progress (they would interleave with it). tqdm reads this at import, so call it first."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
 def quiet_transformers() -> None:
     """No transformers progress bars or warnings: our own progress is the one that matters."""
     import logging

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from semibench.cli.common import app, fail
+from semibench.cli.common import app, fail, quiet_library_bars
 from semibench.config import ConfigError
 
 
@@ -106,6 +106,7 @@ def eval_(
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="default: runs/<id>/eval/step_N, or <checkpoint>/eval"),
 ) -> None:
     """Score a checkpoint: MATH-500, GSM8K, IFEval (lm-eval), AMC23, held-out math, AlpacaEval 2.0, Arena-Hard v0.1."""
+    quiet_library_bars()
     import logging
 
     import transformers
