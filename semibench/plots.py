@@ -151,7 +151,7 @@ def _draw(name: str, title: str, runs: list[Run], labels: list[str], panels: lis
 
 
 def _draw_time_split(name: str, title: str, runs: list[Run], labels: list[str], path: Path) -> list[list]:
-    """Median seconds per step in sync / generate / reward / train, one stacked bar per run."""
+    """Mean seconds per step in sync / generate / reward / train (step 0 excluded), one stacked bar per run."""
     import statistics
 
     import matplotlib
@@ -165,13 +165,15 @@ def _draw_time_split(name: str, title: str, runs: list[Run], labels: list[str], 
         heights = []
         for i, run in enumerate(runs):
             values = [row[key] for row in run.metrics[1:] or run.metrics if key in row]  # step 0 pays warm-up
-            heights.append(statistics.median(values) if values else 0.0)
-            plotted.append([name, key, run.id, labels[i], "median", heights[-1]])
+            # The mean, not the median: a pipelined run waits for rollouts on one step of each
+            # chunk only, and its median wait would be 0 s though the wait is real time.
+            heights.append(statistics.fmean(values) if values else 0.0)
+            plotted.append([name, key, run.id, labels[i], "mean", heights[-1]])
         bars = ax.bar(range(len(runs)), heights, bottom=bottoms, label=key.removeprefix("time/"))
         ax.bar_label(bars, labels=[f"{h:.1f}" if h >= 0.5 else "" for h in heights], label_type="center", fontsize=8)
         bottoms = [b + h for b, h in zip(bottoms, heights)]
     ax.set_xticks(range(len(runs)), labels, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("median seconds per step [s]")
+    ax.set_ylabel("mean seconds per step, step 0 excluded [s]")
     ax.set_ylim(top=max(bottoms, default=1.0) * 1.18 or 1.0)  # headroom for the legend
     ax.legend(fontsize=8, ncols=4, loc="upper left")
     ax.set_title(title, fontsize=11)

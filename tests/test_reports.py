@@ -106,7 +106,8 @@ def test_plots_write_pngs_and_csv_of_plotted_values(tree, tmp_path):
     staleness = [float(r[5]) for r in rows if r[1] == "staleness" and r[2] == runs["semi"].name]
     assert staleness == [0, 1, 0, 1]
     _, times = _header_and_rows((tmp_path / "fig" / "time_mixed.csv").read_text())
-    assert {(r[1], float(r[5])) for r in times if r[2] == online} == {("time/sync", 0.1), ("time/generate", 2.0), ("time/reward", 0.5), ("time/train", 3.0)}
+    assert {r[1]: float(r[5]) for r in times if r[2] == online} == pytest.approx({"time/sync": 0.1, "time/generate": 2.0, "time/reward": 0.5, "time/train": 3.0})
+    assert {r[0] for r in rows} == {"dynamics_mixed"} and {r[0] for r in times} == {"time_mixed"}
 
 
 def test_paper_figure_drawn_only_when_its_runs_exist(tmp_path):
@@ -115,7 +116,7 @@ def test_paper_figure_drawn_only_when_its_runs_exist(tmp_path):
     make_run(root, "math", "dpo", "1", **{"train.ref_sync": "false"})
     drawn = write_plots(root, tmp_path / "fig")
     assert "fig2_ref_sync" in drawn and "fig9b_pair_lengths" in drawn and len(drawn["fig2_ref_sync"]) == 2
-    assert "fig8_group_dpo" not in drawn
+    assert "fig8_group_dpo" not in drawn and "fig10_nll" not in drawn  # no GroupDPO run, no NLL run
     assert "ref sync" in (tmp_path / "fig" / "fig2_ref_sync.csv").read_text()
     assert len(read_runs(root)) == 2
 
