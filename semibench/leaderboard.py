@@ -133,7 +133,8 @@ def _sort_key(row: dict) -> tuple:
     s = row["sync_every"]
     # Within a regime, larger s first (further from online), then seed and id for a total order.
     sync_rank = -1e18 if s == "inf" else -float(s) if s else 0.0
-    return (row["task"], row["objective"], REGIME_ORDER.get(row["regime"], 9), sync_rank, row["seed"], row["run_id"], row["eval_temperature"])
+    seed = int(row["seed"]) if row["seed"] else -1  # numerically: seed 2 before seed 10
+    return (row["task"], row["objective"], REGIME_ORDER.get(row["regime"], 9), sync_rank, seed, row["run_id"], row["eval_temperature"])
 
 
 def to_csv(rows: list[dict]) -> str:

@@ -154,3 +154,14 @@ def test_leaderboard_keeps_digits_of_per_token_rewards(tree, tmp_path):
     col = {h: i for i, h in enumerate(header)}
     online = next(r for r in rows if r[col["run_id"]] == runs["online"].name)
     assert (online[col["wildchat_valid"]], online[col["wildchat_valid_stderr"]]) == ("0.001235", "0.000042")
+
+
+def test_leaderboard_sorts_seeds_numerically(tmp_path):
+    from tests.report_fixtures import eval_json
+
+    root = tmp_path / "runs"
+    for seed in (10, 2):
+        make_run(root, "math", "dpo", "1", evals={4: [eval_json("math_heldout", 10.0, 1.0)]}, **{"train.seed": seed})
+    [path] = write_leaderboards(root, tmp_path / "lb").values()
+    _, rows = _header_and_rows(path.read_text())
+    assert [r[9] for r in rows] == ["2", "10"]
