@@ -144,6 +144,16 @@ def _print_grid_results(out: Path, written: dict) -> None:
         console.print((out / "tables" / "tables.md").read_text())
 
 
+def _report(write, runs: Path, out: Path, nothing: str):
+    """Run one report writer over a runs tree; a missing tree or nothing to report is one line."""
+    try:
+        written = write(runs, out)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    if not written:
+        fail(nothing)
+    return written
+
 
 @app.command()
 def plot(
@@ -154,12 +164,7 @@ def plot(
     from semibench.plots import write_plots
 
     out = out or runs / "figures"
-    try:
-        drawn = write_plots(runs, out)
-    except FileNotFoundError as exc:
-        fail(str(exc))
-    if not drawn:
-        fail(f"no run under {runs} has training metrics to plot; train some first (`semibench train` or `semibench grid`)")
+    drawn = _report(write_plots, runs, out, f"no run under {runs} has training metrics to plot; train some first (`semibench train` or `semibench grid`)")
     for name, run_ids in drawn.items():
         typer.echo(f"{out / name}.png  ({len(run_ids)} runs)")
     typer.echo(f"index: {out / 'figures.md'}")
@@ -174,12 +179,7 @@ def tables(
     from semibench.tables import write_tables
 
     out = out or runs / "tables"
-    try:
-        written = write_tables(runs, out)
-    except FileNotFoundError as exc:
-        fail(str(exc))
-    if not written:
-        fail(f"no evaluated runs under {runs}; run `semibench eval` on their final checkpoints (or `semibench grid`)")
+    _report(write_tables, runs, out, f"no evaluated runs under {runs}; run `semibench eval` on their final checkpoints (or `semibench grid`)")
     typer.echo((out / "tables.md").read_text())
 
 
@@ -191,11 +191,6 @@ def leaderboard(
     """Deterministic leaderboard CSVs (one per preset) from the runs' eval JSON; byte-identical when nothing changed."""
     from semibench.leaderboard import write_leaderboards
 
-    try:
-        written = write_leaderboards(runs, out)
-    except FileNotFoundError as exc:
-        fail(str(exc))
-    if not written:
-        fail(f"no run under {runs} has an evaluated final checkpoint; run `semibench eval` on it (or `semibench grid`)")
+    written = _report(write_leaderboards, runs, out, f"no run under {runs} has an evaluated final checkpoint; run `semibench eval` on it (or `semibench grid`)")
     for path in written.values():
         typer.echo(str(path))
