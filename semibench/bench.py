@@ -76,7 +76,8 @@ def _start_engine(cfg: config.RunConfig) -> float:
 
 
 def pipeline(preset: str, steps: int, sync_values: list[str], overrides: dict) -> list[dict]:
-    """The same run (same seeds) at each s, on the vLLM engine with pipelined windows."""
+    """The same run (same seeds) at each s, on the vLLM engine: one batched call per chunk of a
+    window, generated ahead in a thread or inline as the preset's `train.pipeline` says."""
     base = {"train.steps": steps, "train.engine": "vllm", **overrides}
     engine_s = _start_engine(config.resolve(preset, base))
     rows = []
@@ -84,7 +85,8 @@ def pipeline(preset: str, steps: int, sync_values: list[str], overrides: dict) -
         cfg = config.resolve(preset, {**base, "train.sync_every": s})
         before = load()
         metrics, _, wall = _timed_run(cfg)
-        row = {"s": s, "steps": len(metrics), "wall_s": wall, "load": f"{before} -> {load()}", "engine_start_s": engine_s}
+        row = {"s": s, "steps": len(metrics), "wall_s": wall, "load": f"{before} -> {load()}", "engine_start_s": engine_s,
+               "ahead": cfg.train.pipeline, "chunk_steps": cfg.train.rollout_chunk_steps}
         for key in PHASES + ("time/generator_busy",):
             row[key] = sum(m[key] for m in metrics)
         row["reward"] = sum(m["reward"] for m in metrics) / len(metrics)

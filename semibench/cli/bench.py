@@ -58,7 +58,8 @@ def bench_pipeline(
         fail(str(exc))
     if json_out is not None:
         json_out.write_text(json.dumps(rows, indent=1))
-    table(f"pipelined windows: {steps} steps of {preset} on vLLM (sums over steps, seconds)",
+    mode = "generated ahead in a thread" if rows[0]["ahead"] else "generated inline"
+    table(f"sync windows: {steps} steps of {preset} on vLLM, up to {rows[0]['chunk_steps']} steps per generate call, {mode} (sums over steps, seconds)",
            ["s", "wall s", "vs first", "generate wait", "generator busy", "reward", "train", "sync", "tokens", "reward mean", "load 1/5/15 min"],
            [[r["s"], r["wall_s"], r["ratio"], r["time/generate"], r["time/generator_busy"], r["time/reward"], r["time/train"], r["time/sync"],
              int(r["generated_tokens"]), r["reward"], r["load"]] for r in rows],
