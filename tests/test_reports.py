@@ -165,3 +165,13 @@ def test_leaderboard_sorts_seeds_numerically(tmp_path):
     [path] = write_leaderboards(root, tmp_path / "lb").values()
     _, rows = _header_and_rows(path.read_text())
     assert [r[9] for r in rows] == ["2", "10"]
+
+
+def test_a_malformed_eval_json_is_one_line_naming_the_file(tree, tmp_path):
+    from semibench.config import ConfigError
+
+    root, runs = tree
+    bad = runs["online"] / "eval" / "step_000004" / "gsm8k.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="gsm8k.json is not valid JSON"):
+        write_leaderboards(root, tmp_path / "lb")
