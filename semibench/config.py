@@ -1,4 +1,5 @@
-"""Typed, frozen run configuration: presets, `--set a.b=value` overrides, validation, JSON round trip.
+"""Typed, frozen run configuration: the schema, `--set a.b=value` overrides, resolution of a preset
+(its values live in `presets.py`), validation, JSON round trip.
 
 Every hyperparameter of the paper's Table 4 is a field here. A run is fully described by its
 resolved `RunConfig`; the run id is a hash of it (see `runs.py`), and it is saved next to the
@@ -15,6 +16,8 @@ import math
 import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, get_args, get_origin, get_type_hints
+
+from semibench.presets import PRESET_TASK_DEFAULTS, PRESETS, TABLE4, TABLE4_DEFAULTS, TABLE4_FULL_ROWS
 
 
 class ConfigError(ValueError):
@@ -134,160 +137,6 @@ class RunConfig:
 OBJECTIVES = ("dpo", "grpo", "group_dpo", "group_dpo_grpo")
 TASKS = ("math", "if", "mixed")
 DTYPES = ("float32", "bfloat16", "float16")
-
-
-# Presets are overrides on top of the dataclass defaults, so a preset reads as "what differs".
-PRESETS: dict[str, dict[str, Any]] = {
-    # Random-init tiny model + a locally built tokenizer: seconds per run, for tests. Its math is
-    # single-digit arithmetic so a random model is sometimes right and every path really updates.
-    "tiny": {
-        "model.name": "tiny",
-        "model.autocast_dtype": "",
-        "model.generator_dtype": "float32",
-        "task.math_template": "tiny",
-        "task.reasoning_gym": ("single_digit",),
-        "task.num_prompts": 200,
-        "sampling.max_new_tokens": 12,
-        "sampling.samples_per_prompt": 8,
-        "reward.math_workers": 1,
-        "reward.judge_model": "tiny",
-        "optim.lr": 1e-3,
-        "optim.adam_eps": 1e-8,
-        "optim.grad_clip": 1.0,
-        "train.steps": 3,
-        "train.prompts_per_step": 4,
-        "train.micro_batch_size": 16,
-        "train.engine": "hf",  # a vLLM engine start (~30 s) would dwarf a tiny run; tests pick vllm explicitly
-    },
-    # The packaged SmolLM2-135M-Instruct on a 2-core CPU: small batches, short answers, sums it
-    # gets right ~10% of the time under the paper's prompt (so pairs exist), and a learning rate
-    # big enough to move a 135M model in tens of steps.
-    "smol": {
-        "model.name": "smollm2",
-        "task.reasoning_gym": ("easy_arithmetic",),
-        "sampling.max_new_tokens": 128,
-        "sampling.samples_per_prompt": 4,
-        "optim.lr": 1e-5,
-        "train.steps": 30,
-        "train.prompts_per_step": 4,
-        "train.micro_batch_size": 4,
-        # Generator and trainer share 2 cores here: generating the next chunk while training
-        # oversubscribes them (bench pipeline: s=8 took 1.11x and s=16 1.55x the time of s=1).
-        # What pays on CPU is batching: a window of up to 16 steps in one call, inline.
-        "train.pipeline": False,
-        "train.rollout_chunk_steps": 16,
-    },
-    # The paper's experiment (Llama-3.1-8B-Instruct, NuminaMath + WildChat, Athene-RM-8B) on GPUs.
-    # Table 4's whole row per task and objective and PRESET_TASK_DEFAULTS apply on top; what the
-    # paper leaves open is chosen and explained in PRESET_NOTES["paper"].
-    "paper": {
-        "model.name": "meta-llama/Llama-3.1-8B-Instruct",
-        "model.chat_template": "llama3",
-        "task.math_data": "numina",
-        "task.if_data": "wildchat",
-        "task.math_template": "paper",
-        "sampling.temperature": 1.0,
-        "sampling.top_p": 1.0,
-        "sampling.samples_per_prompt": 8,
-        "reward.math_extraction": ("latex",),
-        "reward.math_workers": 8,  # per trainer rank: 8 ranks a node x 8 verifier processes
-        "reward.if_reward": "reward_model",
-        "reward.reward_model": "Nexusflow/Athene-RM-8B",
-        "reward.rm_cls_token": "<|reserved_special_token_1|>",  # id 128003 in Athene's tokenizer
-        "reward.rm_max_length": 4096,
-        "reward.rm_batch_size": 16,
-        "loss.length_normalize": False,
-        "loss.grpo_scale_std": True,
-        "train.micro_batch_size": 4,
-        "train.checkpoint_every": 100,
-        "train.resume_every": 50,
-        "train.engine": "vllm",
-        "dist.mixed_precision": True,
-        "dist.activation_checkpointing": True,
-    },
-}
-
-# The paper's Table 4 (paper.md §1.6), one row per (objective family, task): the single source of
-# truth. Every preset takes the objective-defining columns (TABLE4_DEFAULTS); presets in
-# TABLE4_FULL_ROWS also take its scale (lr, clip, generation length, prompts per step). `mixed` is
-# the V+NV row (seed model, NuminaMath + WildChat); the paper ran no GRPO on mixed, so that row
-# is ours (chat values, as the V+NV DPO row). Verifiable GRPO's lr/eps/clip are garbled in the
-# source (§6.9): the math DPO values.
-_MATH = {"optim.lr": 1e-6, "optim.adam_eps": 1e-4, "optim.grad_clip": 0.1, "sampling.max_new_tokens": 2048, "train.prompts_per_step": 64}
-_CHAT = {"optim.lr": 1e-6, "optim.adam_eps": 1e-8, "optim.grad_clip": 0.1, "sampling.max_new_tokens": 1024, "train.prompts_per_step": 32}
-TABLE4: dict[tuple[str, str], dict[str, Any]] = {
-    # Reference sync "Yes" for semi-online/online DPO on math; offline's "No" is the same run (s = inf
-    # never syncs the generator, so the reference never syncs either).
-    ("dpo", "math"): {"loss.dpo_beta": 0.1, "train.ref_sync": True, **_MATH},
-    ("dpo", "if"): {"loss.dpo_beta": 0.01, "train.ref_sync": False, **_CHAT},
-    ("dpo", "mixed"): {"loss.dpo_beta": 0.01, "train.ref_sync": False, **_CHAT},
-    ("grpo", "math"): {"loss.kl_beta": 0.001, "train.ref_sync": False, **_MATH},
-    ("grpo", "if"): {"loss.kl_beta": 0.001, "train.ref_sync": False, **_CHAT},
-    ("grpo", "mixed"): {"loss.kl_beta": 0.001, "train.ref_sync": False, **_CHAT},
-}
-TABLE4_EVERY_PRESET = ("loss.dpo_beta", "loss.kl_beta", "optim.adam_eps", "train.ref_sync")
-TABLE4_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
-    row: {k: v for k, v in values.items() if k in TABLE4_EVERY_PRESET} for row, values in TABLE4.items()
-}
-TABLE4_FULL_ROWS = ("paper",)
-
-# Per-task values of a preset that Table 4 does not hold (applied with its row).
-PRESET_TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "paper": {
-        "math": {"train.steps": 1000},
-        "if": {"train.steps": 1500},
-        "mixed": {"train.steps": 1500, "task.numina_size": 100_000, "task.wildchat_size": 50_000},
-    },
-}
-
-# Why a preset chose what it did where the paper is silent or its text and code disagree (paper.md
-# §6); `semibench presets show <preset>` prints these under the resolved keys.
-PRESET_NOTES: dict[str, dict[str, str]] = {
-    "paper": {
-        "model.chat_template": "llama3: the Llama-3 chat format with no system turn, as the paper's prompts "
-                               "(App. Figs. 4-5); Llama-3.1's own template adds a 'Cutting Knowledge Date' system turn.",
-        "task.math_data": "numina: NuminaMath-CoT without orca_math/synthetic_amc/synthetic_math, proofs, multiple "
-                          "choice and problems without a boxed answer; deduplicated; 1,980 valid + 1,980 test held out "
-                          "by a seeded hash (the paper's exact filter is unpublished; it kept 261,440).",
-        "task.if_data": "wildchat: 1,000 first-turn user prompts of WildChat-1M, English and non-toxic (the paper "
-                        "does not say; Athene-RM-8B and the evaluations are English). 470 more are held out for "
-                        "checkpoint selection, standing in for the paper's 470-prompt set (not public as such).",
-        "task.numina_size, task.wildchat_size": "mixed: 100k NuminaMath + 50k WildChat prompts as the paper's "
-                                                "NM+WC run (§3.3); the chat task's 1,000 are the first 1,000 of the 50k.",
-        "sampling.samples_per_prompt": "8: GRPO's group (Table 5). DPO's N is not stated (§6.4): DPO samples the "
-                                       "same 8 and pairs from them (the follow-up DARLING uses 8 on this setup).",
-        "sampling.max_new_tokens": "mixed: 1,024 for both kinds as Table 4's V+NV row (the paper's code could give "
-                                   "math 2,048 via mix_lengths; not used).",
-        "loss.grpo_scale_std": "true: Eq. 1 only mean-centres, but the fairseq2 code that produced the paper's "
-                               "numbers divides advantages by the group std (§6.1).",
-        "optim (GRPO on math)": "lr 1e-6, eps 1e-4, clip 0.1: garbled in the source (§6.9); the math DPO row's values.",
-        "optim.adam_betas, optim.weight_decay, optim.lr_schedule, optim.final_lr_scale, optim.warmup_steps":
-            "not stated (§6.7): fairseq2's recipe defaults, AdamW (0.9, 0.95), wd 0.1, cosine to 0.2 x lr; no warm-up.",
-        "train.steps": "chat 1,500 (stated). Math not stated (§6.5): 1,000, i.e. 64k prompts, a quarter epoch, and "
-                       "10 syncs at s = 100. Mixed not stated: 1,500, as chat, whose hyperparameters it uses.",
-        "train.ref_sync": "offline DPO on math: Table 4 says No, the math row says Yes; identical runs, since at "
-                          "s = inf neither generator nor reference ever syncs.",
-        "loss.objective on mixed": "the paper ran mixed with online DPO only; GRPO on mixed takes the chat GRPO row.",
-        "reward.math_extraction": "latex only: the paper's code extracts predictions with LatexExtractionConfig.",
-        "reward.rm_max_length": "4,096 as the paper; a longer input keeps its CLS token (the paper's code scored it 0.0).",
-        "reward.rm_device": "'' = each trainer rank's own GPU; give the RM a GPU of its own: --set reward.rm_device=cuda:7.",
-        "train.checkpoint_every": "100: the paper picks the best checkpoint (chat: by reward_len_norm on the 470 "
-                                  "held-out prompts; math: by validation accuracy on the 1,980).",
-        "model.dtype": "fp32 master weights and Adam state with bf16 compute; the paper trained in bf16 with FSDP "
-                       "fp32 reduction (recipe default).",
-        "train.engine": "vllm: the paper generated with vLLM on its own GPUs (App. B.1); named, not 'auto', so a paper run "
-                        "never falls back to HF generation of 2,048-token rollouts where vLLM is missing.",
-        "dist.mixed_precision": "true: FSDP2 computes with bf16 copies of the fp32 weights and reduces gradients in fp32, the "
-                                "fairseq2 recipe default (bf16, FSDP with fp32 reduce; not stated in the paper). Under "
-                                "torchrun only; one process trains with bf16 autocast alone.",
-        "dist.activation_checkpointing": "true: recompute each decoder block in backward, the fairseq2 recipe default (not "
-                                         "stated in the paper); an 8B model's activations for 2,048-token rollouts need it.",
-        "grid.semi_online.mixed": "10: the paper ran mixed online only; 10 is the one s both task grids share "
-                                  "(math {10, 100}, chat {5, 10}; chat found 100 unstable).",
-        "grid.eval": "avg@50 at T 0.6, top-p 0.9 (§2.1); the AlpacaEval/ArenaHard judge is not stated (§6.6): GPT-4o, "
-                     "as the follow-up DARLING says it copied from this paper.",
-    },
-}
 
 
 def parse_sync_every(value: Any) -> int | None:

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from semibench import config
 from semibench.cli import app
+from semibench.presets import PRESET_NOTES
 
 runner = CliRunner()
 
@@ -88,7 +89,7 @@ def test_every_choice_is_explained_and_its_keys_exist():
     result = runner.invoke(app, ["presets", "show", "paper", "--task", "mixed", "--objective", "grpo"])
     assert "where the paper is silent" in result.output
     keys = set(config.all_keys())
-    for note_key, why in config.PRESET_NOTES["paper"].items():
+    for note_key, why in PRESET_NOTES["paper"].items():
         assert why and note_key in result.output
         for token in re.findall(r"\b[a-z_]+\.[a-z_]+\b", note_key):
             assert token in keys or token.startswith("grid."), token

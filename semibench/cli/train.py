@@ -114,7 +114,7 @@ def _run_training(cfg, out: Path) -> None:
 @presets_app.command("list")
 def presets_list() -> None:
     """Names of the built-in presets."""
-    from semibench.config import PRESETS
+    from semibench.presets import PRESETS
 
     for name in PRESETS:
         typer.echo(name)
@@ -130,6 +130,7 @@ def presets_show(
     import dataclasses
 
     from semibench import config
+    from semibench.presets import PRESET_NOTES
     from semibench.grid import GRID_DEFAULTS
 
     try:
@@ -141,7 +142,7 @@ def presets_show(
     if name in GRID_DEFAULTS:  # what `semibench grid --preset NAME` runs and how it evaluates
         for key, value in _flatten_dict(dataclasses.asdict(GRID_DEFAULTS[name]), "grid."):
             typer.echo(f"{key} = {value}")
-    notes = config.PRESET_NOTES.get(name)
+    notes = PRESET_NOTES.get(name)
     if notes:
         typer.echo("\nwhere the paper is silent or its text and code disagree (paper.md §6), this preset chose:")
         for key, why in notes.items():
