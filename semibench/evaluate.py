@@ -67,13 +67,12 @@ class EvalSettings:
             value = getattr(self, f.name)
             if f.name == "heldout_sources" and isinstance(value, list):
                 object.__setattr__(self, f.name, tuple(value))
-            if f.name == "reward_model" and isinstance(value, str) and value.strip().lower() in ("none", "null", ""):
-                object.__setattr__(self, f.name, None)
+            if not isinstance(value, str):
                 continue
-            if not isinstance(value, str) or f.name in ("judge", "engine", "dtype", "heldout_template", "reward_model", "rm_cls_token", "chat_template"):
-                continue
-            if value.strip().lower() in ("none", "null", "") and f.name in ("limit", "judge", "data_dir", "batch_size"):
+            if value.strip().lower() in ("none", "null", "") and f.name in _NULLABLE:
                 coerced = None
+            elif f.name in _TEXT:
+                continue
             elif f.name == "heldout_sources":
                 coerced = tuple(x for x in value.split(",") if x)
             elif f.name == "data_dir":
@@ -84,6 +83,10 @@ class EvalSettings:
                 except ValueError:
                     raise ConfigError(f"eval setting {f.name} expects a number, got {value!r}") from None
             object.__setattr__(self, f.name, coerced)
+
+
+_NULLABLE = ("limit", "judge", "data_dir", "batch_size", "reward_model")  # "none" / "" from the CLI mean unset
+_TEXT = ("judge", "engine", "dtype", "heldout_template", "reward_model", "rm_cls_token", "chat_template")  # kept as given
 
 
 def check_settings(s: EvalSettings) -> None:
