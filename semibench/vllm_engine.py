@@ -153,6 +153,7 @@ class EngineWorker:
         self.layout = WeightLayout.from_checkpoint(spec.path, _dtype(spec.dtype), spec.bucket_mb << 20)  # filled by each sync
         self.owner: object | None = None  # the generator whose weights the engine holds
         self.owner_version = -1
+        self.holds: str | None = spec.path  # the checkpoint its weights still are (None after any reload)
         self._lock = threading.Lock()
         parent, child = Pipe(duplex=True)
         fd, self.log_path = tempfile.mkstemp(prefix="semibench-vllm-", suffix=".log")
@@ -248,13 +249,17 @@ class VLLMGenerator:
         self.sync_timeout_s = sync_timeout_s
         self.worker = engine_for(EngineSpec(self.path, DTYPE_NAMES[dtype], seed, **options))
         self.version = 0
-        self._load(0, lambda: self.worker.layout.read_checkpoint(self.path))
+        self.last_sync: dict | None = None
+        if self.worker.holds == self.path:  # the engine started from this checkpoint and has not reloaded since
+            self.worker.owner, self.worker.owner_version = self, 0
+        else:
+            self._load(0, lambda: self.worker.layout.read_checkpoint(self.path))
 
     def load_weights(self, version: int, state: Mapping[str, Tensor]) -> None:
         self._load(version, lambda: self.worker.layout.write(state))
 
     def _load(self, version: int, fill) -> None:
-        self.worker.owner = None  # until the engine confirms, nobody may generate from it
+        self.worker.owner, self.worker.holds = None, None  # until the engine confirms, nobody may generate from it
         try:
             fill()
             self.last_sync = self.worker.call("reload", timeout_s=self.sync_timeout_s)
@@ -300,7 +305,7 @@ class NCCLWeightSync:
 
     def load_weights(self, version: int, state: Mapping[str, Tensor]) -> None:
         gen = self.generator
-        gen.worker.owner = None
+        gen.worker.owner, gen.worker.holds = None, None
         self.source.state = state
         try:
             self.engine.send_weights()  # start -> broadcast (packed) while the engine receives -> finish

@@ -50,6 +50,13 @@ def _perturbed(path, seed, scale=0.05):
     return model
 
 
+def test_a_fresh_engine_serves_its_checkpoint_without_a_reload(tiny, prompts):
+    path, gen = tiny  # first test of the module: nothing has synced this engine yet
+    assert gen.last_sync is None and gen.version == 0
+    expected = HFGenerator(load_causal_lm(path, torch.float32), gen.tokenizer, torch.float32).generate(prompts, 1, GREEDY)
+    assert [c.token_ids for c in gen.generate(prompts, 1, GREEDY)] == [c.token_ids for c in expected]
+
+
 def test_after_a_sync_vllm_is_the_trainer(tiny, prompts):
     path, gen = tiny
     model = _perturbed(path, seed=1)
