@@ -57,12 +57,48 @@ def _kill_after(cmd: list[str], out: Path, num_rows: int) -> Path:
         if proc.poll() is not None:
             pytest.fail("the run finished before it could be killed")
         time.sleep(0.05)
+    ranks = _descendants(proc.pid)  # before the launcher dies: orphans are reparented and lose the link
     os.killpg(proc.pid, signal.SIGKILL)
+    for pid in ranks:  # the copy of the crashed run below must not race a rank still finishing a write
+        _kill_and_reap(pid)
     proc.wait()
     [run] = list(out.iterdir())
     assert not (run / "DONE").exists()
     [state] = [p for p in (run / "state").iterdir() if (p / "DONE").exists()]  # only the newest is kept
     return state
+
+
+def _descendants(pid: int) -> list[int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while we looked
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    out, frontier = [], [pid]
+    while frontier:
+        children = [p for p, ppid in parents.items() if ppid in frontier]
+        out += children
+        frontier = children
+    return out
+
+
+def _kill_and_reap(pid: int, timeout_s: float = 30.0) -> None:
+    """SIGKILL `pid` and wait until it is gone or a zombie: no write of it can land after this."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"process {pid} survived SIGKILL for {timeout_s:.0f} s")
 
 
 @pytest.fixture(scope="module")
