@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, get_args, get_origin, get_type_hints
 
+from semibench.hardware import AUTO, DTYPE_NAMES, resolve_autocast, resolve_dtype
 from semibench.presets import PRESET_TASK_DEFAULTS, PRESETS, TABLE4, TABLE4_DEFAULTS, TABLE4_FULL_ROWS
 
 
@@ -28,8 +29,8 @@ class ConfigError(ValueError):
 class ModelConfig:
     name: str = "smollm2"  # "tiny", "smollm2" (the packaged SmolLM2-135M-Instruct), an HF id or a local path
     dtype: str = "float32"  # master weights and optimizer state
-    autocast_dtype: str = "bfloat16"  # "" = none; bf16 autocast nearly halves a CPU step on AVX512-BF16
-    generator_dtype: str = "bfloat16"  # the generator's own copy of the weights
+    autocast_dtype: str = "auto"  # auto: bf16 where the hardware computes in bf16, else "" (none); see hardware.py
+    generator_dtype: str = "auto"  # the generator's own copy of the weights; auto: bfloat16 or float32, as above
     chat_template: str = ""  # "" = the tokenizer's own; else a name under `chat:` in tasks/templates.yaml
 
 
@@ -70,6 +71,7 @@ class RewardConfig:
     rm_max_length: int = 4096
     rm_batch_size: int = 8  # sequences per RM forward (memory, not semantics)
     rm_device: str = ""  # "" = cuda if present else cpu; e.g. "cuda:7" puts the RM on its own GPU
+    dtype: str = "auto"  # the judge's / reward model's compute dtype; auto: bfloat16 where native, else float32
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ class RunConfig:
 
 OBJECTIVES = ("dpo", "grpo", "group_dpo", "group_dpo_grpo")
 TASKS = ("math", "if", "mixed")
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = DTYPE_NAMES
 
 
 def parse_sync_every(value: Any) -> int | None:
@@ -247,7 +249,22 @@ def resolve(preset: str = "smol", overrides: dict[str, Any] | None = None) -> Ru
     validate(cfg)
     if cfg.train.engine == "auto":  # recorded resolved: the run id and config.json name the engine used
         cfg = replace(cfg, train=replace(cfg.train, engine=resolve_engine("auto")))
-    return cfg
+    return resolve_precision(cfg)
+
+
+def resolve_precision(cfg: RunConfig) -> RunConfig:
+    """`auto` dtypes -> what this machine computes natively (hardware.py), recorded resolved.
+
+    The run id is a hash of the resolved config, so it takes the resolved dtypes: a bf16 run on an
+    AVX512-BF16 box and an fp32 run on an AVX2 box are different numerics, and must never share a
+    run directory (one would resume or skip the other's work). The same machine class, or an explicit
+    dtype, gives the same id everywhere.
+    """
+    m, r = cfg.model, cfg.reward
+    if AUTO not in (m.generator_dtype, m.autocast_dtype, r.dtype):
+        return cfg
+    model = replace(m, generator_dtype=resolve_dtype(m.generator_dtype), autocast_dtype=resolve_autocast(m.autocast_dtype))
+    return replace(cfg, model=model, reward=replace(r, dtype=resolve_dtype(r.dtype)))
 
 
 ENGINES = ("hf", "vllm", "auto")
@@ -267,8 +284,9 @@ def validate(cfg: RunConfig) -> None:
         (cfg.loss.objective in OBJECTIVES, f"loss.objective must be one of {', '.join(OBJECTIVES)}"),
         (cfg.task.name in TASKS, f"task.name must be one of {', '.join(TASKS)}"),
         (cfg.model.dtype in DTYPES, f"model.dtype must be one of {', '.join(DTYPES)}"),
-        (cfg.model.generator_dtype in DTYPES, f"model.generator_dtype must be one of {', '.join(DTYPES)}"),
-        (cfg.model.autocast_dtype in ("",) + DTYPES, "model.autocast_dtype must be '' or a dtype"),
+        (cfg.model.generator_dtype in (AUTO,) + DTYPES, f"model.generator_dtype must be auto or one of {', '.join(DTYPES)}"),
+        (cfg.model.autocast_dtype in ("", AUTO) + DTYPES, "model.autocast_dtype must be '' (none), auto or a dtype"),
+        (cfg.reward.dtype in (AUTO,) + DTYPES, f"reward.dtype must be auto or one of {', '.join(DTYPES)}"),
         (cfg.reward.if_reward in ("judge", "reward_model"), "reward.if_reward must be judge or reward_model"),
         (cfg.reward.if_reward != "reward_model" or cfg.reward.reward_model, "reward.if_reward=reward_model needs reward.reward_model=<id or path>"),
         (cfg.optim.lr_schedule in ("cosine", "constant"), "optim.lr_schedule must be cosine or constant"),

@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 
 from semibench import benchmarks as data
 from semibench.config import DTYPES, ConfigError
+from semibench.hardware import AUTO, resolve_dtype, this_machine
 from semibench.eval_session import Progress, Session
 from semibench.runs import atomic_write_json
 
@@ -48,11 +49,11 @@ class EvalSettings:
     max_new_tokens: int = 1024  # for every benchmark; lm-eval's 256 default truncates RL checkpoints
     limit: int | None = None  # first N prompts of each benchmark
     judge: str | None = None  # openai:<model> | local:<path> | rm:<path>; needed by alpaca_eval, arena_hard
-    data_dir: Path | None = None  # local benchmark data; else ../shared/data, else the HF hub/cache
+    data_dir: Path | None = None  # local benchmark data; else the shipped tasks/data, else the HF hub/cache
     engine: str = "auto"  # auto | hf | vllm
     seed: int = 0
     batch_size: int | None = None  # sequences per generate call; None: 32 on HF, 512 on vLLM (which schedules its own batches)
-    dtype: str = "bfloat16"  # generation dtype of the evaluated model (and a local judge)
+    dtype: str = "auto"  # generation dtype of the evaluated model (and a local judge); auto: bf16 where native, else fp32
     judge_max_new_tokens: int = 4096  # Arena-Hard judgments (upstream: 4096)
     heldout_size: int = 100  # math_heldout problems
     heldout_sources: tuple[str, ...] = ("easy_arithmetic",)  # math_heldout of a non-run checkpoint (smol preset's)
@@ -98,7 +99,7 @@ def check_settings(s: EvalSettings) -> None:
         (s.max_new_tokens >= 1 and s.judge_max_new_tokens >= 1, "max new tokens must be >= 1"),
         (s.limit is None or s.limit >= 1, "limit must be >= 1"),
         (s.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}"),
-        (s.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}"),
+        (s.dtype in (AUTO, *DTYPES), f"dtype must be auto or one of {', '.join(DTYPES)}"),
         ((s.batch_size or 1) >= 1 and s.heldout_size >= 1, "batch size and held-out size must be >= 1"),
         (s.data_dir is None or Path(s.data_dir).is_dir(), f"data dir {s.data_dir} does not exist"),
     ]
@@ -277,6 +278,7 @@ def evaluate(
     """
     check_benchmarks(benchmarks)
     check_settings(settings)
+    settings = dataclasses.replace(settings, dtype=resolve_dtype(settings.dtype))  # recorded resolved, as a run's config
     checkpoint = resolve_checkpoint(checkpoint)
     out_dir = Path(out_dir) if out_dir is not None else eval_dir(checkpoint)
     origin = data.checkpoint_origin(checkpoint, out_dir)
@@ -317,6 +319,7 @@ def evaluate(
                 "judge": s.judge if bench in JUDGED else None,
                 "judge_proxy": session.judge.proxy if bench in JUDGED else None,
                 "checkpoint": str(checkpoint), "model": session.model_name, "engine": session.engine, "dtype": s.dtype,
+                "machine": this_machine().as_record(),
                 "limit": s.limit, "seed": s.seed, "data": scored.get("data", source.description),
                 "versions": versions(session.engine), "seconds": round(time.monotonic() - start, 2),
                 "engine_start_seconds": None if loaded_before or session.load_seconds is None else round(session.load_seconds, 2),

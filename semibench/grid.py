@@ -40,9 +40,12 @@ class GridDefaults:
     eval: dict[str, Any]  # EvalSettings fields
     eval_every: int = 0  # also evaluate every K steps (validation curves); 0 = final checkpoint only
     overrides: dict[str, Any] = field(default_factory=dict)  # config keys every run of the grid gets
-    # Throughput for the dry-run estimate when no finished run of the preset has been measured.
+    # Throughput for the dry-run estimate when no finished run of the preset has been measured here,
+    # as measured on a machine whose matmul ceiling in the run's compute dtype was `reference_gflops`;
+    # the estimate scales them by this machine's own ceiling (0: not scaled, e.g. GPU presets).
     generate_tokens_per_s: float = 400.0
     train_tokens_per_s: float = 250.0
+    reference_gflops: float = 0.0
     gpus: int = 0  # > 0: the estimate is also reported in GPU hours
 
 
@@ -65,6 +68,7 @@ GRID_DEFAULTS: dict[str, GridDefaults] = {
         # prompts x 4 samples of <= 192 tokens: ~1.5 min per checkpoint, a fifth of the grid.
         eval={"samples_per_prompt": 4, "temperature": 0.6, "top_p": 0.9, "max_new_tokens": 192, "limit": 40},
         eval_every=0,
+        reference_gflops=406.0,  # the 2-core Xeon's bf16 ceiling, where the throughputs above were measured
     ),
     # The paper (Table 4, §2): semi-online s in {10, 100} on math and {5, 10} on chat; mixed at 10,
     # the value both task grids share. Eval avg@50 at T 0.6, top-p 0.9 on Tables 1-2's benchmarks
@@ -141,9 +145,12 @@ def parse_sync_list(text: str | None) -> tuple[int | None, ...] | None:
 
 
 def measured_step_seconds(out: Path, cfg: RunConfig) -> float | None:
-    """Median seconds per step of finished runs of the same preset and objective under `out`."""
+    """Median seconds per step of runs of the same preset, objective and precision under `out`."""
     seconds = []
     for metrics in Path(out).glob(f"*-{cfg.loss.objective}-*-{cfg.preset}-*/metrics.jsonl"):
+        other = config.from_dict(json.loads((metrics.parent / "config.json").read_text())).model
+        if (other.generator_dtype, other.autocast_dtype) != (cfg.model.generator_dtype, cfg.model.autocast_dtype):
+            continue  # an fp32 run's speed says nothing of a bf16 one's
         rows = [json.loads(line) for line in metrics.read_text().splitlines()[1:] if line.strip()]  # step 0 pays warm-up
         seconds += [sum(r.get(k, 0.0) for k in ("time/sync", "time/generate", "time/reward", "time/train")) for r in rows]
     return statistics.median(seconds) if seconds else None
@@ -156,7 +163,12 @@ def modelled_step_seconds(cfg: RunConfig) -> float:
     generated = samples * cfg.sampling.max_new_tokens * 0.5
     trained_sequences = samples if cfg.loss.objective.startswith("grpo") else 2 * cfg.train.prompts_per_step
     trained = trained_sequences * (cfg.sampling.max_new_tokens * 0.5 + 100)  # + a prompt of ~100 tokens
-    return generated / d.generate_tokens_per_s + trained / d.train_tokens_per_s
+    seconds = generated / d.generate_tokens_per_s + trained / d.train_tokens_per_s
+    if not d.reference_gflops:
+        return seconds
+    from semibench.hardware import matmul_ceiling_gflops
+
+    return seconds * d.reference_gflops / matmul_ceiling_gflops(cfg.model.autocast_dtype or cfg.model.dtype, seconds=1.0)
 
 
 def estimate(out: Path, cfg: RunConfig) -> tuple[float, str]:

@@ -21,15 +21,13 @@ from semibench import dist, losses, rollouts
 from semibench.checkpoint import WindowStart, export_hf, latest_state, load_state, prune_states, save_state, saves_mid_window
 from semibench.config import RunConfig, regime_label
 from semibench.generation import Completion, Generator, Sampling, load_generator
+from semibench.hardware import torch_dtype
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model
 from semibench.pipeline import RolloutProducer
 from semibench.rewards import Rewarder, length_normalized_reward
 from semibench.runs import RunDir, atomic_write_json, is_done, mark_done
 from semibench.sync import check_fresh, window_start
 from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts, read_spec
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
 
 @dataclass
 class Models:
@@ -161,7 +159,7 @@ def resume(cfg: RunConfig, run: RunDir, world: dist.World, models: Models, gener
 def build_generator(cfg: RunConfig, models: Models) -> Generator:
     """The engine serving the policy's weights; version 0 is the checkpoint the policy was loaded from."""
     placement = {"gpu_ids": cfg.train.generator_gpus} if cfg.train.generator_gpus else {}  # validate(): vLLM only
-    return load_generator(models.path, cfg.train.engine, DTYPES[cfg.model.generator_dtype], cfg.train.seed, cfg.sampling.batch_size, **placement)
+    return load_generator(models.path, cfg.train.engine, torch_dtype(cfg.model.generator_dtype), cfg.train.seed, cfg.sampling.batch_size, **placement)
 
 
 def load_models(cfg: RunConfig, world: dist.World = dist.World()) -> Models:
@@ -170,13 +168,13 @@ def load_models(cfg: RunConfig, world: dist.World = dist.World()) -> Models:
     tokenizer = load_tokenizer(path)
     if cfg.model.chat_template:  # exported with the checkpoints, so their evaluation prompts alike
         tokenizer.chat_template = chat_template(cfg.model.chat_template)
-    policy = load_causal_lm(path, DTYPES[cfg.model.dtype]).train()
+    policy = load_causal_lm(path, torch_dtype(cfg.model.dtype)).train()
     reference = frozen_copy(policy)  # before sharding: a deep copy of plain tensors
     d = cfg.dist
     policy = dist.prepare_model(policy, world, d.mixed_precision, d.activation_checkpointing)
     reference = dist.prepare_model(reference, world, d.mixed_precision, activation_checkpointing=False)  # no backward
     if cfg.model.autocast_dtype:
-        dtype = DTYPES[cfg.model.autocast_dtype]
+        dtype = torch_dtype(cfg.model.autocast_dtype)
         autocast = lambda: torch.autocast(world.device.type, dtype=dtype)  # noqa: E731
     else:
         autocast = contextlib.nullcontext

@@ -33,9 +33,12 @@ def bench_step(
     except ConfigError as exc:
         fail(str(exc))
     table(f"one online step, preset {preset}, task {task} (medians)",
-          ["objective", "steps", "sync s", "generate s", "reward s", "train s", "total s", "gen tok/s", "tokens", "reward"],
+          ["objective", "steps", "sync s", "generate s", "reward s", "train s", "total s", "gen tok/s", "tokens", "reward",
+           "train GFLOP/s", "ceiling GFLOP/s", "% of ceiling"],
           [[r["objective"], r["steps"], *(r[k] for k in bench.PHASES), r["total_s"], f"{r['tokens_per_s']:.1f}", f"{r['generated_tokens']:.0f}",
-            f"{r['reward']:.3f}"] for r in rows])
+            f"{r['reward']:.3f}", f"{r['train_gflops']:.1f}", f"{r['ceiling_gflops']:.0f}", f"{r['pct_of_ceiling']:.1f}"] for r in rows],
+          f"train GFLOP/s = 8 x params x trained tokens / train s (policy fwd+bwd, reference fwd); ceiling: a 2048^2 matmul in "
+          f"{rows[0]['compute_dtype']}, measured in this run")
 
 
 @bench_app.command("pipeline")
@@ -126,7 +129,7 @@ def bench_placement(
     from semibench import bench
 
     rows = bench.placement(reps, rounds)
-    table("trainer fwd+bwd of one smol micro-batch (4 x 228 tokens, bf16 autocast) next to a vLLM engine (medians)",
+    table("trainer fwd+bwd of one smol micro-batch (4 x 228 tokens, auto precision) next to a vLLM engine (medians)",
            ["engine", "train step s", "x alone", "torch threads", "generate alone s", "generate while training s", "both wall s", "train alone s"],
            [[r["mode"], r["train_step_s"], r["vs_alone"], r["torch_threads"], r.get("generate_alone_s"), r.get("generate_concurrent_s"),
              r.get("both_wall_s"), r.get("train_alone_s")] for r in rows],

@@ -22,16 +22,25 @@ def fail(message: str) -> None:
 
 
 def table(title: str, columns: list[str], rows: list[list], note: str = "") -> None:
-    """Print rows as a rich table: first column left, the rest right, floats to 2 decimals."""
+    """Print a benchmark's rows as a rich table: first column left, the rest right, floats to 2 decimals.
+    Its caption names the machine, so a number is never read apart from the CPU that produced it."""
     from rich.console import Console
     from rich.table import Table
 
-    out = Table(title=title, caption=note or None)
+    out = Table(title=title, caption="\n".join(filter(None, [note, machine_line()])))
     for i, column in enumerate(columns):
         out.add_column(column, justify="left" if i == 0 else "right")
     for row in rows:
         out.add_row(*("-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
     Console(width=180).print(out)
+
+
+def machine_line(**dtypes: str) -> str:
+    """The first line of a run, an eval, a grid and a benchmark: which hardware, which dtypes it chose."""
+    from semibench.hardware import this_machine
+
+    chosen = ", ".join(f"{name.replace('_', ' ')} {value or 'none'}" for name, value in dtypes.items())
+    return f"machine: {this_machine().describe()}" + (f"; dtypes: {chosen}" if chosen else "")
 
 
 def duration(seconds: float) -> str:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from semibench.cli.common import app, fail, quiet_library_bars
+from semibench.cli.common import app, fail, machine_line, quiet_library_bars
 from semibench.config import ConfigError
 
 
@@ -91,11 +91,11 @@ def eval_(
     max_new_tokens: int = typer.Option(1024, "--max-new-tokens", help="per completion, every benchmark"),
     limit: Optional[int] = typer.Option(None, help="first N prompts of each benchmark"),
     judge: Optional[str] = typer.Option(None, help="openai:<model> | local:<path|smollm2> | rm:<path> (alpaca_eval, arena_hard)"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", envvar="SEMIBENCH_DATA_DIR", help="local benchmark data (default: ../shared/data, then the HF hub)"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", envvar="SEMIBENCH_DATA_DIR", help="local benchmark data (default: the shipped tasks/data, then the HF hub)"),
     engine: str = typer.Option("auto", help="auto | hf | vllm"),
     seed: int = typer.Option(0),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="sequences per generate call (default: 32 on HF, 512 on vLLM)"),
-    dtype: str = typer.Option("bfloat16", help="generation dtype"),
+    dtype: str = typer.Option("auto", help="generation dtype: auto (bfloat16 where the hardware computes in it, else float32), float32, bfloat16"),
     judge_max_new_tokens: int = typer.Option(4096, "--judge-max-new-tokens", help="Arena-Hard judgment length"),
     heldout_size: int = typer.Option(100, "--heldout-size", help="math_heldout problems"),
     heldout_sources: str = typer.Option("easy_arithmetic", "--heldout-sources", help="math_heldout sources of a non-run checkpoint"),
@@ -132,9 +132,12 @@ def eval_(
         fail(str(exc))
     if len(skipped) == len(set(chosen)):
         fail("; ".join(skipped.values()))
+    console = Console(stderr=True)
+    from semibench.hardware import resolve_dtype
+
+    console.print(machine_line(eval=resolve_dtype(settings.dtype)), markup=False)
     for line in skipped.values():  # plain echo: one unwrapped line each
         typer.secho(f"skipped: {line}", fg="yellow", err=True)
-    console = Console(stderr=True)
     # The skips found up front were printed above; one found once a benchmark ran (a malformed file) is logged as an error.
     log = logging.getLogger("semibench.evaluate")
     log.setLevel(logging.ERROR)

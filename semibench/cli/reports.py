@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from semibench.cli.common import app, duration, fail, quiet_library_bars
+from semibench.cli.common import app, duration, fail, machine_line, quiet_library_bars
 
 
 
@@ -86,6 +86,12 @@ def _print_grid(spec, rows: list[dict], benchmarks) -> None:
         table.add_row(r["run_id"], r["task"], r["objective"], r["sync_every"], r["regime"], str(r["steps"]), str(r["seed"]),
                       duration(r["seconds"]) + ("" if r["estimate"] == "measured" else "*"), "done" if r["done"] else "to run")
     console = Console(width=170)
+    from semibench import config
+    from semibench.hardware import resolve_dtype
+
+    probe = config.resolve(spec.preset, {**spec.overrides, "task.name": spec.tasks[0]})  # the dtypes every run resolves to
+    console.print(machine_line(generator=probe.model.generator_dtype, autocast=probe.model.autocast_dtype,
+                               judge=probe.reward.dtype, eval=resolve_dtype(defaults_for(spec.preset).eval.get("dtype", "auto"))), markup=False)
     console.print(table)
     left = sum(r["seconds"] for r in rows if not r["done"])
     gpus = defaults_for(spec.preset).gpus

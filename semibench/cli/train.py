@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from semibench.cli.common import app, fail, is_main_rank
+from semibench.cli.common import app, fail, is_main_rank, machine_line
 from semibench.config import ConfigError
 
 presets_app = typer.Typer(no_args_is_help=True, help="List and show config presets.")
@@ -93,6 +93,8 @@ def _run_training(cfg, out: Path) -> None:
         console.print(f"already done: {run.path}")
         return
     sync = "inf" if cfg.train.sync_every is None else cfg.train.sync_every
+    m = cfg.model
+    console.print(machine_line(generator=m.generator_dtype, autocast=m.autocast_dtype, master=m.dtype, judge=cfg.reward.dtype), markup=False)
     console.print(f"[bold]{run.path.name}[/]: {cfg.loss.objective} on {cfg.task.name}, s={sync} ({regime_label(cfg.train.sync_every)}), model {cfg.model.name}, "
                   f"engine {cfg.train.engine}{' (pipelined)' if cfg.train.pipeline and cfg.train.sync_every != 1 else ''}")
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
@@ -137,6 +139,7 @@ def presets_show(
         cfg = config.resolve(name, {"task.name": task, "loss.objective": objective})
     except ConfigError as exc:
         fail(str(exc))
+    typer.echo(f"# {machine_line()}: `auto` dtypes resolved for it below")
     for key, value in config.flatten(cfg).items():
         typer.echo(f"{key} = {value}")
     if name in GRID_DEFAULTS:  # what `semibench grid --preset NAME` runs and how it evaluates

@@ -11,6 +11,8 @@ class Rewarder:
     """Scores completions; builds only the scorers the task's prompt kinds need."""
 
     def __init__(self, cfg: RewardConfig, kinds: Sequence[str], judge_template: str = ""):
+        from semibench.hardware import torch_dtype
+
         self.math = None
         self.instruction = None
         if "math" in kinds:
@@ -21,11 +23,11 @@ class Rewarder:
             if cfg.if_reward == "reward_model":
                 from semibench.rewards.reward_model import ScalarRewardModel
 
-                self.instruction = ScalarRewardModel(cfg.reward_model, cfg.rm_cls_token, cfg.rm_max_length, cfg.rm_batch_size, device=cfg.rm_device)
+                self.instruction = ScalarRewardModel(cfg.reward_model, cfg.rm_cls_token, cfg.rm_max_length, cfg.rm_batch_size, torch_dtype(cfg.dtype), device=cfg.rm_device)
             else:
                 from semibench.rewards.judge import PointwiseJudge
 
-                self.instruction = PointwiseJudge(cfg.judge_model, judge_template)
+                self.instruction = PointwiseJudge(cfg.judge_model, judge_template, dtype=torch_dtype(cfg.dtype))
 
     def __call__(self, kinds: Sequence[str], prompts: Sequence[str], golds: Sequence[str | None], completions: Sequence[str]) -> list[float]:
         """One reward per completion; entries are aligned (kind, prompt text, gold, completion)."""
