@@ -1,8 +1,14 @@
 """Where each benchmark's data comes from, and its items.
 
-Resolution order: --data-dir, then the project's sibling `../shared/data` when it exists (where the
-shared data README puts it), then the Hugging Face hub or its cache. A benchmark none of them has
-raises `DataMissing` with one line saying how to supply it; the other benchmarks still run.
+Resolution order: --data-dir (or SEMIBENCH_DATA_DIR), then the data shipped in the project's own
+`tasks/data/` (IFEval, MATH-500, GSM8K test, AMC23, Arena-Hard v0.1; see its README), then the
+Hugging Face hub or its cache. A directory counts for a benchmark only when it holds every file the
+benchmark needs. Nothing here looks outside the project and the directory the user names.
+
+The hub gets one quiet attempt: with HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set only its local cache
+is read (no request is made); otherwise one request, without huggingface_hub's retries and warnings.
+A benchmark found nowhere raises `DataMissing` with one line saying how to supply it; the other
+benchmarks still run. AlpacaEval is not shipped (CC BY-NC): --data-dir or the hub.
 
 The paper's held-out sets (numina_test, numina_valid, wildchat_valid) are splits of the training
 datasets (`paper_data`): a run that trained on its own copy (`task.math_data=numina:<file.jsonl>`)
@@ -13,15 +19,20 @@ columns), then the hub by name.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from semibench.config import ConfigError, RunConfig, TaskConfig
 from semibench.eval_session import GenRequest, Session, prompt_key
 from semibench.lmeval import LMEVAL_BENCHMARKS
+from semibench.tasks import TASKS_DIR
 
-SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHIPPED_DATA_DIR = TASKS_DIR / "data"  # benchmark files committed with the project (tasks/data/README.md)
 AMC23_FILE = "amc23/test.jsonl"
 AMC23_HUB = ("zwhe99/amc23", "test")  # the paper's AMC23
 ALPACA_FILE = "alpaca_eval/reference_outputs_gpt4_1106_preview.json"
@@ -75,8 +86,9 @@ def checkpoint_origin(checkpoint: Path, out_dir: Path) -> Origin | None:
 
 
 def data_dirs(data_dir: Path | None) -> list[Path]:
+    """Where to look, in order: the user's --data-dir, then the project's shipped tasks/data."""
     dirs = [Path(data_dir)] if data_dir is not None else []
-    return dirs + ([SHARED_DATA_DIR] if SHARED_DATA_DIR.is_dir() and SHARED_DATA_DIR not in dirs else [])
+    return dirs + ([SHIPPED_DATA_DIR] if SHIPPED_DATA_DIR.is_dir() and SHIPPED_DATA_DIR not in dirs else [])
 
 
 def _local(data_dir: Path | None, files: tuple[str, ...]) -> Path | None:
@@ -149,21 +161,70 @@ def _paper_source(bench: str, data_dir: Path | None, origin: Origin | None) -> S
     return Source("hub", None, f"hub {hub_id}, {how}", hub_id)
 
 
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE or HF_DATASETS_OFFLINE, read now (a process may set them after importing the libraries),
+    or huggingface_hub's own offline mode (also set by TRANSFORMERS_OFFLINE)."""
+    from huggingface_hub import constants as hub_constants
+
+    variables = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    return any(os.environ.get(v, "").strip().upper() in ("1", "ON", "YES", "TRUE") for v in variables) or bool(hub_constants.HF_HUB_OFFLINE)
+
+
+@contextlib.contextmanager
+def _one_quiet_hub_attempt(offline: bool) -> Iterator[None]:
+    """huggingface_hub and datasets without their warnings and, online, without retries; offline, cache only.
+
+    Unreachable, huggingface_hub retries every request 5 times with backoff (about 23 s) and logs each try;
+    the caller's DataMissing line says all that is needed. Offline, both libraries are put in offline mode
+    for the call even when the variables were set after they were imported, so no request is attempted.
+    """
+    import datasets
+    from huggingface_hub import constants as hub_constants
+    from huggingface_hub.utils import _http as hub_http
+
+    loggers = [logging.getLogger(name) for name in ("huggingface_hub", "datasets", "fsspec")]
+    levels = [lg.level for lg in loggers]
+    backoff = getattr(hub_http, "_http_backoff_base", None)  # http_backoff's retry loop (huggingface_hub 2.x)
+    offline_flags = (hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE)
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        if offline:
+            hub_constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+        elif backoff is not None:
+            hub_http._http_backoff_base = lambda *args, **kwargs: backoff(*args, **{**kwargs, "max_retries": 0})
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+        hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = offline_flags
+        if backoff is not None:
+            hub_http._http_backoff_base = backoff
+
+
 def _hub_dataset(bench: str, path: str, name: str | None, split: str, hint: str) -> None:
     import datasets
 
+    offline = hub_offline()
     try:
-        datasets.load_dataset(path, name, split=split)  # cached afterwards, so lm-eval's own load is free
+        with _one_quiet_hub_attempt(offline):
+            datasets.load_dataset(path, name, split=split)  # cached afterwards, so lm-eval's own load is free
     except Exception as exc:  # offline, not cached, gated, renamed: each raises its own type
-        raise DataMissing(f"{bench}: no data; pass {hint} (the hub dataset {path} is not reachable or cached: {type(exc).__name__})") from None
+        why = "is not cached and the hub is offline (HF_HUB_OFFLINE)" if offline else f"is not reachable or cached: {type(exc).__name__}"
+        raise DataMissing(f"{bench}: no data; pass {hint} (the hub dataset {path} {why})") from None
 
 
 def _hub_file(repo: str, filename: str) -> Path | None:
-    from huggingface_hub import hf_hub_download
+    """A file of a hub dataset repo: offline, the hub cache only (no request); else one quiet download attempt."""
+    import huggingface_hub
 
+    if hub_offline():
+        cached = huggingface_hub.try_to_load_from_cache(repo, filename, repo_type="dataset")
+        return Path(cached) if isinstance(cached, str) else None
     try:
-        return Path(hf_hub_download(repo, filename, repo_type="dataset"))
-    except Exception:  # offline or absent: the caller says what to supply
+        with _one_quiet_hub_attempt(False):
+            return Path(huggingface_hub.hf_hub_download(repo, filename, repo_type="dataset"))
+    except Exception:  # unreachable or absent: the caller says what to supply
         return None
 
 

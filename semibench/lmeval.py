@@ -6,9 +6,10 @@ metrics; `SemibenchLM.generate_until` only hands back completions that semibench
 own engine. For avg@N the tasks are evaluated once per sample index j, each pass returning sample j
 of every prompt, so lm-eval scores every sample and the N per-seed scores come from lm-eval too.
 
-Data: with --data-dir, the YAMLs in `tasks/eval/` (which `include:` the installed task and swap only
-the data source) are rendered with absolute paths into a scratch directory; without it, the
-installed task reads the Hugging Face hub or its cache.
+Data: when `benchmarks.resolve` finds the files locally (--data-dir, else the shipped `tasks/data/`),
+the YAMLs in `tasks/eval/` (which `include:` the installed task and swap only the data source) are
+rendered with that directory's absolute path into a scratch directory; otherwise the installed task
+reads the Hugging Face hub or its cache.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ EVAL_TASKS_DIR = TASKS_DIR / "eval"
 @dataclass(frozen=True)
 class LMEvalBenchmark:
     installed_task: str  # lm-eval's task, reading the hub
-    local_task: str  # our tasks/eval/<yaml>, reading --data-dir
+    local_task: str  # our tasks/eval/<yaml>, reading the local data dir
     yaml: str
-    local_files: tuple[str, ...]  # relative to --data-dir
+    local_files: tuple[str, ...]  # relative to the data dir (--data-dir or the shipped tasks/data)
     hub: tuple[str, str | None, str]  # (dataset path, config name, split) the installed task reads
     primary: str  # lm-eval result key of the headline score
     metrics: tuple[str, ...]  # every result key reported

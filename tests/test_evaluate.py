@@ -134,7 +134,7 @@ def test_killed_eval_resumes_without_regenerating(tmp_path, monkeypatch):
 
 
 def test_missing_data_one_line_and_others_still_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(benchmarks, "SHARED_DATA_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(benchmarks, "SHIPPED_DATA_DIR", tmp_path / "nowhere")  # no local data but the empty --data-dir
     empty = tmp_path / "data"
     empty.mkdir()
     only_missing = runner.invoke(app, ["eval", "tiny", "--benchmarks", "gsm8k", "--data-dir", str(empty), "--out-dir", str(tmp_path / "a")])

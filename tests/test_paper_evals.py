@@ -39,7 +39,7 @@ def _small_held_out(tmp_path, monkeypatch):
     monkeypatch.setattr(paper_data, "NUMINA_HELD_OUT", 2)
     monkeypatch.setattr(paper_data, "WILDCHAT_VALID", 3)
     monkeypatch.setattr(paper_data, "WILDCHAT_TRAIN", 4)
-    monkeypatch.setattr(benchmarks, "SHARED_DATA_DIR", tmp_path / "no-shared-data")
+    monkeypatch.setattr(benchmarks, "SHIPPED_DATA_DIR", tmp_path / "no-shipped-data")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
 
