@@ -96,11 +96,10 @@ class GenRequest:
 
 def load_generator(checkpoint: Path, settings: EvalSettings):
     """(generator, engine name): vLLM when installed (engine "auto"), else HF transformers."""
-    import torch
-
     from semibench.generation import HFGenerator, load_generator as load
+    from semibench.hardware import torch_dtype
 
-    generator = load(str(checkpoint), settings.engine, getattr(torch, settings.dtype), settings.seed, settings.batch_size or DEFAULT_BATCH["hf"])
+    generator = load(str(checkpoint), settings.engine, torch_dtype(settings.dtype), settings.seed, settings.batch_size or DEFAULT_BATCH["hf"])
     return generator, "hf" if isinstance(generator, HFGenerator) else "vllm"
 
 

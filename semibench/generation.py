@@ -61,10 +61,12 @@ class HFGenerator:
     """Batched sampling with `transformers.generate` on a private copy of the policy."""
 
     @classmethod
-    def from_pretrained(cls, path: str, dtype: torch.dtype = torch.bfloat16, batch_size: int = 64) -> HFGenerator:
+    def from_pretrained(cls, path: str, dtype: torch.dtype | None = None, batch_size: int = 64) -> HFGenerator:
         """A generator serving a checkpoint (eval, judges): version 0 is the checkpoint's weights."""
+        from semibench.hardware import torch_dtype
         from semibench.models import load_causal_lm, load_tokenizer
 
+        dtype = dtype or torch_dtype("auto")
         return cls(load_causal_lm(path, dtype), load_tokenizer(path), dtype, batch_size)
 
     def __init__(self, model: torch.nn.Module, tokenizer, dtype: torch.dtype, batch_size: int = 64):
@@ -182,7 +184,7 @@ def _eos_ids(generation_config, model_config, tokenizer) -> list[int]:
     return ids
 
 
-def load_generator(path: str, engine: str = "auto", dtype: torch.dtype = torch.bfloat16, seed: int = 0, batch_size: int = 64, **vllm_options) -> Generator:
+def load_generator(path: str, engine: str = "auto", dtype: torch.dtype | None = None, seed: int = 0, batch_size: int = 64, **vllm_options) -> Generator:
     """A generator serving the checkpoint at `path` (version 0 = its weights), for eval, judges and training.
 
     vLLM engines are cached per process: asking again for a checkpoint of the same architecture

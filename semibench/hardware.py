@@ -89,7 +89,15 @@ def torch_dtype(name: str):
     """The one name -> torch dtype map ("auto" resolved on this machine)."""
     import torch
 
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[resolve_dtype(name)]
+    return getattr(torch, DTYPE_NAMES[DTYPE_NAMES.index(resolve_dtype(name))])
+
+
+def dtype_name(dtype) -> str:
+    """torch dtype -> its name here (the inverse of `torch_dtype`)."""
+    name = str(dtype).removeprefix("torch.")
+    if name not in DTYPE_NAMES:
+        raise ValueError(f"unsupported dtype {dtype}; choose one of {', '.join(DTYPE_NAMES)}")
+    return name
 
 
 @functools.lru_cache(maxsize=1)

@@ -95,7 +95,7 @@ def judge_slug(spec: str) -> str:
     return f"{kind}-{name}"
 
 
-def make_judge(spec: str, dtype: str = "bfloat16", batch_size: int = 8, max_new_tokens: int = 4096) -> Judge:
+def make_judge(spec: str, dtype: str = "auto", batch_size: int = 8, max_new_tokens: int = 4096) -> Judge:
     kind, target = parse_spec(spec)
     if kind == "openai":
         return OpenAIJudge(spec, target, max_new_tokens)
@@ -203,13 +203,12 @@ class LocalJudge:
     proxy = False
 
     def __init__(self, spec: str, path: str, dtype: str, batch_size: int, max_new_tokens: int):
-        import torch
-
         from semibench.generation import HFGenerator
+        from semibench.hardware import torch_dtype
         from semibench.models import resolve_model
 
         self.spec, self.batch_size, self.max_new_tokens = spec, batch_size, max_new_tokens
-        self.generator = HFGenerator.from_pretrained(resolve_model(path), getattr(torch, dtype), batch_size)
+        self.generator = HFGenerator.from_pretrained(resolve_model(path), torch_dtype(dtype), batch_size)
         self.tokenizer = self.generator.tokenizer
         self.token_ids = {}
         for token in ALPACA_TOKENS:

@@ -79,6 +79,7 @@ def run_wildchat_valid(session: Session, bench: str, source: Source) -> dict:
     import torch
 
     from semibench import paper_data
+    from semibench.hardware import torch_dtype
     from semibench.rewards import length_normalized_reward
     from semibench.rewards.reward_model import ScalarRewardModel
     from semibench.scoring.samples import seed_means
@@ -99,7 +100,7 @@ def run_wildchat_valid(session: Session, bench: str, source: Source) -> dict:
     lengths = [store.rows[r.key]["num_tokens"][:n] for r in requests]
 
     # Loaded only now, after generation, and dropped after scoring: it need not share memory with the generator.
-    rm = ScalarRewardModel(spec.name, spec.cls_token, spec.max_length, spec.batch_size, getattr(torch, s.dtype), spec.device)
+    rm = ScalarRewardModel(spec.name, spec.cls_token, spec.max_length, spec.batch_size, torch_dtype(s.dtype), spec.device)
     session.progress(f"{bench} (reward model)", 0, len(requests))
     flat = rm([i for i, cs in zip(instructions, completions) for _ in cs], [c for cs in completions for c in cs])
     session.progress(f"{bench} (reward model)", len(requests), len(requests))

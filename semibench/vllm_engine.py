@@ -36,10 +36,10 @@ import torch
 from torch import Tensor
 
 from semibench.generation import Completion, Sampling, cut_at_stop, eos_ids_for
+from semibench.hardware import dtype_name, resolve_dtype, torch_dtype
 from semibench.sync import WeightSyncError, weight_buckets
 from semibench.vllm_worker import shared_views
 
-DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 # Config keys that do not change the computation graph: checkpoints differing only in these share an engine.
 NON_ARCH_KEYS = {"_name_or_path", "transformers_version", "torch_dtype", "dtype", "bos_token_id", "eos_token_id", "pad_token_id", "use_cache"}
 
@@ -51,7 +51,7 @@ class EngineError(RuntimeError):
 @dataclass(frozen=True)
 class EngineSpec:
     path: str  # the checkpoint the engine starts from
-    dtype: str = "bfloat16"
+    dtype: str = "auto"  # resolved at construction: the key and the engine need a concrete dtype
     seed: int = 0  # the engine's own stream; rollouts pass per-request seeds instead
     max_model_len: int = 0  # prompt + completion tokens; 0 = the model's limit, at most 4096
     max_num_batched_tokens: int = 4096
@@ -61,6 +61,7 @@ class EngineSpec:
     gpu_ids: str | None = None  # CUDA_VISIBLE_DEVICES of the engine process
 
     def __post_init__(self):
+        object.__setattr__(self, "dtype", resolve_dtype(self.dtype))
         if not self.max_model_len:
             config = json.loads((Path(self.path) / "config.json").read_text())
             object.__setattr__(self, "max_model_len", min(config.get("max_position_embeddings") or 4096, 4096))
@@ -99,7 +100,7 @@ class WeightLayout:
         self.layout: list[tuple[str, list[int], str, int]] = []
         offset = 0
         for name, shape in shapes:
-            self.layout.append((name, list(shape), DTYPE_NAMES[dtype], offset))
+            self.layout.append((name, list(shape), dtype_name(dtype), offset))
             offset += -(-_numel(shape) * dtype.itemsize // 64) * 64  # 64-byte aligned views
         self.nbytes = max(offset, 64)
         self.buckets = weight_buckets([(n, _numel(s) * dtype.itemsize) for n, s in shapes], bucket_bytes)
@@ -154,7 +155,7 @@ class EngineWorker:
     def __init__(self, spec: EngineSpec, start_timeout_s: float = 1800.0):
         self.spec = spec
         self.key = spec.key()
-        self.layout = WeightLayout.from_checkpoint(spec.path, _dtype(spec.dtype), spec.bucket_mb << 20)  # filled by each sync
+        self.layout = WeightLayout.from_checkpoint(spec.path, torch_dtype(spec.dtype), spec.bucket_mb << 20)  # filled by each sync
         self.owner: object | None = None  # the generator whose weights the engine holds
         self.owner_version = -1
         self.holds: str | None = spec.path  # the checkpoint its weights still are (None after any reload)
@@ -244,14 +245,14 @@ def close_engines() -> None:
 class VLLMGenerator:
     """`Generator` on a (cached) vLLM engine. Version 0 is the checkpoint at `path`."""
 
-    def __init__(self, path: str, dtype: torch.dtype = torch.bfloat16, seed: int = 0, *, sync_timeout_s: float = 300.0, **options):
+    def __init__(self, path: str, dtype: torch.dtype | None = None, seed: int = 0, *, sync_timeout_s: float = 300.0, **options):
         from semibench.models import load_tokenizer, resolve_model
 
         self.path = resolve_model(str(path))
         self.tokenizer = load_tokenizer(self.path)
         self.eos_ids = eos_ids_for(self.path, self.tokenizer)
         self.sync_timeout_s = sync_timeout_s
-        self.worker = engine_for(EngineSpec(self.path, DTYPE_NAMES[dtype], seed, **options))
+        self.worker = engine_for(EngineSpec(self.path, dtype_name(dtype) if dtype else "auto", seed, **options))
         self.version = 0
         self.last_sync: dict | None = None
         if self.worker.holds == self.path:  # the engine started from this checkpoint and has not reloaded since
@@ -353,10 +354,6 @@ def _state_source():
                 yield name, tensor.to("cuda", non_blocking=True)
 
     return StateSource()
-
-
-def _dtype(name: str) -> torch.dtype:
-    return {v: k for k, v in DTYPE_NAMES.items()}[name]
 
 
 def _numel(shape: Sequence[int]) -> int:

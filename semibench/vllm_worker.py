@@ -23,7 +23,8 @@ from multiprocessing.connection import Connection
 
 import torch
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from semibench.hardware import torch_dtype
+
 
 
 def shared_views(path: str, layout: list[tuple[str, list[int], str, int]], nbytes: int) -> dict[str, torch.Tensor]:
@@ -31,7 +32,7 @@ def shared_views(path: str, layout: list[tuple[str, list[int], str, int]], nbyte
     flat = torch.from_file(path, shared=True, size=nbytes, dtype=torch.uint8)
     views = {}
     for name, shape, dtype, offset in layout:
-        t = DTYPES[dtype]
+        t = torch_dtype(dtype)
         count = 1
         for d in shape:
             count *= d

@@ -21,7 +21,10 @@ ANSWER_PREFIX = "Rating: "  # primes the assistant turn so the next token is the
 
 
 class PointwiseJudge:
-    def __init__(self, model_name: str, template: str, batch_size: int = 8, max_length: int = 2048, dtype: torch.dtype = torch.bfloat16):
+    def __init__(self, model_name: str, template: str, batch_size: int = 8, max_length: int = 2048, dtype: torch.dtype | None = None):
+        from semibench.hardware import torch_dtype
+
+        dtype = dtype or torch_dtype("auto")
         path = resolve_model(model_name)
         self.tokenizer = load_tokenizer(path)
         self.model = load_causal_lm(path, dtype).requires_grad_(False)

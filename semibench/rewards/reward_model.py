@@ -53,7 +53,10 @@ def checkpoint_tensor(name_or_path: str, key: str) -> torch.Tensor | None:
 
 class ScalarRewardModel:
     def __init__(self, name_or_path: str, cls_token: str = "", max_length: int = 4096, batch_size: int = 4,
-                 dtype: torch.dtype = torch.bfloat16, device: str = ""):
+                 dtype: torch.dtype | None = None, device: str = ""):
+        from semibench.hardware import torch_dtype
+
+        dtype = dtype or torch_dtype("auto")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         v_head = checkpoint_tensor(name_or_path, V_HEAD)
