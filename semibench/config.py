@@ -302,9 +302,32 @@ def validate(cfg: RunConfig) -> None:
         (not cfg.train.generator_gpus or cfg.train.engine == "vllm", "train.generator_gpus places the vLLM engine: set train.engine=vllm too"),
         (re.fullmatch(r"\d*", cfg.train.generator_gpus) is not None, "train.generator_gpus is one GPU index, e.g. 7 (the engine runs without tensor parallelism)"),
     ]
-    for ok, message in checks:
+    for ok, message in checks + _numeric_domains(cfg):
         if not ok:
             raise ConfigError(message)
+
+
+def _numeric_domains(cfg: RunConfig) -> list[tuple[bool, str]]:
+    """Every float hyperparameter inside its domain; NaN fails every comparison, so it is refused too.
+    A run given lr = 1e9 or beta = nan used to train to NaN weights and still write DONE."""
+    o, l, r, s = cfg.optim, cfg.loss, cfg.reward, cfg.sampling
+
+    def finite(*values: float) -> bool:
+        return all(math.isfinite(v) for v in values)
+
+    return [
+        (finite(o.lr) and 0 < o.lr < 1, f"optim.lr must be in (0, 1), got {o.lr} (the paper: 1e-6; smol: 1e-5)"),
+        (finite(o.adam_eps) and o.adam_eps > 0, f"optim.adam_eps must be > 0, got {o.adam_eps}"),
+        (finite(*o.adam_betas) and all(0 <= b < 1 for b in o.adam_betas), f"optim.adam_betas must each be in [0, 1), got {o.adam_betas}"),
+        (finite(o.weight_decay) and o.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {o.weight_decay}"),
+        (finite(o.grad_clip) and o.grad_clip > 0, f"optim.grad_clip must be > 0, got {o.grad_clip}"),
+        (finite(o.final_lr_scale) and 0 <= o.final_lr_scale <= 1, f"optim.final_lr_scale must be in [0, 1], got {o.final_lr_scale}"),
+        (finite(l.dpo_beta) and l.dpo_beta > 0, f"loss.dpo_beta must be > 0, got {l.dpo_beta} (the paper: 0.1 math, 0.01 chat)"),
+        (finite(l.kl_beta, l.grpo_alpha, l.tis_cap, l.nll_coef, l.entropy_coef) and min(l.kl_beta, l.grpo_alpha, l.tis_cap, l.nll_coef, l.entropy_coef) >= 0,
+         "loss.kl_beta, grpo_alpha, tis_cap, nll_coef and entropy_coef must be finite and >= 0"),
+        (finite(s.temperature, s.top_p), "sampling.temperature and sampling.top_p must be finite"),
+        (finite(r.math_timeout_s) and r.math_timeout_s > 0, f"reward.math_timeout_s must be > 0, got {r.math_timeout_s}"),
+    ]
 
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from semibench.config import RunConfig, to_json
+from semibench.config import ConfigError, RunConfig, to_json
 
 DONE = "DONE"
 
@@ -95,6 +95,59 @@ def atomic_dir(path: Path) -> Iterator[Path]:
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+class RunLocked(ConfigError):
+    """Another live process holds the run directory; the message names it (the CLI prints it as one line)."""
+
+
+class RunLock:
+    """An exclusive lock on one run directory for the holder's lifetime: `runs/.<run_id>.lock`.
+
+    flock(2) on a file beside the directory (a fresh start clears the directory itself): the OS
+    releases it when the holder exits or dies, so a stale lock never blocks a resume, and a second
+    process on the same run refuses at once instead of clearing the live run under the first. The
+    holder removes the file when it lets go, so a finished runs/ holds run directories only.
+    """
+
+    def __init__(self, run_path: Path):
+        import fcntl
+        import socket
+
+        self.fd = -1
+        self.path = Path(run_path).parent / f".{Path(run_path).name}.lock"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 256, 0).decode(errors="replace").strip() or "another process"
+                os.close(fd)
+                raise RunLocked(f"{run_path} is in use by {holder}; wait for it to finish or stop it (a dead holder releases it by itself)") from None
+            if _same_file(self.path, fd):
+                break
+            os.close(fd)  # the previous holder removed the file between our open and our lock: take the new one
+        self.fd = fd
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"PID {os.getpid()} on host {socket.gethostname()}".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            if _same_file(self.path, self.fd):
+                self.path.unlink()  # while still holding it, so nobody locks the file being removed
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = -1
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 class RunDir:

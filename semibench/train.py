@@ -19,15 +19,24 @@ import torch
 
 from semibench import dist, losses, rollouts
 from semibench.checkpoint import WindowStart, export_hf, latest_state, load_state, prune_states, save_state, saves_mid_window
-from semibench.config import RunConfig, regime_label
+from semibench.config import ConfigError, RunConfig, regime_label
 from semibench.generation import Completion, Generator, Sampling, load_generator
 from semibench.hardware import torch_dtype
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model
 from semibench.pipeline import RolloutProducer
 from semibench.rewards import Rewarder, length_normalized_reward
-from semibench.runs import RunDir, atomic_write_json, is_done, mark_done
+from semibench.runs import RunDir, RunLock, atomic_write_json, is_done, mark_done
 from semibench.sync import check_fresh, window_start
 from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts, read_spec
+
+
+class Diverged(Exception):
+    """A non-finite gradient norm in train_step: its update is not taken; train() stops the run with one line."""
+
+    def __init__(self, grad_norm: float, losses_seen: dict[str, float]):
+        self.grad_norm, self.losses_seen = grad_norm, losses_seen
+        super().__init__(f"grad_norm={grad_norm}")
+
 
 @dataclass
 class Models:
@@ -45,6 +54,9 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
         return run.path
     world = dist.init()  # one process: a world of one; under torchrun: FSDP2 over all ranks
     pools = load_prompts(cfg.task, cfg.train.seed)  # bad data fails here, before anything is written
+    lock = RunLock(run.path) if world.is_main else None  # one process per run directory; RunLocked names the holder
+    if is_done(run.path):  # finished by the holder we may have waited behind
+        return run.path
     sampler = PromptSampler(pools, cfg.train.prompts_per_step, cfg.task.math_fraction, cfg.train.seed)
     models = load_models(cfg, world)
     # One generator, on rank 0; the other ranks receive its completions (see dist.py).
@@ -100,7 +112,10 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
                 group["lr"] = lr
             grid = [rewards[i * n : (i + 1) * n] for i in range(len(prompts))]
             rng = random.Random(f"{cfg.train.seed}-pairs-{step}")
-            step_metrics = train_step(cfg, models, optimizer, prompt_ids, completions, grid, [p.kind == "math" for p in prompts], rng, world)
+            try:
+                step_metrics = train_step(cfg, models, optimizer, prompt_ids, completions, grid, [p.kind == "math" for p in prompts], rng, world)
+            except Diverged as exc:
+                raise ConfigError(divergence_message(cfg, run, step, exc)) from None
             timings["time/train"] = time.perf_counter() - tick
 
             # 6. Log.
@@ -127,8 +142,19 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     if world.is_main:
         atomic_write_json(run.path / "summary.json", summarize(cfg, run))
         mark_done(run.path)
+        lock.release()
     dist.barrier(world)  # no rank returns before the run is marked done
     return run.path
+
+
+def divergence_message(cfg: RunConfig, run: RunDir, step: int, exc: Diverged) -> str:
+    """One line: the step, what went non-finite, what was kept, and the knobs that usually cause it."""
+    seen = ", ".join(f"{k} {'finite' if math.isfinite(v) else v}" for k, v in exc.losses_seen.items()) or "no loss term"
+    kept = latest_state(run.states)
+    where = f"the last good state is {kept} (a resume continues from it)" if kept else "no resumable state was saved yet"
+    beta = f"loss.dpo_beta={cfg.loss.dpo_beta}" if cfg.loss.objective != "grpo" else f"loss.kl_beta={cfg.loss.kl_beta}"
+    return (f"step {step} diverged: gradient norm {exc.grad_norm}, {seen}; the update was not taken, nothing was exported from it "
+            f"and the run is not DONE; {where}; lower optim.lr={cfg.optim.lr} or check {beta} and the training data")
 
 
 def resume(cfg: RunConfig, run: RunDir, world: dist.World, models: Models, generator, optimizer, window: WindowStart) -> int:
@@ -285,6 +311,9 @@ def train_step(cfg, models: Models, optimizer, prompt_ids, completions: list[Com
         sums["completion_tokens"] = sums.get("completion_tokens", 0.0) + num_tokens
         sums["train_tokens"] = sums.get("train_tokens", 0.0) + float(batch.attention_mask.sum())
     grad_norm = dist.clip_grad_norm_(models.policy.parameters(), cfg.optim.grad_clip)
+    if not math.isfinite(grad_norm):  # the global norm: every rank takes the same branch
+        losses_seen = {k: v for k, v in sums.items() if k.endswith("_loss")}
+        raise Diverged(grad_norm, losses_seen)
     optimizer.step()
     sums = dist.sum_across(sums, world)
     num_tokens = max(sums.pop("completion_tokens"), 1.0)

@@ -62,7 +62,7 @@ def _kill_after(cmd: list[str], out: Path, num_rows: int) -> Path:
     for pid in ranks:  # the copy of the crashed run below must not race a rank still finishing a write
         _kill_and_reap(pid)
     proc.wait()
-    [run] = list(out.iterdir())
+    [run] = _run_dirs(out)
     assert not (run / "DONE").exists()
     [state] = [p for p in (run / "state").iterdir() if (p / "DONE").exists()]  # only the newest is kept
     return state
@@ -101,11 +101,16 @@ def _kill_and_reap(pid: int, timeout_s: float = 30.0) -> None:
     pytest.fail(f"process {pid} survived SIGKILL for {timeout_s:.0f} s")
 
 
+def _run_dirs(out: Path) -> list[Path]:
+    """The run directories under `out`: a killed run also leaves its `.<id>.lock` beside it (stale, harmless)."""
+    return [p for p in out.iterdir() if p.is_dir()]
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("whole")
     _run(_command(out))
-    [run] = list(out.iterdir())
+    [run] = _run_dirs(out)
     return run
 
 
@@ -115,9 +120,11 @@ def test_sigkill_then_resume_is_identical(tmp_path, uninterrupted, kill_at_rows,
     trainer = json.loads((state / "trainer.json").read_text())
     if kill_at_rows == 6:  # the state really is mid-window, with the window's weights kept
         assert trainer["step"] in (5, 6) and trainer["generator_version"] == 4 and trainer["window_weights"]
-    [run] = list(tmp_path.iterdir())
+    [run] = _run_dirs(tmp_path)
+    assert (tmp_path / f".{run.name}.lock").exists()  # the killed holder's lock file: stale, it must not block the resume
     _run(_command(tmp_path) if how == "same command" else [sys.executable, "-m", "semibench", "train", "--resume", str(run)])
     assert (run / "DONE").exists() and run.name == uninterrupted.name
+    assert not (tmp_path / f".{run.name}.lock").exists()  # released and removed by the run that finished
     assert _metrics(run) == _metrics(uninterrupted)
     resumed, whole = _final_weights(run), _final_weights(uninterrupted)
     assert all(torch.equal(resumed[k], whole[k]) for k in whole)
@@ -133,7 +140,7 @@ def test_two_ranks_sigkill_mid_window_then_resume_is_identical(tmp_path):
     assert {p.name for p in state.glob("*.distcp")} == {"__0_0.distcp", "__1_0.distcp"}  # each rank wrote its shards
     shutil.copytree(tmp_path / "killed", tmp_path / "on_one")  # the same crash, resumed by one process below
     _run(_command(tmp_path / "killed", TORCHRUN_2))
-    [run], [whole] = list((tmp_path / "killed").iterdir()), list((tmp_path / "whole").iterdir())
+    [run], [whole] = _run_dirs(tmp_path / "killed"), _run_dirs(tmp_path / "whole")
     assert _metrics(run) == _metrics(whole)
     assert [r["generator_version"] for r in _metrics(run)] == [0, 0, 0, 0, 4, 4, 4]
     resumed, uninterrupted_weights = _final_weights(run), _final_weights(whole)
@@ -142,7 +149,7 @@ def test_two_ranks_sigkill_mid_window_then_resume_is_identical(tmp_path):
     # DCP reshards: the 2-rank state resumes in one process, on the same rollouts, to the same
     # weights up to float summation order.
     _run(_command(tmp_path / "on_one"))
-    [run_one] = list((tmp_path / "on_one").iterdir())
+    [run_one] = _run_dirs(tmp_path / "on_one")
     rollout_keys = ("reward", "rollout_length", "generator_version", "num_units", "chosen_length", "rejected_length")
     assert [{k: r.get(k) for k in rollout_keys} for r in _metrics(run_one)] == [{k: r.get(k) for k in rollout_keys} for r in _metrics(whole)]
     on_one = _final_weights(run_one)

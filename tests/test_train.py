@@ -84,10 +84,11 @@ def test_generator_version_follows_the_dial(tmp_path, sync_every, versions):
 def test_lr_schedule_warmup_then_cosine_to_floor():
     from semibench.train import lr_at
 
-    cfg = config.resolve("tiny", {"optim.lr": "1.0", "optim.warmup_steps": "2", "train.steps": "12", "optim.final_lr_scale": "0.2"})
-    assert [lr_at(cfg, s) for s in (0, 1)] == [0.5, 1.0]
-    assert lr_at(cfg, 2) == pytest.approx(1.0)
-    assert lr_at(cfg, 7) == pytest.approx(0.6)  # half way through the cosine: 0.2 + 0.8 * 0.5
-    assert lr_at(cfg, 12) == pytest.approx(0.2)
-    constant = config.resolve("tiny", {"optim.lr": "1.0", "optim.lr_schedule": "constant"})
-    assert lr_at(constant, 2) == 1.0
+    # lr 0.5 (config refuses lr >= 1): every value below is half the unit schedule.
+    cfg = config.resolve("tiny", {"optim.lr": "0.5", "optim.warmup_steps": "2", "train.steps": "12", "optim.final_lr_scale": "0.2"})
+    assert [lr_at(cfg, s) for s in (0, 1)] == [0.25, 0.5]
+    assert lr_at(cfg, 2) == pytest.approx(0.5)
+    assert lr_at(cfg, 7) == pytest.approx(0.3)  # half way through the cosine: 0.5 * (0.2 + 0.8 * 0.5)
+    assert lr_at(cfg, 12) == pytest.approx(0.1)
+    constant = config.resolve("tiny", {"optim.lr": "0.5", "optim.lr_schedule": "constant"})
+    assert lr_at(constant, 2) == 0.5
