@@ -64,12 +64,13 @@ def train_efficiency(cfg: config.RunConfig, metrics: list[dict]) -> dict:
     from semibench.hardware import matmul_ceiling_gflops, resolve_autocast
     from semibench.models import resolve_model
 
-    params = checkpoint_params(resolve_model(cfg.model.name))
-    flops = statistics.median(8 * params * m["train_tokens"] for m in metrics if m.get("train_tokens"))
-    seconds = statistics.median(m["time/train"] for m in metrics if m.get("train_tokens"))
     dtype = resolve_autocast(cfg.model.autocast_dtype) or cfg.model.dtype
     ceiling = matmul_ceiling_gflops(dtype)
-    achieved = flops / seconds / 1e9
+    trained = [m for m in metrics if m.get("train_tokens")]  # a step without a pair or a group trains nothing
+    if not trained:
+        return {"train_gflops": None, "ceiling_gflops": ceiling, "pct_of_ceiling": None, "compute_dtype": dtype}
+    params = checkpoint_params(resolve_model(cfg.model.name))
+    achieved = statistics.median(8 * params * m["train_tokens"] / m["time/train"] for m in trained) / 1e9
     return {"train_gflops": achieved, "ceiling_gflops": ceiling, "pct_of_ceiling": 100 * achieved / ceiling, "compute_dtype": dtype}
 
 

@@ -162,7 +162,24 @@ def resolve_checkpoint(checkpoint: Path | str) -> Path:
         raise ConfigError(f"no checkpoint at {path} (no config.json); pass a checkpoint directory, 'smollm2' or 'tiny'")
     if path.parent.name == "checkpoints" and not (path / "DONE").exists():
         raise ConfigError(f"checkpoint {path} is incomplete (no DONE marker): its run was killed while writing it")
+    check_weights(path)
     return path
+
+
+def check_weights(path: Path) -> None:
+    """Refuse weights that cannot be scored honestly: an unreadable (truncated) file, or NaN/inf values
+    (a diverged run's checkpoint used to score 0.00 and rank in a grid). One tensor in memory at a time."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    for file in sorted(Path(path).glob("*.safetensors")):
+        try:
+            with safe_open(str(file), "pt") as f:
+                for name in f.keys():
+                    if not torch.isfinite(f.get_tensor(name)).all():
+                        raise ConfigError(f"{file}: tensor {name} holds NaN or inf (a diverged run?); evaluate a checkpoint from before it diverged")
+        except (SafetensorError, OSError) as exc:
+            raise ConfigError(f"{file} is unreadable ({exc}); it is probably truncated: export or copy the checkpoint again") from None
 
 
 def check_benchmarks(benchmarks: Sequence[str]) -> None:

@@ -158,11 +158,14 @@ class OpenAIJudge:
                     return json.loads(response.read())
             except urllib.error.HTTPError as exc:
                 if exc.code not in (408, 409, 429) and exc.code < 500 or attempt == self.max_attempts_http - 1:
-                    detail = exc.read().decode(errors="replace")[:300]
-                    raise RuntimeError(f"judge {self.spec}: HTTP {exc.code} from {self.base_url}: {detail}") from None
+                    detail = " ".join(exc.read().decode(errors="replace")[:300].split())
+                    fix = "check OPENAI_API_KEY" if exc.code in (401, 403) else "check the judge model name and OPENAI_BASE_URL"
+                    raise ConfigError(f"judge {self.spec}: {fix}: HTTP {exc.code} from {self.base_url}: {detail}") from None
             except (urllib.error.URLError, TimeoutError) as exc:
-                if attempt == self.max_attempts_http - 1:
-                    raise RuntimeError(f"judge {self.spec}: cannot reach {self.base_url} ({exc}); check OPENAI_BASE_URL") from None
+                # A refused connection is a server that is not there: retrying it only delays the one line.
+                refused = isinstance(getattr(exc, "reason", None), ConnectionRefusedError)
+                if refused or attempt == self.max_attempts_http - 1:
+                    raise ConfigError(f"judge {self.spec}: check OPENAI_BASE_URL: cannot reach {self.base_url} ({getattr(exc, 'reason', exc)})") from None
             time.sleep(min(2**attempt, 30))
         raise AssertionError("unreachable")
 

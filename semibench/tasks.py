@@ -149,14 +149,22 @@ def _read_rows(spec: str, keys: tuple[str, ...], field_prefix: str) -> list[dict
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, row) for each non-blank line; a malformed line is one clear error."""
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
+    """(line number, row object) for each non-blank line; a malformed line or file is one clear error
+    (a binary file, a JSON array, a line holding a bare scalar used to end in a traceback)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; pass a .jsonl file with one JSON object per line") from None
+    for line_no, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            yield line_no, json.loads(line)
+            row = json.loads(line)
         except json.JSONDecodeError:
             raise ConfigError(f"{path}:{line_no} is not valid JSON; each line must be one JSON object") from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{path}:{line_no} is a JSON {type(row).__name__}, not an object; each line must be one JSON object (a .jsonl, not a JSON array)")
+        yield line_no, row
 
 
 def _check_keys(row: dict, keys: tuple[str, ...], where: str, field_prefix: str) -> None:

@@ -36,7 +36,7 @@ def bench_step(
           ["objective", "steps", "sync s", "generate s", "reward s", "train s", "total s", "gen tok/s", "tokens", "reward",
            "train GFLOP/s", "ceiling GFLOP/s", "% of ceiling"],
           [[r["objective"], r["steps"], *(r[k] for k in bench.PHASES), r["total_s"], f"{r['tokens_per_s']:.1f}", f"{r['generated_tokens']:.0f}",
-            f"{r['reward']:.3f}", f"{r['train_gflops']:.1f}", f"{r['ceiling_gflops']:.0f}", f"{r['pct_of_ceiling']:.1f}"] for r in rows],
+            f"{r['reward']:.3f}", r["train_gflops"], f"{r['ceiling_gflops']:.0f}", r["pct_of_ceiling"]] for r in rows],
           f"train GFLOP/s = 8 x params x trained tokens / train s (policy fwd+bwd, reference fwd); ceiling: a 2048^2 matmul in "
           f"{rows[0]['compute_dtype']}, measured in this run")
 
@@ -134,4 +134,30 @@ def bench_placement(
            [[r["mode"], r["train_step_s"], r["vs_alone"], r["torch_threads"], r.get("generate_alone_s"), r.get("generate_concurrent_s"),
              r.get("both_wall_s"), r.get("train_alone_s")] for r in rows],
            f"load 1/5/15 min between runs: {rows[0]['load']}")
+
+
+@bench_app.command("math-fuzz")
+def bench_math_fuzz(
+    items: int = typer.Option(5000, help="hostile completions and controls (one in four a control)"),
+    seed: int = typer.Option(0),
+    workers: int = typer.Option(2),
+    timeout_s: float = typer.Option(5.0, "--timeout-s", help="per-item deadline (the training default)"),
+) -> None:
+    """The Math-Verify reward against a large seeded corpus of hostile answers: crashes, hangs, worst item, controls lost."""
+    import time
+
+    from semibench.rewards.fuzz import corpus
+    from semibench.rewards.math import MathVerifier
+
+    rows = corpus(items, seed)
+    with MathVerifier(num_workers=workers, timeout_s=timeout_s) as verifier:
+        tick = time.perf_counter()
+        scores = verifier([c for c, _, _ in rows], [g for _, g, _ in rows])
+        seconds = time.perf_counter() - tick
+        timeouts = verifier.num_timeouts
+    lost = sum(1 for s, (_, _, expected) in zip(scores, rows) if expected == 1.0 and s != 1.0)
+    controls = sum(1 for _, _, expected in rows if expected == 1.0)
+    table(f"Math-Verify reward vs {items} seeded hostile items (seed {seed}, {workers} workers, {timeout_s:g} s deadline)",
+          ["items", "controls", "controls lost", "scored 1 (hostile)", "killed at deadline", "seconds", "items/s"],
+          [[items, controls, lost, sum(1 for s, (_, _, e) in zip(scores, rows) if e is None and s == 1.0), timeouts, seconds, items / seconds]])
 

@@ -3,6 +3,10 @@
 Extraction follows the paper's fairseq2 `MathVerifyVerifier`: the gold is parsed as LaTeX with
 boxed="none" normalization (wrapped in `$...$` when bare), the prediction with `\\boxed{}` matched
 first; reward 1.0 if `verify` holds, else 0.0, and 0.0 on any error.
+
+Bounds: each item has `timeout_s` of wall time, and math-verify gives each parse and verify stage
+`stage_timeout` seconds, so an answer too large to parse within it (e.g. a 500-element tuple takes
+more than 1 s) scores 0 even when correct. Integers of any number of digits are compared.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -27,6 +32,9 @@ def _worker_main(conn: Connection, prediction_extraction: tuple[str, ...], stage
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # math-verify logs each of its timeouts with the whole (up to max_chars) input.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
+    # A correct 5,000-digit answer failed Python's 4,300-digit int<->str guard and scored 0. The
+    # guard protects servers from quadratic conversions; here the per-item deadline already does.
+    sys.set_int_max_str_digits(0)
     # Imported here, not at module level, so the trainer process never pays for sympy.
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, LatexNormalizationConfig, parse, verify
     from math_verify.errors import TimeoutException

@@ -2,13 +2,15 @@
 
 Preference encoding (alpaca-eval `metrics/helpers.py` describe_head2head): 1 = output_1 (the baseline)
 wins, 2 = output_2 (the model) wins, 1.5 or 0 = draw, values in between = a weighted judge's
-1 + P(model better). `win_rate` = mean(preference - 1) x 100 and `standard_error` = its SEM x 100;
-rows whose preference is missing or outside [1, 2] are dropped, so `n_total` counts the kept rows.
+1 + P(model better). `win_rate` = mean(preference - 1) x 100 and `standard_error` = its SEM x 100.
+A row whose preference is missing or outside that encoding is refused, naming the file and the row
+(alpaca-eval would drop it silently, and with every row dropped report NaN).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,9 +34,26 @@ def load_annotations(path: Path) -> list[dict]:
     return rows
 
 
+ENCODING = "1 = baseline wins, 2 = model wins, 1.5 or 0 = draw, values between 1 and 2 = a weighted judge"
+
+
 def _check(rows: Any, where: str) -> None:
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and "preference" in r for r in rows):
+    """Every row holds a preference alpaca-eval can score: a finite number, 0 or in [1, 2].
+
+    alpaca-eval itself drops other values silently, so 805 preferences of 7 used to give
+    `win_rate: NaN, n_total: 0` and exit 0; a result that is not a number is never printed.
+    """
+    if not isinstance(rows, list) or not rows:
         raise ValueError(f"{where}: expected a non-empty JSON list of objects with a 'preference' field")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: row {i} is a {type(row).__name__}, not an object with a 'preference' field")
+        if "preference" not in row:
+            raise ValueError(f"{where}: row {i} has no 'preference' field (fields: {', '.join(row) or 'none'})")
+        p = row["preference"]
+        number = isinstance(p, (int, float)) and not isinstance(p, bool)
+        if not number or not math.isfinite(p) or not (p == 0 or 1 <= p <= 2):
+            raise ValueError(f"{where}: row {i} field 'preference' is {json.dumps(p)}; alpaca-eval's encoding is {ENCODING}")
 
 
 def _alpaca_metrics():
