@@ -135,7 +135,7 @@ def eval_(
     console = Console(stderr=True)
     from semibench.hardware import resolve_dtype
 
-    console.print(machine_line(eval=resolve_dtype(settings.dtype)), markup=False)
+    console.print(machine_line(eval=resolve_dtype(settings.dtype)), markup=False, soft_wrap=True)
     for line in skipped.values():  # plain echo: one unwrapped line each
         typer.secho(f"skipped: {line}", fg="yellow", err=True)
     # The skips found up front were printed above; one found once a benchmark ran (a malformed file) is logged as an error.

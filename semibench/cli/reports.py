@@ -91,7 +91,7 @@ def _print_grid(spec, rows: list[dict], benchmarks) -> None:
 
     probe = config.resolve(spec.preset, {**spec.overrides, "task.name": spec.tasks[0]})  # the dtypes every run resolves to
     console.print(machine_line(generator=probe.model.generator_dtype, autocast=probe.model.autocast_dtype,
-                               judge=probe.reward.dtype, eval=resolve_dtype(defaults_for(spec.preset).eval.get("dtype", "auto"))), markup=False)
+                               judge=probe.reward.dtype, eval=resolve_dtype(defaults_for(spec.preset).eval.get("dtype", "auto"))), markup=False, soft_wrap=True)
     console.print(table)
     left = sum(r["seconds"] for r in rows if not r["done"])
     gpus = defaults_for(spec.preset).gpus
