@@ -12,8 +12,9 @@ from torch import Tensor
 
 
 def sequence_logps(token_logps: Tensor, mask: Tensor, length_normalize: bool = False) -> Tensor:
-    """[B, T] -> [B]: summed (paper default) or mean per-token log-probs of each completion."""
-    total = (token_logps * mask).sum(-1)
+    """[B, T] -> [B]: summed (paper default) or mean per-token log-probs of each completion.
+    Padded positions are selected out, not multiplied by 0: an inf there would make inf x 0 = NaN."""
+    total = torch.where(mask.bool(), token_logps, 0.0).sum(-1)
     return total / mask.sum(-1).clamp(min=1) if length_normalize else total
 
 
@@ -47,9 +48,15 @@ def group_advantages(rewards: Tensor, scale_by_std: bool = False, eps: float = 1
     return centred
 
 
-def k3_kl(logps: Tensor, ref_logps: Tensor) -> Tensor:
-    """Per-token k3 estimator of KL(policy || ref): exp(r) - r - 1 with r = ref - policy; always >= 0."""
+def k3_kl(logps: Tensor, ref_logps: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Per-token k3 estimator of KL(policy || ref): exp(r) - r - 1 with r = ref - policy; always >= 0.
+
+    With `mask`, r is 0 at padded positions before the exp: there the two models' log-probs of a pad
+    token can differ by more than 88 nats, exp overflows fp32 to inf, and inf x 0 is NaN in any sum.
+    """
     log_ratio = ref_logps - logps
+    if mask is not None:
+        log_ratio = torch.where(mask.bool(), log_ratio, 0.0)
     return torch.exp(log_ratio) - log_ratio - 1
 
 
@@ -70,11 +77,12 @@ def grpo_loss(
     importance sampling re-weights stale rollouts by w = min(pi_trainer / pi_generator, cap),
     which is what makes semi-online GRPO sound; the paper left that as future work.
     """
-    ratio = torch.exp(logps - logps.detach())
+    real = mask.bool()  # every exp below sees 0, not a padded position's log-ratio (see k3_kl)
+    ratio = torch.exp(torch.where(real, logps - logps.detach(), 0.0))
     weight = torch.ones_like(logps)
     if tis_cap > 0:
-        weight = torch.exp(logps.detach() - generator_logps).clamp(max=tis_cap)
-    kl = k3_kl(logps, ref_logps)
+        weight = torch.exp(torch.where(real, logps.detach() - generator_logps, 0.0)).clamp(max=tis_cap)
+    kl = k3_kl(logps, ref_logps, mask)
     per_token = -weight * ratio * advantages[:, None] + kl_beta * kl
     per_seq = sequence_logps(per_token, mask, length_normalize)
     loss = per_seq.mean()
@@ -100,5 +108,5 @@ def token_entropy(logits: Tensor) -> Tensor:
 
 def mismatch_kl(trainer_logps: Tensor, generator_logps: Tensor, mask: Tensor) -> float:
     """k3 estimate of KL(generator || trainer) on the generator's samples: staleness + numerics."""
-    kl = k3_kl(generator_logps, trainer_logps)
-    return ((kl * mask).sum() / mask.sum().clamp(min=1)).item()
+    kl = k3_kl(generator_logps, trainer_logps, mask)
+    return (kl.sum() / mask.sum().clamp(min=1)).item()

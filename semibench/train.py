@@ -229,8 +229,12 @@ def encode_prompt(tokenizer, prompt: Prompt) -> list[int]:
     return list(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False))
 
 
-def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False):
-    """Token log-probs of the (right-aligned) completion tokens: [B, T], and their entropies [B, T]."""
+def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False, entropy_grad: bool = False):
+    """Token log-probs of the (right-aligned) completion tokens: [B, T], and their entropies [B, T].
+
+    The entropy is a [B, T, V] computation: with a gradient only when a loss term uses it
+    (`entropy_grad`), else as a metric outside the graph, so backward keeps no vocab-sized tensor.
+    """
     num_completion = batch.completion_mask.shape[1]
     logits = model(
         input_ids=batch.input_ids,
@@ -241,7 +245,10 @@ def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False)
     ).logits[:, :-1].float()  # position t predicts token t + 1
     targets = batch.input_ids[:, -num_completion:]
     logps = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
-    entropy = losses.token_entropy(logits) if with_entropy else None
+    entropy = None
+    if with_entropy:
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            entropy = losses.token_entropy(logits if entropy_grad else logits.detach())
     return logps, entropy
 
 
@@ -293,7 +300,7 @@ def train_step(cfg, models: Models, optimizer, prompt_ids, completions: list[Com
             models.tokenizer.pad_token_id,
         ), world.device)
         with models.autocast():
-            logps, entropy = forward_logps(models.policy, batch, with_entropy=True)
+            logps, entropy = forward_logps(models.policy, batch, with_entropy=True, entropy_grad=bool(cfg.loss.entropy_coef))
             with torch.no_grad():
                 ref_logps, _ = forward_logps(models.reference, batch)
         mask = batch.completion_mask
@@ -303,7 +310,7 @@ def train_step(cfg, models: Models, optimizer, prompt_ids, completions: list[Com
             continue
         with torch.no_grad():
             m["logit_entropy"] = ((entropy * mask).sum() / mask.sum().clamp(min=1)).item()
-            m["kl"] = ((losses.k3_kl(logps, ref_logps) * mask).sum() / mask.sum().clamp(min=1)).item()
+            m["kl"] = (losses.k3_kl(logps, ref_logps, mask).sum() / mask.sum().clamp(min=1)).item()
             m["mismatch_kl"] = losses.mismatch_kl(logps, batch.generator_logps, mask)
             num_tokens = float(mask.sum())
         for key, v in m.items():

@@ -99,3 +99,18 @@ def test_nll_and_mismatch_kl():
     assert losses.nll_loss(logps, mask).item() == pytest.approx(2.0)
     assert losses.mismatch_kl(logps, logps.clone(), mask) == 0.0
     assert losses.mismatch_kl(logps, logps - 0.1, mask) > 0.0
+
+
+def test_padded_positions_with_huge_log_ratios_give_no_nan():
+    """A pad token's log-prob can differ by > 88 nats between policy and reference: exp overflows to
+    inf, and inf x 0 was NaN in the k3 KL, the GRPO loss and its gradient (the mask now applies first)."""
+    logps = torch.tensor([[-1.0, -2.0, -200.0], [-0.5, -float("inf"), -300.0]], requires_grad=True)
+    ref = torch.tensor([[-1.1, -2.1, -1.0], [-0.4, -1.0, -1.0]])
+    gen = torch.tensor([[-1.0, -2.0, 0.0], [-0.5, -1.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    assert torch.isfinite(losses.k3_kl(logps, ref, mask)).all()
+    loss, metrics = losses.grpo_loss(logps, ref, gen, torch.tensor([1.0, -1.0]), mask, kl_beta=0.1, tis_cap=2.0)
+    loss.backward()
+    assert math.isfinite(loss.item()) and all(math.isfinite(v) for v in metrics.values())
+    assert torch.isfinite(logps.grad).all() and (logps.grad[mask == 0] == 0).all()
+    assert math.isfinite(losses.mismatch_kl(logps.detach(), gen, mask))

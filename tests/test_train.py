@@ -92,3 +92,17 @@ def test_lr_schedule_warmup_then_cosine_to_floor():
     assert lr_at(cfg, 12) == pytest.approx(0.1)
     constant = config.resolve("tiny", {"optim.lr": "0.5", "optim.lr_schedule": "constant"})
     assert lr_at(constant, 2) == 0.5
+
+
+@pytest.mark.parametrize("entropy_coef, grad", [(0.0, False), (1e-4, True)])
+def test_entropy_carries_a_gradient_only_when_the_loss_uses_it(entropy_coef, grad):
+    """Entropy is [B, T, V] work: as a plain metric it must not sit in the autograd graph."""
+    from semibench import rollouts
+    from semibench.train import forward_logps, load_models
+
+    cfg = config.resolve("tiny", {"loss.entropy_coef": entropy_coef})
+    models = load_models(cfg)
+    batch = rollouts.pack([[1, 2, 3]], [[4, 5]], [[-1.0, -1.0]], models.tokenizer.pad_token_id)
+    logps, entropy = forward_logps(models.policy, batch, with_entropy=True, entropy_grad=bool(cfg.loss.entropy_coef))
+    assert logps.requires_grad and entropy.requires_grad == grad
+    assert torch.isfinite(entropy).all() and (entropy > 0).all()
