@@ -67,7 +67,8 @@ def compare_scores(a: Any, b: Any, *, seed: int = 0, n_resamples: int = 2000, co
     delta = 100 * float(diffs.mean())
     rng = np.random.default_rng(seed)
     sd = float(diffs.std(ddof=1)) if n_items > 1 else 0.0
-    mde = 100 * sd * TTestPower().solve_power(nobs=n_items, alpha=ALPHA, power=POWER, alternative="two-sided") if n_items > 1 else float("nan")
+    effect_size = TTestPower().solve_power(nobs=n_items, alpha=ALPHA, power=POWER, alternative="two-sided") if n_items > 1 else float("nan")
+    mde = 100 * sd * float(np.asarray(effect_size).reshape(-1)[0])  # statsmodels answers with a 1-element array
     out: dict[str, Any] = {"delta": delta, "mde": mde, "n_items": n_items, "n_seeds": (a.shape[0], b.shape[0]), "confidence": confidence}
 
     if n_items < 2:

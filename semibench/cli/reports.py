@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from semibench.cli.common import app, duration, fail, machine_line, quiet_library_bars
+from semibench.config import ConfigError
 
 
 
@@ -200,3 +201,40 @@ def leaderboard(
     written = _report(write_leaderboards, runs, out, f"no run under {runs} has an evaluated final checkpoint; run `semibench eval` on it (or `semibench grid`)")
     for path in written.values():
         typer.echo(str(path))
+
+
+@app.command()
+def compare(
+    a: Path = typer.Argument(..., help="an eval dir, a run dir (its newest evaluated checkpoint) or a checkpoint dir"),
+    b: Path = typer.Argument(..., help="the same, for the other side"),
+    benchmarks: Optional[str] = typer.Option(None, help="comma-separated; default: every benchmark both sides scored"),
+    seed: int = typer.Option(0, help="the bootstrap's seed"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON list"),
+) -> None:
+    """A vs B, paired item by item: delta in points, its 95% CI, p-value, minimum detectable effect, verdict."""
+    import json
+
+    from semibench.compare import compare_evals
+
+    try:
+        rows = compare_evals(a, b, [x for x in benchmarks.split(",") if x] if benchmarks else None, seed)
+    except ConfigError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(rows, default=list))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"A = {rows[0]['a']}\nB = {rows[0]['b']}", caption=(
+        "delta = A - B in points; 95% CI: paired bootstrap over items (BCa), items' samples averaged first; p: paired t-test "
+        "(McNemar: exact, one binary sample per item); MDE: minimum detectable effect at 80% power, alpha 0.05. "
+        "1 training seed a side: seed-to-seed variance not measured."))
+    for column in ("benchmark", "items", "x N", "A", "B", "delta", "95% CI", "p", "McNemar p", "MDE", "verdict"):
+        table.add_column(column, justify="left" if column in ("benchmark", "verdict") else "right")
+    for r in rows:
+        mcnemar_p = r.get("mcnemar_p_value")
+        table.add_row(r["benchmark"], str(r["n_items"]), str(r["samples_per_item"]), f"{r['score_a']:.2f}", f"{r['score_b']:.2f}", f"{r['delta']:+.2f}",
+                      f"[{r['ci_lower']:+.2f}, {r['ci_upper']:+.2f}]", f"{r['p_value']:.3g}", "-" if mcnemar_p is None else f"{mcnemar_p:.3g}",
+                      f"{r['mde']:.2f}", r["verdict"])
+    Console(width=170).print(table)

@@ -1,0 +1,59 @@
+"""`semibench compare`: eval files paired item by item (the statistics themselves: test_stats.py)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from semibench.cli import app
+from semibench.compare import compare_evals, eval_dir_of
+from semibench.config import ConfigError
+
+
+def write_eval(path, bench, rows):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / f"{bench}.samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def math_rows(scores_by_question):
+    return [{"key": f"k{q}", "question": q, "gold": "1", "scores": s} for q, s in scores_by_question.items()]
+
+
+def test_items_pair_by_identity_not_by_file_order(tmp_path):
+    a = {"q1": [1, 1], "q2": [0, 1], "q3": [1, 0], "q4": [1, 1]}
+    b = {"q4": [0, 0], "q3": [1, 0], "q2": [0, 0], "q1": [1, 0]}  # same items, another order
+    write_eval(tmp_path / "a", "math_heldout", math_rows(a))
+    write_eval(tmp_path / "b", "math_heldout", math_rows(b))
+    [row] = compare_evals(tmp_path / "a", tmp_path / "b")
+    assert row["n_items"] == 4 and row["samples_per_item"] == 2
+    assert row["score_a"] == pytest.approx(75.0) and row["score_b"] == pytest.approx(25.0)
+    assert row["delta"] == pytest.approx(50.0)  # per item: +0.5, +0.5, 0, +1 -> mean 0.5
+
+
+def test_different_item_sets_are_refused_naming_the_mismatch(tmp_path):
+    write_eval(tmp_path / "a", "math_heldout", math_rows({"q1": [1], "q2": [0], "q3": [1]}))
+    write_eval(tmp_path / "b", "math_heldout", math_rows({"q1": [1], "q2": [0], "q9": [1]}))
+    with pytest.raises(ConfigError, match=r"math_heldout: the sides scored different items \(1 only in A, 1 only in B, 2 shared\)"):
+        compare_evals(tmp_path / "a", tmp_path / "b")
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert result.exit_code == 2 and "different items" in result.output
+
+
+def test_a_run_directory_stands_for_its_newest_evaluated_checkpoint(tmp_path):
+    run = tmp_path / "runs" / "math-dpo-s1-smol-seed0-x"
+    write_eval(run / "eval" / "step_000010", "math_heldout", math_rows({"q1": [0]}))
+    write_eval(run / "eval" / "step_000030", "math_heldout", math_rows({"q1": [1]}))
+    assert eval_dir_of(run) == run / "eval" / "step_000030"
+    with pytest.raises(ConfigError, match="no evaluation with per-sample scores"):
+        eval_dir_of(tmp_path / "nothing")
+
+
+def test_the_cli_prints_delta_ci_and_verdict(tmp_path):
+    a = {f"q{i}": [1.0] for i in range(30)}
+    b = {f"q{i}": [float(i % 3 == 0)] for i in range(30)}
+    write_eval(tmp_path / "a", "math_heldout", math_rows(a))
+    write_eval(tmp_path / "b", "math_heldout", math_rows(b))
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json"])
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.output)
+    assert row["verdict"] == "A better" and row["ci_lower"] > 0 and row["mcnemar_p_value"] < 0.001
