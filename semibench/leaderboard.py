@@ -19,7 +19,7 @@ from pathlib import Path
 from semibench.results import Run, read_runs
 from semibench.runs import atomic_write_text
 
-IDENTITY = ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps", "seed", "checkpoint_step"]
+IDENTITY = ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps", "num_updates", "skipped_steps", "seed", "checkpoint_step"]
 SAMPLING = ["eval_samples_per_prompt", "eval_temperature", "eval_top_p", "eval_max_new_tokens", "eval_limit"]
 PROVENANCE = ["judges", "semibench_version", "git_commit", "date"]
 SCORE_SUFFIXES = ["", "_stderr", "_ci_lower", "_ci_upper"]
@@ -36,7 +36,9 @@ SCHEMA = {
     "sync_every": "generator sync interval s in optimizer steps (`inf` = never)",
     "regime": "label of sync_every: offline (inf), semi-online (s > 1), online (s = 1); `seed` = no training",
     "ref_sync": "whether the reference model was re-synced with the generator",
-    "steps": "optimizer steps trained",
+    "steps": "training steps of the run",
+    "num_updates": "optimizer updates taken up to the evaluated checkpoint",
+    "skipped_steps": "steps up to the evaluated checkpoint with no valid pair or group, so no update",
     "seed": "training seed",
     "checkpoint_step": "the evaluated checkpoint (the run's final one)",
     "<bench>": "score in percent (primary metric, see the eval JSON's `metrics` for the rest); wildchat_valid: length-normalised reward per token, 6 decimals",
@@ -112,7 +114,7 @@ def _plain(value) -> str:
 def _identity(run: Run, step: int) -> dict:
     if run.is_seed:
         return {"run_id": run.id, "base_model": run.base_model, "preset": "", "task": "", "objective": "", "sync_every": "",
-                "regime": "seed", "ref_sync": "", "steps": "0", "seed": "", "checkpoint_step": "0"}
+                "regime": "seed", "ref_sync": "", "steps": "0", "num_updates": "0", "skipped_steps": "0", "seed": "", "checkpoint_step": "0"}
     cfg = run.config
     return {
         "run_id": run.id,
@@ -124,6 +126,7 @@ def _identity(run: Run, step: int) -> dict:
         "regime": run.regime,
         "ref_sync": str(cfg.train.ref_sync).lower(),
         "steps": str(cfg.train.steps),
+        **dict(zip(("num_updates", "skipped_steps"), map(str, run.updates(step)))),
         "seed": str(cfg.train.seed),
         "checkpoint_step": str(step),
     }

@@ -46,6 +46,13 @@ class Run:
     def regime(self) -> str:
         return "seed" if self.config is None else regime_label(self.config.train.sync_every)
 
+    def updates(self, until_step: int | None = None) -> tuple[int, int]:
+        """(optimizer updates taken, steps skipped) before `until_step`: a step with no valid pair or
+        group takes no update but counts as a step, so two runs of N steps can differ in updates."""
+        rows = [m for m in self.metrics if until_step is None or m["step"] < until_step]
+        skipped = sum(1 for m in rows if m.get("skipped"))
+        return len(rows) - skipped, skipped
+
 
 def result_key(result: dict) -> str:
     """Column identity of an eval result: the benchmark, plus the judge for judged ones.

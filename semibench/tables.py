@@ -90,7 +90,9 @@ def build(spec: TableSpec, runs: list[Run]) -> tuple[list[str], list[dict]] | No
     rows = []
     for run in rows_runs:
         results = _final(run)
-        row = {"Method": spec.label(run) if not run.is_seed else method_label(run), "run_id": run.id}
+        updates, skipped = run.updates(None if run.is_seed else run.config.train.steps)
+        row = {"Method": spec.label(run) if not run.is_seed else method_label(run), "run_id": run.id,
+               "Updates": "–" if run.is_seed else f"{updates}/{updates + skipped}"}
         for key, header in columns:
             result = results.get(key)
             row[header] = format_cell(result)
@@ -108,18 +110,20 @@ def run_order(run: Run) -> tuple:
 
 
 def to_markdown(title: str, headers: list[str], rows: list[dict]) -> str:
-    lines = [f"### {title}", "", "| Method | " + " | ".join(headers) + " |", "|---" * (len(headers) + 1) + "|"]
-    lines += ["| " + " | ".join([row["Method"]] + [row[h] for h in headers]) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    lines = [f"### {title}", "", "| Method | Updates | " + " | ".join(headers) + " |", "|---" * (len(headers) + 2) + "|"]
+    lines += ["| " + " | ".join([row["Method"], row["Updates"]] + [row[h] for h in headers]) + " |" for row in rows]
+    note = ("Updates: optimizer updates taken / steps (a step with no valid pair or group takes none). "
+            "(x): the standard error over sampling seeds, as the paper printed it; it leaves out which items were drawn.")
+    return "\n".join(lines) + "\n\n" + note + "\n"
 
 
 def to_csv(headers: list[str], rows: list[dict]) -> str:
-    fields = ["method", "run_id"] + [f"{h}{suffix}" for h in headers for suffix in ("", " stderr", " ci_lower", " ci_upper")]
+    fields = ["method", "run_id", "updates"] + [f"{h}{suffix}" for h in headers for suffix in ("", " stderr", " ci_lower", " ci_upper")]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(fields)
     for row in rows:
-        values = [row["Method"], row["run_id"]]
+        values = [row["Method"], row["run_id"], row["Updates"]]
         for h in headers:
             raw = row[f"{h}|raw"] or {}
             values += ["" if raw.get(k) is None else f"{raw[k]:.4f}" for k in ("score", "stderr", "ci_lower", "ci_upper")]

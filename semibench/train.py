@@ -392,6 +392,8 @@ def summarize(cfg: RunConfig, run: RunDir) -> dict:
     return {
         "regime": regime_label(cfg.train.sync_every),
         "steps": len(rows),
+        "num_updates": sum(1 for r in rows if not r.get("skipped")),  # a step without a valid pair or group takes none
+        "skipped_steps": sum(1 for r in rows if r.get("skipped")),
         "reward_first5": mean(head, "reward"),
         "reward_last5": mean(tail, "reward"),
         "seconds": sum(r["time/generate"] + r["time/reward"] + r["time/train"] + r["time/sync"] for r in rows),

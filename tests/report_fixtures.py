@@ -29,7 +29,7 @@ def make_run(root: Path, task: str, objective: str, sync_every: str, steps: int 
         version = 0 if s is None else step // s * s
         row = {"step": step, "reward": 0.1 * step, "logit_entropy": 1.0 - 0.1 * step, "rollout_length": 10.0 + step,
                "kl": 0.01 * step, "mismatch_kl": 0.001 * (step - version), "staleness": step - version, "generator_version": version,
-               "frac_valid_prompts": 0.5, "time/sync": 0.1, "time/generate": 2.0, "time/reward": 0.5, "time/train": 3.0}
+               "frac_valid_prompts": 0.5, "skipped": int(step == 1), "time/sync": 0.1, "time/generate": 2.0, "time/reward": 0.5, "time/train": 3.0}
         if objective != "grpo":
             row |= {"chosen_length": 9.0 + step, "rejected_length": 12.0 + step, "chosen_logp": -5.0 - step, "rejected_logp": -7.0 - step}
         run.append_metrics(row)

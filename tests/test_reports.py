@@ -28,7 +28,8 @@ def test_leaderboard_exact_csv_and_byte_identical(tree, tmp_path):
     [path] = write_leaderboards(root, out).values()
     text = path.read_text()
     header, rows = _header_and_rows(text)
-    assert header[:11] == ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps", "seed", "checkpoint_step"]
+    assert header[:13] == ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps",
+                           "num_updates", "skipped_steps", "seed", "checkpoint_step"]
     score_columns = [h for h in header if h.startswith(("math_heldout", "alpaca_eval", "arena_hard"))]
     assert score_columns == [
         "math_heldout", "math_heldout_stderr", "math_heldout_ci_lower", "math_heldout_ci_upper",
@@ -46,6 +47,8 @@ def test_leaderboard_exact_csv_and_byte_identical(tree, tmp_path):
     assert online[col["arena_hard@local:tiny"]] == "11.50" and online[col["arena_hard@local:tiny_ci_lower"]] == "9.50"
     assert online[col["arena_hard@local:tiny_ci_upper"]] == "13.00" and online[col["arena_hard@local:tiny_stderr"]] == ""
     assert online[col["sync_every"]] == "1" and rows[1][col["sync_every"]] == "inf"
+    # Step 1 of every fixture run had no valid pair or group: 4 steps, 3 updates; the seed row none.
+    assert [(r[col["num_updates"]], r[col["skipped_steps"]]) for r in rows] == [("0", "0")] + [("3", "1")] * 4
     assert online[col["judges"]] == "local:tiny" and online[col["git_commit"]] == "abc1234" and online[col["date"]] == "2026-11-25"
     assert online[col["eval_temperature"]] == "0" and online[col["eval_limit"]] == "100"
     assert "`tiny.csv` | 5" in (out / "README.md").read_text()
@@ -86,7 +89,8 @@ def test_tables_hold_fixture_numbers(tree, tmp_path):
     assert [r[col["Held-out math"]] for r in rows] == ["20.0000", "22.0000", "30.0000", "34.5000", "31.2500"]
     assert rows[3][col["ArenaHard [local:tiny] ci_lower"]] == "9.5000"
     md = (tmp_path / "tables" / "table3.md").read_text()
-    assert "| Online DPO (s=1) on mixed | 34.5 (4.5) | 17.2 (1.5) | 11.5 (-2.0, +1.5) |" in md
+    assert "| Online DPO (s=1) on mixed | 3/4 | 34.5 (4.5) | 17.2 (1.5) | 11.5 (-2.0, +1.5) |" in md
+    assert "Updates: optimizer updates taken / steps" in md
 
 
 def test_plots_write_pngs_and_csv_of_plotted_values(tree, tmp_path):
@@ -164,7 +168,8 @@ def test_leaderboard_sorts_seeds_numerically(tmp_path):
         make_run(root, "math", "dpo", "1", evals={4: [eval_json("math_heldout", 10.0, 1.0)]}, **{"train.seed": seed})
     [path] = write_leaderboards(root, tmp_path / "lb").values()
     _, rows = _header_and_rows(path.read_text())
-    assert [r[9] for r in rows] == ["2", "10"]
+    header, _ = _header_and_rows(path.read_text())
+    assert [r[header.index("seed")] for r in rows] == ["2", "10"]
 
 
 def test_a_malformed_eval_json_is_one_line_naming_the_file(tree, tmp_path):

@@ -40,6 +40,9 @@ def test_tiny_run_writes_artifacts_and_learns(tmp_path, task, objective):
     # The learning path really ran: signal found and an update taken on at least one step.
     assert any(r["frac_valid_prompts"] > 0 and not r["skipped"] for r in rows)
     assert any(("dpo_loss" if objective == "dpo" else "grpo_loss") in r for r in rows)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["num_updates"] == sum(not r["skipped"] for r in rows) >= 1
+    assert summary["num_updates"] + summary["skipped_steps"] == summary["steps"] == 3
 
     checkpoint = run / "checkpoints" / "step_000003"
     assert (checkpoint / "DONE").exists()
