@@ -288,11 +288,13 @@ def aggregate(out: Path, leaderboard_dir: Path) -> dict[str, Any]:
     from semibench.leaderboard import write_leaderboards
     from semibench.plots import write_plots
     from semibench.tables import write_tables
+    from semibench.verdicts import write_verdicts
 
     return {
         "leaderboards": write_leaderboards(out, leaderboard_dir),
         "figures": write_plots(out, Path(out) / "figures"),
         "tables": write_tables(out, Path(out) / "tables"),
+        "verdicts": write_verdicts(out, Path(out) / "tables"),
     }
 
 

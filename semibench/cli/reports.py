@@ -149,6 +149,8 @@ def _print_grid_results(out: Path, written: dict) -> None:
     console.print(f"tables: {out / 'tables' / 'tables.md'}")
     if written["tables"]:
         console.print((out / "tables" / "tables.md").read_text())
+    if written["verdicts"]:
+        console.print((out / "tables" / "verdicts.md").read_text())
 
 
 def _report(write, runs: Path, out: Path, nothing: str):
@@ -238,3 +240,25 @@ def compare(
                       f"[{r['ci_lower']:+.2f}, {r['ci_upper']:+.2f}]", f"{r['p_value']:.3g}", "-" if mcnemar_p is None else f"{mcnemar_p:.3g}",
                       f"{r['mde']:.2f}", r["verdict"])
     Console(width=170).print(table)
+
+
+@app.command()
+def verdicts(
+    runs: Path = typer.Argument(Path("runs"), help="a runs tree (the --out of grid or train)"),
+    out: Optional[Path] = typer.Option(None, help="default: <runs>/tables"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON list instead of writing files"),
+) -> None:
+    """Every comparison the grid was built for, paired per item and seed-aware: runs/tables/verdicts.md + .csv."""
+    import json
+
+    from semibench import verdicts as v
+
+    if as_json:
+        try:
+            typer.echo(json.dumps(v.verdict_rows(runs)))
+        except FileNotFoundError as exc:
+            fail(str(exc))
+        return
+    written = _report(v.write_verdicts, runs, out or runs / "tables", f"no pair of evaluated runs with per-sample scores under {runs}")
+    typer.echo(written["verdicts"].read_text())
+
