@@ -9,7 +9,6 @@ their identity (the math question, lm-eval's doc id, else the prompt) and compar
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +31,10 @@ def eval_dir_of(path: Path) -> Path:
 
 def item_scores(eval_dir: Path, bench: str) -> dict[str, list[float]]:
     """Item identity -> its per-sample scores, from `<bench>.samples.jsonl`."""
-    path = Path(eval_dir) / f"{bench}.samples.jsonl"
+    from semibench.tasks import read_jsonl
+
     out: dict[str, list[float]] = {}
-    for line_no, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise ConfigError(f"{path}:{line_no} is not valid JSON; re-run the evaluation") from None
+    for _, row in read_jsonl(Path(eval_dir) / f"{bench}.samples.jsonl"):  # one line naming a malformed row
         if "scores" not in row:
             continue  # a prompt generated but not yet scored (a killed eval)
         identity = str(row["question"]) if "question" in row else f"doc {row['doc_id']}" if "doc_id" in row else row["key"]

@@ -89,7 +89,10 @@ def torch_dtype(name: str):
     """The one name -> torch dtype map ("auto" resolved on this machine)."""
     import torch
 
-    return getattr(torch, DTYPE_NAMES[DTYPE_NAMES.index(resolve_dtype(name))])
+    resolved = resolve_dtype(name)
+    if resolved not in DTYPE_NAMES:
+        raise ValueError(f"unknown dtype {name!r}; choose auto or one of {', '.join(DTYPE_NAMES)}")
+    return getattr(torch, resolved)
 
 
 def dtype_name(dtype) -> str:
