@@ -256,8 +256,8 @@ def test_table1_has_the_papers_numinamath_column_and_the_paper_grid_evaluates_it
                                                       eval_json("amc23", 25.0, 2.5), eval_json("math_heldout", 60.0, 3.0)]})
     write_tables(tmp_path, tmp_path / "tables")
     md = (tmp_path / "tables" / "table1.md").read_text()
-    assert "| Method | Math500 | NuminaMath | Held-out math | AMC23 |" in md
-    assert "| Online DPO (s=1) | 45.0 (1.0) | 36.2 (0.8) | 60.0 (3.0) | 25.0 (2.5) |" in md
+    assert "| Method | Updates | Math500 | NuminaMath | Held-out math | AMC23 |" in md
+    assert "| Online DPO (s=1) | 3/4 | 45.0 (1.0) | 36.2 (0.8) | 60.0 (3.0) | 25.0 (2.5) |" in md  # fixture step 1 took no update
 
 
 # --- The grid's seed row ----------------------------------------------------------------------
