@@ -330,6 +330,19 @@ def _numeric_domains(cfg: RunConfig) -> list[tuple[bool, str]]:
     ]
 
 
+def warnings_for(cfg: RunConfig) -> list[str]:
+    """Legal settings that deserve one line at the start of a run (the paper's known gaps)."""
+    out = []
+    grpo = cfg.loss.objective in ("grpo", "group_dpo_grpo")
+    if grpo and cfg.train.sync_every != 1 and not cfg.loss.tis_cap:
+        out.append(f"GRPO at s={'inf' if cfg.train.sync_every is None else cfg.train.sync_every} has no off-policy correction: stale rollouts "
+                   "are weighted as on-policy (the paper's setting); set loss.tis_cap (e.g. 2) for truncated importance sampling")
+    if grpo and cfg.loss.tis_cap and (cfg.sampling.temperature != 1.0 or cfg.sampling.top_p != 1.0):
+        out.append(f"loss.tis_cap's weights use the generator's log-probs of the raw logits, which are the sampling distribution only at "
+                   f"T = 1 and top-p = 1 (here T = {cfg.sampling.temperature}, top-p = {cfg.sampling.top_p}): the weights are approximate")
+    return out
+
+
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
     out = dataclasses.asdict(cfg)
     out["train"]["sync_every"] = "inf" if cfg.train.sync_every is None else cfg.train.sync_every

@@ -76,3 +76,15 @@ def test_generator_gpus_needs_vllm_and_one_gpu(overrides, message):
     with pytest.raises(ConfigError, match=message):
         config.resolve("smol", overrides)
     assert config.resolve("smol", {"train.engine": "vllm", "train.generator_gpus": "7"}).train.generator_gpus == "7"
+
+
+def test_stale_grpo_without_an_off_policy_correction_is_warned_about():
+    """The paper's semi-online GRPO weights stale rollouts as on-policy; the run says so and names the fix."""
+    semi = config.resolve("tiny", {"loss.objective": "grpo", "train.sync_every": "4"})
+    [line] = config.warnings_for(semi)
+    assert "s=4" in line and "loss.tis_cap" in line
+    assert config.warnings_for(config.resolve("tiny", {"loss.objective": "grpo", "train.sync_every": "1"})) == []
+    assert config.warnings_for(config.resolve("tiny", {"loss.objective": "dpo", "train.sync_every": "inf"})) == []
+    corrected = config.resolve("tiny", {"loss.objective": "grpo", "train.sync_every": "4", "loss.tis_cap": "2", "sampling.temperature": "0.7"})
+    [line] = config.warnings_for(corrected)
+    assert "T = 1 and top-p = 1" in line and "T = 0.7" in line

@@ -95,6 +95,10 @@ def _run_training(cfg, out: Path) -> None:
     sync = "inf" if cfg.train.sync_every is None else cfg.train.sync_every
     m = cfg.model
     console.print(machine_line(generator=m.generator_dtype, autocast=m.autocast_dtype, master=m.dtype, judge=cfg.reward.dtype), markup=False, soft_wrap=True)
+    from semibench.config import warnings_for
+
+    for line in warnings_for(cfg):
+        console.print(f"warning: {line}", style="yellow", markup=False, soft_wrap=True)
     console.print(f"[bold]{run.path.name}[/]: {cfg.loss.objective} on {cfg.task.name}, s={sync} ({regime_label(cfg.train.sync_every)}), model {cfg.model.name}, "
                   f"engine {cfg.train.engine}{' (pipelined)' if cfg.train.pipeline and cfg.train.sync_every != 1 else ''}")
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
