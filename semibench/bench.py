@@ -16,6 +16,7 @@ prints the load average before and after.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -81,11 +82,7 @@ def checkpoint_params(path: str) -> int:
     total = 0
     for file in sorted(Path(path).glob("*.safetensors")):
         with safe_open(str(file), "pt") as f:
-            for name in f.keys():
-                numel = 1
-                for d in f.get_slice(name).get_shape():
-                    numel *= d
-                total += numel
+            total += sum(math.prod(f.get_slice(name).get_shape()) for name in f.keys())
     return total
 
 

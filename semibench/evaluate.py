@@ -30,8 +30,8 @@ from typing import Any, Callable, Sequence
 
 from semibench import benchmarks as data
 from semibench.config import DTYPES, ConfigError
-from semibench.hardware import AUTO, resolve_dtype, this_machine
 from semibench.eval_session import Progress, Session
+from semibench.hardware import AUTO, resolve_dtype, this_machine
 from semibench.runs import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -162,7 +162,6 @@ def resolve_checkpoint(checkpoint: Path | str) -> Path:
         raise ConfigError(f"no checkpoint at {path} (no config.json); pass a checkpoint directory, 'smollm2' or 'tiny'")
     if path.parent.name == "checkpoints" and not (path / "DONE").exists():
         raise ConfigError(f"checkpoint {path} is incomplete (no DONE marker): its run was killed while writing it")
-    check_weights(path)
     return path
 
 
@@ -297,6 +296,7 @@ def evaluate(
     check_settings(settings)
     settings = dataclasses.replace(settings, dtype=resolve_dtype(settings.dtype))  # recorded resolved, as a run's config
     checkpoint = resolve_checkpoint(checkpoint)
+    check_weights(checkpoint)  # here, once per evaluation: it reads every tensor (resolve_checkpoint is also a cheap CLI pre-check)
     out_dir = Path(out_dir) if out_dir is not None else eval_dir(checkpoint)
     origin = data.checkpoint_origin(checkpoint, out_dir)
     skipped = unavailable(benchmarks, settings, checkpoint, out_dir)

@@ -78,7 +78,7 @@ def test_a_real_divergence_from_a_huge_learning_rate_is_caught(tmp_path):
 
 def test_eval_refuses_non_finite_and_truncated_weights(tmp_path):
     """Before: a NaN checkpoint scored 0.00 (a grid ranked it); a truncated file gave a 159-line traceback."""
-    from semibench.evaluate import resolve_checkpoint
+    from semibench.evaluate import check_weights
     from semibench.models import resolve_model
 
     source = Path(resolve_model("tiny"))
@@ -95,12 +95,12 @@ def test_eval_refuses_non_finite_and_truncated_weights(tmp_path):
             state[name] = torch.full_like(state[name], float("nan"))
             save_file(state, str(weights), metadata={"format": "pt"})
             with pytest.raises(ConfigError, match=f"tensor {name} holds NaN or inf"):
-                resolve_checkpoint(ckpt)
+                check_weights(ckpt)
         else:
             weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
             with pytest.raises(ConfigError, match="model.safetensors is unreadable .*truncated"):
-                resolve_checkpoint(ckpt)
-    assert resolve_checkpoint(source) == source  # intact weights pass
+                check_weights(ckpt)
+    check_weights(source)  # intact weights pass
 
 
 # ---- 2. one process per run directory ---------------------------------------------------------------
