@@ -91,8 +91,9 @@ def compare_arms(a: Arm, b: Arm, bench: str, seed: int = 0) -> dict[str, Any] | 
     if scores_a.keys() != scores_b.keys():
         return row | {"verdict": "not compared", "note": "the two sides scored different items"}
     keys = sorted(scores_a)
-    to_array = lambda scores: np.array([[scores[k][s] for k in keys] for s in range(len(scores[keys[0]]))], dtype=float)  # noqa: E731
-    result = compare_scores(to_array(scores_a), to_array(scores_b), seed=seed)
+    # {item: [seeds][samples]} -> [seeds, items, samples], items in one order on both sides
+    a_scores, b_scores = (np.array([scores[k] for k in keys], dtype=float).transpose(1, 0, 2) for scores in (scores_a, scores_b))
+    result = compare_scores(a_scores, b_scores, seed=seed)
     note = "1 training seed: seed-to-seed variance not measured" if max(row["seeds_a"], row["seeds_b"]) == 1 else result["method"]
     return row | {k: result[k] for k in ("delta", "ci_lower", "ci_upper", "p_value", "mde", "n_items")} | {"verdict": verdict(result, "A", "B"), "note": note}
 
