@@ -1,383 +1,79 @@
-"""Where each benchmark's data comes from, and its items.
+"""The benchmark registry: every benchmark semibench scores, in one table. Everything else reads it:
+evaluation, the grid and every report. It imports nothing of semibench, so any stage may read it.
 
-Resolution order: --data-dir (or SEMIBENCH_DATA_DIR), then the data shipped in the project's own
-`tasks/data/` (IFEval, MATH-500, GSM8K test, AMC23, Arena-Hard v0.1; see its README), then the
-Hugging Face hub or its cache. A directory counts for a benchmark only when it holds every file the
-benchmark needs. Nothing here looks outside the project and the directory the user names.
+    BENCHMARKS[name] -> Benchmark(name, title, runner, primary_metric, data, judged, validation, ...)
 
-The hub gets one quiet attempt: with HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set only its local cache
-is read (no request is made); otherwise one request, without huggingface_hub's retries and warnings.
-A benchmark found nowhere raises `DataMissing` with one line saying how to supply it; the other
-benchmarks still run. AlpacaEval is not shipped (CC BY-NC): --data-dir or the hub.
+Adding a benchmark is one entry here plus its runner: a function `run(session, bench, source) -> dict`
+named by `runner` ("module:function" under `semibench.evals`), imported only when the benchmark runs,
+so reading this table (the CLI's help, the reports) never imports an engine, lm-eval or a judge.
 
-The paper's held-out sets (numina_test, numina_valid, wildchat_valid) are splits of the training
-datasets (`paper_data`): a run that trained on its own copy (`task.math_data=numina:<file.jsonl>`)
-is evaluated on that copy's held-out split, the one its training split is disjoint from; otherwise
---data-dir's `numina/train.jsonl` / `wildchat/train.jsonl` (the hub datasets' train split, their
-columns), then the hub by name.
+The order of the table is the leaderboard's column order.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-
-from semibench.config import ConfigError, RunConfig, TaskConfig
-from semibench.eval_session import GenRequest, Session, prompt_key
-from semibench.lmeval import LMEVAL_BENCHMARKS
-from semibench.tasks import TASKS_DIR
-
-SHIPPED_DATA_DIR = TASKS_DIR / "data"  # benchmark files committed with the project (tasks/data/README.md)
-AMC23_FILE = "amc23/test.jsonl"
-AMC23_HUB = ("zwhe99/amc23", "test")  # the paper's AMC23
-ALPACA_FILE = "alpaca_eval/reference_outputs_gpt4_1106_preview.json"
-ALPACA_DF_GAMED = "alpaca_eval/df_gamed.csv"
-ALPACA_HUB = "tatsu-lab/alpaca_eval"  # dataset repo: alpaca_eval_gpt4_baseline.json, df_gamed.csv
-ARENA_DIR = "arena-hard-v0.1"
-ARENA_BASELINE = "gpt-4-0314"
-NUMINA_SPLIT = {"numina_test": "test", "numina_valid": "valid"}  # benchmark -> paper_data split
-PAPER_FILES = {"numina": "numina/train.jsonl", "wildchat": "wildchat/train.jsonl"}  # under --data-dir
-HELDOUT_SEED_OFFSET = 1_000_000  # reasoning-gym item i is Random(seed + i): keep held-out streams far from training ones
-HELDOUT_MAX_CANDIDATES = 20_000
-
-
-class DataMissing(Exception):
-    """A benchmark's data is nowhere we may look; the message is the one line that says how to supply it."""
 
 
 @dataclass(frozen=True)
-class Source:
-    where: str  # "local" | "hub" | "procedural"
-    path: Path | None  # the data dir (local) or the downloaded file (hub)
-    description: str  # recorded in the result JSON
-    dataset: str | None = None  # the paper's datasets: what paper_data opens (a .jsonl path or a hub id)
+class LMEvalTask:
+    installed: str  # lm-eval's own task, reading the hub
+    local: str  # our tasks/eval/<yaml>'s task: the installed one with the data swapped for local files
+    yaml: str
+    metrics: tuple[str, ...]  # lm-eval result keys reported; the first is the headline
 
 
 @dataclass(frozen=True)
-class Origin:
-    """What an evaluated checkpoint was trained from: its run's config.json, or the grid seed row's seed.json."""
-
-    config: RunConfig
-    path: Path
-    is_run: bool  # a run checkpoint (config.json), not a grid's seed row
-
-
-def checkpoint_origin(checkpoint: Path, out_dir: Path) -> Origin | None:
-    """The run config of runs/<id>/checkpoints/step_N, or the seed.json `semibench grid` writes next to a seed
-    row's eval dir; None for any other checkpoint (its benchmarks take their sources from the settings)."""
-    from semibench import config
-
-    checkpoint = Path(checkpoint)
-    run_config = checkpoint.parent.parent / "config.json"
-    if checkpoint.parent.name == "checkpoints" and run_config.is_file():
-        return Origin(config.from_dict(json.loads(run_config.read_text())), run_config, True)
-    seed_file = Path(out_dir).parent / "seed.json"
-    if seed_file.is_file():
-        seed = json.loads(seed_file.read_text())
-        sections = {"task": seed["task"], "train": {"seed": seed["seed"]}, "reward": seed.get("reward", {}),
-                    "model": {"chat_template": seed.get("chat_template", "")}}
-        return Origin(config.from_dict(sections), seed_file, False)
-    return None
+class Benchmark:
+    name: str
+    title: str  # its column in tables and figures
+    area: str  # "math" | "chat": which table it belongs to
+    runner: str  # "module:function" under semibench.evals that generates and scores it
+    primary_metric: str  # the result's headline metric, as the runner names it
+    data: str  # where its items come from, for people (semibench eval --help, docs)
+    local_files: tuple[str, ...] = ()  # under a data dir (--data-dir, else the shipped tasks/data): all must exist
+    hub: tuple[str, str | None, str] | None = None  # (dataset, config, split) on the HF hub, else None
+    judged: bool = False  # scored by a judge (--judge): results are kept per judge
+    validation: bool = False  # held out from training and cheap: scored on intermediate checkpoints too
+    decimals: int = 2  # leaderboard digits (a per-token reward of ~1e-3 needs more than a percentage)
+    lmeval: LMEvalTask | None = None
 
 
-def data_dirs(data_dir: Path | None) -> list[Path]:
-    """Where to look, in order: the user's --data-dir, then the project's shipped tasks/data."""
-    dirs = [Path(data_dir)] if data_dir is not None else []
-    return dirs + ([SHIPPED_DATA_DIR] if SHIPPED_DATA_DIR.is_dir() and SHIPPED_DATA_DIR not in dirs else [])
+_MATH_VERIFY = "evals.math:run_math"
+_LMEVAL = "evals.lmeval:run_lmeval"
+
+BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
+    Benchmark("math_heldout", "Held-out math", "math", _MATH_VERIFY, "math_verify",
+              "procedural (reasoning-gym), the training source under another seed, minus the training pool", validation=True),
+    Benchmark("math500", "Math500", "math", _LMEVAL, "math_verify",
+              "MATH-500 via lm-eval's minerva_math500", ("math500/test.jsonl",), ("HuggingFaceH4/MATH-500", "default", "test"),
+              lmeval=LMEvalTask("minerva_math500", "semibench_math500", "math500.yaml", ("math_verify,none", "exact_match,none"))),
+    Benchmark("numina_test", "NuminaMath", "math", _MATH_VERIFY, "math_verify", "the filtered NuminaMath-CoT's held-out test split"),
+    Benchmark("numina_valid", "NuminaMath valid", "math", _MATH_VERIFY, "math_verify",
+              "the filtered NuminaMath-CoT's validation split (checkpoint selection)", validation=True),
+    Benchmark("gsm8k", "GSM8K", "math", _LMEVAL, "exact_match_strict_match",
+              "GSM8K test via lm-eval's gsm8k_cot_llama", ("gsm8k/test.jsonl",), ("openai/gsm8k", "main", "test"),
+              lmeval=LMEvalTask("gsm8k_cot_llama", "semibench_gsm8k", "gsm8k.yaml", ("exact_match,strict-match", "exact_match,flexible-extract"))),
+    Benchmark("amc23", "AMC23", "math", _MATH_VERIFY, "math_verify", "AMC 2023, 40 problems", ("amc23/test.jsonl",), ("zwhe99/amc23", None, "test")),
+    Benchmark("ifeval", "IFEval", "chat", _LMEVAL, "prompt_level_strict_acc",
+              "IFEval via lm-eval", ("ifeval/input_data.jsonl",), ("google/IFEval", None, "train"),
+              lmeval=LMEvalTask("ifeval", "semibench_ifeval", "ifeval.yaml", ("prompt_level_strict_acc,none", "inst_level_strict_acc,none",
+                                                                               "prompt_level_loose_acc,none", "inst_level_loose_acc,none"))),
+    Benchmark("alpaca_eval", "AlpacaEval 2.0", "chat", "evals.pairwise:run_alpaca_eval", "length_controlled_winrate",
+              "AlpacaEval 2.0 against gpt4_1106_preview (not shipped: CC BY-NC)", judged=True),
+    Benchmark("arena_hard", "ArenaHard", "chat", "evals.pairwise:run_arena_hard", "score",
+              "Arena-Hard v0.1 against gpt-4-0314", judged=True),
+    Benchmark("wildchat_valid", "WildChat valid", "chat", "evals.wildchat:run_wildchat_valid", "reward_len_norm",
+              "the paper's WildChat validation split, scored by a reward model (checkpoint selection)", validation=True, decimals=6),
+)}
+
+JUDGED = tuple(name for name, b in BENCHMARKS.items() if b.judged)
+VALIDATION = tuple(name for name, b in BENCHMARKS.items() if b.validation)
 
 
-def _local(data_dir: Path | None, files: tuple[str, ...]) -> Path | None:
-    return next((d for d in data_dirs(data_dir) if all((d / f).is_file() for f in files)), None)
+def runner(bench: str):
+    """The function that generates and scores `bench`, imported now."""
+    import importlib
 
-
-def _hint(data_dir: Path | None, files: tuple[str, ...]) -> str:
-    where = f"{data_dir}/" if data_dir is not None else "--data-dir DIR with "
-    return f"{where}{', '.join(files)}"
-
-
-def resolve(bench: str, data_dir: Path | None, origin: Origin | None = None) -> Source:
-    """Find `bench`'s data or raise DataMissing (math_heldout needs none)."""
-    if bench in (*NUMINA_SPLIT, "wildchat_valid"):
-        return _paper_source(bench, data_dir, origin)
-    if bench == "math_heldout":
-        return Source("procedural", None, "reasoning-gym, held out from the training pool")
-    if bench in LMEVAL_BENCHMARKS:
-        spec = LMEVAL_BENCHMARKS[bench]
-        local = _local(data_dir, spec.local_files)
-        if local is not None:
-            return Source("local", local, f"{local}/{spec.local_files[0]} via tasks/eval/{spec.yaml}")
-        path, name, split = spec.hub
-        _hub_dataset(bench, path, name, split, _hint(data_dir, spec.local_files))
-        return Source("hub", None, f"hub {path}{'/' + name if name else ''}:{split} via lm-eval task {spec.installed_task}")
-    if bench == "amc23":
-        local = _local(data_dir, (AMC23_FILE,))
-        if local is not None:
-            return Source("local", local / AMC23_FILE, str(local / AMC23_FILE))
-        _hub_dataset(bench, AMC23_HUB[0], None, AMC23_HUB[1], _hint(data_dir, (AMC23_FILE,)))
-        return Source("hub", None, f"hub {AMC23_HUB[0]}:{AMC23_HUB[1]}")
-    if bench == "alpaca_eval":
-        local = _local(data_dir, (ALPACA_FILE,))
-        if local is not None:
-            return Source("local", local / ALPACA_FILE, str(local / ALPACA_FILE))
-        path = _hub_file(ALPACA_HUB, "alpaca_eval_gpt4_baseline.json")
-        if path is None:
-            raise DataMissing(f"alpaca_eval: no data; pass {_hint(data_dir, (ALPACA_FILE,))} (tatsu-lab/alpaca_eval results/gpt4_1106_preview/model_outputs.json)")
-        return Source("hub", path, f"hub {ALPACA_HUB}/alpaca_eval_gpt4_baseline.json")
-    if bench == "arena_hard":
-        files = (f"{ARENA_DIR}/question.jsonl", f"{ARENA_DIR}/model_answer/{ARENA_BASELINE}.jsonl")
-        local = _local(data_dir, files)
-        if local is None:
-            raise DataMissing(f"arena_hard: no data; pass {_hint(data_dir, files)} (from github.com/lmarena/arena-hard-auto data/)")
-        return Source("local", local / ARENA_DIR, str(local / ARENA_DIR))
-    raise ConfigError(f"unknown benchmark '{bench}'")
-
-
-def _paper_source(bench: str, data_dir: Path | None, origin: Origin | None) -> Source:
-    from semibench import paper_data
-
-    name, field = ("numina", "math_data") if bench in NUMINA_SPLIT else ("wildchat", "if_data")
-    hub_id, file = paper_data.NAMED_SOURCES[name], PAPER_FILES[name]
-    split = NUMINA_SPLIT.get(bench, "valid")
-    # Splits depend on the filter and the split seed: a change of either must not reuse old results.
-    how = f"{split} split, paper_data v{paper_data.FILTER_VERSION}, split seed {paper_data.SPLIT_SEED}"
-    trained_on = paper_data.named_source(getattr(origin.config.task, field), name) if origin is not None else None
-    if trained_on is not None and trained_on != hub_id:
-        path = Path(trained_on)
-        if path.suffix == ".jsonl" or path.exists():
-            if not path.is_file():
-                raise DataMissing(f"{bench}: task.{field} of {origin.path} names {path}, which is gone; restore it")
-            return Source("local", path, f"{path} (task.{field} of {origin.path}), {how}", str(path))
-        _hub_dataset(bench, trained_on, None, "train", f"the dataset {trained_on} that task.{field} of {origin.path} names")
-        return Source("hub", None, f"hub {trained_on} (task.{field} of {origin.path}), {how}", trained_on)
-    local = _local(data_dir, (file,))
-    if local is not None:
-        return Source("local", local / file, f"{local / file}, {how}", str(local / file))
-    _hub_dataset(bench, hub_id, None, "train", f"{_hint(data_dir, (file,))} ({hub_id}'s train split, its columns)")
-    return Source("hub", None, f"hub {hub_id}, {how}", hub_id)
-
-
-def hub_offline() -> bool:
-    """HF_HUB_OFFLINE or HF_DATASETS_OFFLINE, read now (a process may set them after importing the libraries),
-    or huggingface_hub's own offline mode (also set by TRANSFORMERS_OFFLINE)."""
-    from huggingface_hub import constants as hub_constants
-
-    variables = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    return any(os.environ.get(v, "").strip().upper() in ("1", "ON", "YES", "TRUE") for v in variables) or bool(hub_constants.HF_HUB_OFFLINE)
-
-
-@contextlib.contextmanager
-def _one_quiet_hub_attempt(offline: bool) -> Iterator[None]:
-    """huggingface_hub and datasets without their warnings and, online, without retries; offline, cache only.
-
-    Unreachable, huggingface_hub retries every request 5 times with backoff (about 23 s) and logs each try;
-    the caller's DataMissing line says all that is needed. Offline, both libraries are put in offline mode
-    for the call even when the variables were set after they were imported, so no request is attempted.
-    """
-    import datasets
-    from huggingface_hub import constants as hub_constants
-    from huggingface_hub.utils import _http as hub_http
-
-    loggers = [logging.getLogger(name) for name in ("huggingface_hub", "datasets", "fsspec")]
-    levels = [lg.level for lg in loggers]
-    backoff = getattr(hub_http, "_http_backoff_base", None)  # http_backoff's retry loop (huggingface_hub 2.x)
-    offline_flags = (hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE)
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        if offline:
-            hub_constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
-        elif backoff is not None:
-            hub_http._http_backoff_base = lambda *args, **kwargs: backoff(*args, **{**kwargs, "max_retries": 0})
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-        hub_constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = offline_flags
-        if backoff is not None:
-            hub_http._http_backoff_base = backoff
-
-
-def _hub_dataset(bench: str, path: str, name: str | None, split: str, hint: str) -> None:
-    import datasets
-
-    offline = hub_offline()
-    try:
-        with _one_quiet_hub_attempt(offline):
-            datasets.load_dataset(path, name, split=split)  # cached afterwards, so lm-eval's own load is free
-    except Exception as exc:  # offline, not cached, gated, renamed: each raises its own type
-        why = "is not cached and the hub is offline (HF_HUB_OFFLINE)" if offline else f"is not reachable or cached: {type(exc).__name__}"
-        raise DataMissing(f"{bench}: no data; pass {hint} (the hub dataset {path} {why})") from None
-
-
-def _hub_file(repo: str, filename: str) -> Path | None:
-    """A file of a hub dataset repo: offline, the hub cache only (no request); else one quiet download attempt."""
-    import huggingface_hub
-
-    if hub_offline():
-        cached = huggingface_hub.try_to_load_from_cache(repo, filename, repo_type="dataset")
-        return Path(cached) if isinstance(cached, str) else None
-    try:
-        with _one_quiet_hub_attempt(False):
-            return Path(huggingface_hub.hf_hub_download(repo, filename, repo_type="dataset"))
-    except Exception:  # unreachable or absent: the caller says what to supply
-        return None
-
-
-def alpaca_df_gamed(data_dir: Path | None) -> Path | None:
-    """alpaca-eval's df_gamed.csv (needed for the length-controlled win rate): local, else the hub cache, else None."""
-    local = _local(data_dir, (ALPACA_DF_GAMED,))
-    return local / ALPACA_DF_GAMED if local is not None else _hub_file(ALPACA_HUB, "df_gamed.csv")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    for line_no, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise DataMissing(f"{path}:{line_no} is not valid JSON; replace the file with an intact copy") from None
-    return rows
-
-
-def numina_items(bench: str, source: Source) -> list[tuple[str, str]]:
-    """(problem, gold answer) of the filtered NuminaMath-CoT's held-out test or validation split."""
-    from semibench import paper_data
-
-    try:
-        problems = paper_data.numina(NUMINA_SPLIT[bench], source.dataset)
-    except ConfigError as exc:  # a malformed row, a file too small to hold out 2 x 1,980 problems
-        raise DataMissing(f"{bench}: {exc}") from None
-    return [(p.problem, p.answer) for p in problems]
-
-
-def amc23_items(source: Source) -> list[tuple[str, str]]:
-    """(problem, gold answer) pairs; integral float answers (27.0) become '27'."""
-    if source.where == "local":
-        rows = read_jsonl(source.path)
-    else:
-        import datasets
-
-        rows = list(datasets.load_dataset(AMC23_HUB[0], split=AMC23_HUB[1]))
-    items = []
-    for i, row in enumerate(rows):
-        problem, answer = row.get("problem", row.get("question")), row.get("answer")
-        if problem is None or answer is None:
-            raise DataMissing(f"amc23 row {i} has no problem/answer fields (fields: {', '.join(row)}); pass the AMC23 test.jsonl")
-        if isinstance(answer, float) and answer.is_integer():
-            answer = int(answer)
-        items.append((str(problem), str(answer)))
-    return items
-
-
-def alpaca_items(source: Source) -> list[dict]:
-    rows = json.loads(Path(source.path).read_text())
-    if not isinstance(rows, list) or not all(isinstance(r, dict) and {"instruction", "output"} <= set(r) for r in rows):
-        raise DataMissing(f"{source.path}: expected a JSON list of {{instruction, output, generator}}; pass AlpacaEval's reference outputs")
-    return rows
-
-
-def arena_items(source: Source) -> list[dict]:
-    """[{uid, question, baseline}] in question.jsonl order."""
-    answers = {}
-    for row in read_jsonl(source.path / "model_answer" / f"{ARENA_BASELINE}.jsonl"):
-        content = row["messages"][-1]["content"]
-        answers[row["uid"]] = content["answer"] if isinstance(content, dict) else content
-    items = []
-    for row in read_jsonl(source.path / "question.jsonl"):
-        question = row.get("prompt") or row["turns"][0]["content"]  # v0.1 files use "prompt"; older ones "turns"
-        if row["uid"] not in answers:
-            raise DataMissing(f"arena_hard: no {ARENA_BASELINE} answer for question {row['uid']}; pass the complete v0.1 data")
-        items.append({"uid": row["uid"], "question": question, "baseline": answers[row["uid"]]})
-    return items
-
-
-@dataclass(frozen=True)
-class HeldoutSpec:
-    task: TaskConfig  # reasoning_gym sources and math_template
-    train_seed: int
-    exclude_training_pool: bool  # a run checkpoint: drop every question its training pool holds
-    origin: str  # where the spec came from, recorded in the result
-
-
-def heldout_spec(checkpoint: Path, out_dir: Path, sources: tuple[str, ...], template: str) -> HeldoutSpec:
-    """The training source of this checkpoint's row: run config.json, the grid's seed.json, or the settings."""
-    from semibench import config
-
-    origin = checkpoint_origin(checkpoint, out_dir)
-    if origin is not None and origin.is_run and origin.config.task.math_data:
-        raise DataMissing(f"math_heldout: the run trained on task.math_data={origin.config.task.math_data}, not procedural math; "
-                          "evaluate numina_test (numina) or gsm8k/math500 instead")
-    if origin is not None:
-        return HeldoutSpec(origin.config.task, origin.config.train.seed, True, str(origin.path))
-    task = config.apply_overrides(config.RunConfig(), {"task.reasoning_gym": sources, "task.math_template": template}).task
-    return HeldoutSpec(task, 0, False, "settings")
-
-
-def heldout_items(spec: HeldoutSpec, size: int) -> tuple[list[tuple[str, str]], list[str]]:
-    """`size` procedural problems (question, answer) from the training source under another seed, none in the
-    training pool; split evenly over the sources. Returns the items and notes (e.g. a source that ran short)."""
-    import reasoning_gym
-
-    from semibench.tasks import _procedural_math, read_spec
-
-    pool = {q for q, _, _ in _procedural_math(spec.task, spec.train_seed)} if spec.exclude_training_pool else set()
-    sources = read_spec("sources")["procedural_math"]
-    names = spec.task.reasoning_gym
-    items, notes = [], []
-    for k, name in enumerate(names):
-        want = size // len(names) + (k < size % len(names))
-        params = dict(sources[name])
-        dataset = reasoning_gym.create_dataset(params.pop("dataset"), size=HELDOUT_MAX_CANDIDATES, seed=spec.train_seed + HELDOUT_SEED_OFFSET, **params)
-        seen: set[str] = set()
-        for i in range(HELDOUT_MAX_CANDIDATES):
-            if len(seen) == want:
-                break
-            item = dataset[i]
-            if item["question"] not in pool and item["question"] not in seen:
-                seen.add(item["question"])
-                items.append((item["question"], str(item["answer"])))
-        if len(seen) < want:
-            notes.append(f"{name}: only {len(seen)} distinct questions outside the training pool (asked for {want})")
-    if not items:
-        raise DataMissing(f"math_heldout: every question of {', '.join(names)} is in the training pool; train on a larger source")
-    return items, notes
-
-
-def run_math(session: Session, bench: str, source: Source) -> dict:
-    """AMC23, NuminaMath test/valid or held-out procedural math: the task's prompt template, binary Math-Verify per sample, avg@N."""
-    from semibench.scoring.samples import avg_at_n
-    from semibench.tasks import read_spec
-
-    s, notes = session.settings, []
-    if bench == "amc23":
-        items, template, origin = amc23_items(source), "paper", source.description
-    elif bench in NUMINA_SPLIT:  # the paper's prompt, as its NuminaMath column and checkpoint selection
-        items, template, origin = numina_items(bench, source), "paper", source.description
-    else:
-        spec = heldout_spec(session.checkpoint, session.out_dir, s.heldout_sources, s.heldout_template)
-        items, notes = heldout_items(spec, s.heldout_size)
-        template, origin = spec.task.math_template, f"{', '.join(spec.task.reasoning_gym)} (from {spec.origin}), seed {spec.train_seed}+{HELDOUT_SEED_OFFSET}"
-    items = items[: s.limit] if s.limit else items
-    templates = read_spec("templates")["math"]
-    if template not in templates:
-        raise ConfigError(f"unknown math template '{template}'; choose from {', '.join(templates)}")
-    requests = [GenRequest(prompt_key(p), p) for p in (session.chat(templates[template].format(problem=q)) for q, _ in items)]
-    store = session.store(bench)
-    completions = session.complete(store, requests, bench)
-    flat = session.verifier([c for cs in completions for c in cs], [gold for (_, gold), cs in zip(items, completions) for _ in cs])
-    n = s.samples_per_prompt
-    scores = [flat[i * n : (i + 1) * n] for i in range(len(items))]
-    store.rewrite([{**store.rows[r.key], "question": q, "gold": gold, "completions": cs, "scores": sc}
-                   for r, (q, gold), cs, sc in zip(requests, items, completions, scores)])
-    score, stderr = avg_at_n(scores)
-    metrics = {"math_verify": score}
-    if n > 1:
-        metrics[f"pass_at_{n}"] = 100 * sum(max(sc) for sc in scores) / len(scores)
-    return {"score": score, "stderr": stderr, "primary_metric": "math_verify", "n": len(items), "metrics": metrics,
-            "template": template, "data": origin, "notes": notes}
+    module, _, function = BENCHMARKS[bench].runner.partition(":")
+    return getattr(importlib.import_module(f"semibench.{module}"), function)

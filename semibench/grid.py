@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from semibench import config
+from semibench.benchmarks import VALIDATION
 from semibench.config import ConfigError, RunConfig, regime_label
-from semibench.runs import atomic_write_json, is_done, run_id
+from semibench.runs import RunDir, atomic_write_json, is_done, run_id
 
 INF = None  # sync_every never
 
@@ -148,10 +149,11 @@ def measured_step_seconds(out: Path, cfg: RunConfig) -> float | None:
     """Median seconds per step of runs of the same preset, objective and precision under `out`."""
     seconds = []
     for metrics in Path(out).glob(f"*-{cfg.loss.objective}-*-{cfg.preset}-*/metrics.jsonl"):
-        other = config.from_dict(json.loads((metrics.parent / "config.json").read_text())).model
+        run = RunDir.at(metrics.parent)
+        other = run.read_config().model
         if (other.generator_dtype, other.autocast_dtype) != (cfg.model.generator_dtype, cfg.model.autocast_dtype):
             continue  # an fp32 run's speed says nothing of a bf16 one's
-        rows = [json.loads(line) for line in metrics.read_text().splitlines()[1:] if line.strip()]  # step 0 pays warm-up
+        rows = run.read_metrics()[1:]  # step 0 pays warm-up
         seconds += [sum(r.get(k, 0.0) for k in ("time/sync", "time/generate", "time/reward", "time/train")) for r in rows]
     return statistics.median(seconds) if seconds else None
 
@@ -199,7 +201,7 @@ def describe(spec: GridSpec, out: Path) -> list[dict]:
 
 
 def eval_settings(spec: GridSpec, overrides: dict[str, Any]):
-    from semibench.evaluate import EvalSettings
+    from semibench.evals.settings import EvalSettings
 
     return EvalSettings(**{**defaults_for(spec.preset).eval, **overrides})
 
@@ -226,29 +228,27 @@ def seed_settings(cfg: RunConfig, settings):
 
 def evaluate_seed(cfg: RunConfig, out: Path, benchmarks, settings, progress=None) -> Path:
     """The untrained model's scores, once per base model: the tables' first row, every curve's step 0."""
-    from semibench.evaluate import evaluate
+    from semibench.evals.data import seed_origin
+    from semibench.evals.evaluate import evaluate
     from semibench.models import resolve_model
 
     path = seed_dir(out, cfg.model.name)
-    # The held-out math of a non-run checkpoint comes from this file: the grid's training source.
-    atomic_write_json(path / "seed.json", seed_record(cfg))
-    evaluate(Path(resolve_model(cfg.model.name)), benchmarks, seed_settings(cfg, settings), out_dir=path / "eval", progress=progress)
+    record = seed_record(cfg)
+    atomic_write_json(path / "seed.json", record)  # the row's record for the reports (and `semibench eval --origin`)
+    # The seed row's held-out sets are the grid's: its training source, handed over as the origin.
+    evaluate(Path(resolve_model(cfg.model.name)), benchmarks, seed_settings(cfg, settings), out_dir=path / "eval", progress=progress,
+             origin=seed_origin(record, path / "seed.json"))
     return path
-
-
-# Benchmarks cheap and held out enough to score every intermediate checkpoint (validation curves).
-VALIDATION_BENCHMARKS = ("math_heldout", "numina_valid", "wildchat_valid")
 
 
 def evaluate_run(cfg: RunConfig, out: Path, benchmarks, settings, progress=None) -> None:
     """Final checkpoint on every benchmark; intermediate checkpoints on the validation benchmarks only."""
-    from semibench.evaluate import evaluate
+    from semibench.evals.evaluate import evaluate
 
-    run = Path(out) / run_id(cfg)
-    checkpoints = sorted(p for p in (run / "checkpoints").glob("step_*") if is_done(p))
-    validation = [b for b in benchmarks if b in VALIDATION_BENCHMARKS]
-    for checkpoint in checkpoints:
-        if checkpoint.name == f"step_{cfg.train.steps:06d}":
+    run = RunDir(out, cfg)
+    validation = [b for b in benchmarks if b in VALIDATION]
+    for checkpoint in run.done_checkpoints():
+        if checkpoint == run.checkpoint(cfg.train.steps):
             evaluate(checkpoint, benchmarks, settings, progress=progress)
         elif validation:  # none asked for: intermediate checkpoints are for selection and resume only
             evaluate(checkpoint, validation, settings, progress=progress)
@@ -266,7 +266,7 @@ class GridHooks:
 
 def run_local(spec: GridSpec, out: Path, benchmarks, settings, hooks: GridHooks | None = None) -> list[RunConfig]:
     """Train and evaluate every run of the grid in this process; skip what is done, resume what is not."""
-    from semibench.train import train
+    from semibench.training.train import train
 
     hooks = hooks or GridHooks()
     configs = expand(spec)
@@ -285,10 +285,10 @@ def run_local(spec: GridSpec, out: Path, benchmarks, settings, hooks: GridHooks 
 
 def aggregate(out: Path, leaderboard_dir: Path) -> dict[str, Any]:
     """Leaderboard CSVs, figures and tables from the run directories."""
-    from semibench.leaderboard import write_leaderboards
-    from semibench.plots import write_plots
-    from semibench.tables import write_tables
-    from semibench.verdicts import write_verdicts
+    from semibench.reports.leaderboard import write_leaderboards
+    from semibench.reports.plots import write_plots
+    from semibench.reports.tables import write_tables
+    from semibench.reports.verdicts import write_verdicts
 
     return {
         "leaderboards": write_leaderboards(out, leaderboard_dir),
@@ -326,7 +326,7 @@ def job_command(spec: GridSpec, cfg: RunConfig, out: Path, benchmarks, settings,
     else:
         launcher = ["torchrun", f"--nproc_per_node={nproc}", "--nnodes=${SLURM_NNODES:-1}", "--rdzv_backend=c10d",
                     "--rdzv_id=${SLURM_JOB_ID:-0}", "--rdzv_endpoint=${MASTER_ADDR:-localhost}:29500"]
-    checkpoint = Path(out) / run_id(cfg) / "checkpoints" / f"step_{cfg.train.steps:06d}"
+    checkpoint = RunDir(out, cfg).checkpoint(cfg.train.steps)
     evaluate = ["python", "-m", "semibench", "eval", str(checkpoint), "--benchmarks", ",".join(benchmarks), *eval_cli_args(settings)]
     head = "MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" 2>/dev/null | head -n1); export MASTER_ADDR=${MASTER_ADDR:-localhost}; "
     train_cmd = " ".join(_quote(a) for a in launcher + train_args)
@@ -346,7 +346,7 @@ def _quote(arg: str) -> str:
 
 def eval_cli_args(settings) -> list[str]:
     """`semibench eval` flags that reproduce `settings`."""
-    from semibench.evaluate import settings_to_cli
+    from semibench.evals.settings import settings_to_cli
 
     return settings_to_cli(settings)
 
@@ -354,7 +354,7 @@ def eval_cli_args(settings) -> list[str]:
 def seed_job_command(cfg: RunConfig, out: Path, benchmarks, settings) -> str:
     path = seed_dir(out, cfg.model.name)
     seed_json = json.dumps(seed_record(cfg))
-    evaluate = ["python", "-m", "semibench", "eval", cfg.model.name, "--out-dir", str(path / "eval"),
+    evaluate = ["python", "-m", "semibench", "eval", cfg.model.name, "--out-dir", str(path / "eval"), "--origin", str(path / "seed.json"),
                 "--benchmarks", ",".join(benchmarks), *eval_cli_args(seed_settings(cfg, settings))]
     return f"mkdir -p {shlex.quote(str(path))} && printf %s {shlex.quote(seed_json)} > {shlex.quote(str(path / 'seed.json'))} && " + " ".join(shlex.quote(a) for a in evaluate)
 
@@ -367,6 +367,7 @@ def run_slurm(spec: GridSpec, out: Path, benchmarks, settings, slurm: SlurmSetti
     Raises naming the failed runs and their logs.
     """
     import submitit
+    from submitit.core.utils import FailedJobError, UncompletedJobError
 
     configs = expand(spec)
     executor = submitit.AutoExecutor(folder=Path(out) / "slurm" / "%j", cluster=slurm.cluster)
@@ -383,7 +384,7 @@ def run_slurm(spec: GridSpec, out: Path, benchmarks, settings, slurm: SlurmSetti
     for done, (name, job) in enumerate(jobs, 1):
         try:
             job.result()
-        except Exception as exc:  # a job's own failure: collect them all, then report
+        except (FailedJobError, UncompletedJobError) as exc:  # a job failed or died: collect them all, then report
             last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             failed.append(f"{name} (job {job.job_id}: {last})")
         on_job_done(done, len(jobs))

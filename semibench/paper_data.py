@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from semibench.config import ConfigError
-from semibench.tasks import last_boxed, read_jsonl
+from semibench.datafiles import last_boxed, read_jsonl
 
 NUMINA_ID = "AI-MO/NuminaMath-CoT"
 WILDCHAT_ID = "allenai/WildChat-1M"

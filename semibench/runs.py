@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from semibench.config import ConfigError, RunConfig, to_json
+from semibench.config import ConfigError, RunConfig, from_dict, to_json
 
 DONE = "DONE"
 
@@ -151,18 +151,52 @@ def _same_file(path: Path, fd: int) -> bool:
 
 
 class RunDir:
+    """One run's directory: the only place that knows its layout (module docstring).
+
+    `RunDir(root, cfg)` is the directory a config trains into; `RunDir.at(path)` an existing one;
+    `RunDir.of_checkpoint(path)` the run a checkpoint directory belongs to, if any.
+    """
+
     def __init__(self, root: Path, cfg: RunConfig):
-        self.path = Path(root) / run_id(cfg)
-        self.config_path = self.path / "config.json"
-        self.metrics_path = self.path / "metrics.jsonl"
-        self.checkpoints = self.path / "checkpoints"
-        self.states = self.path / "state"
+        self._locate(Path(root) / run_id(cfg))
+
+    @classmethod
+    def at(cls, path: Path) -> RunDir:
+        run = cls.__new__(cls)
+        run._locate(Path(path))
+        return run
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: Path) -> RunDir | None:
+        """runs/<id> for runs/<id>/checkpoints/step_N (when runs/<id>/config.json exists), else None."""
+        checkpoint = Path(checkpoint)
+        run = cls.at(checkpoint.parent.parent)
+        return run if checkpoint.parent == run.checkpoints and run.config_path.is_file() else None
+
+    def _locate(self, path: Path) -> None:
+        self.path = path
+        self.id = path.name
+        self.config_path = path / "config.json"
+        self.metrics_path = path / "metrics.jsonl"
+        self.checkpoints = path / "checkpoints"
+        self.states = path / "state"
+        self.evals = path / "eval"
 
     def checkpoint(self, step: int) -> Path:
-        return self.checkpoints / f"step_{step:06d}"
+        return self.checkpoints / step_name(step)
 
     def state(self, step: int) -> Path:
-        return self.states / f"step_{step:06d}"
+        return self.states / step_name(step)
+
+    def eval_dir(self, step: int) -> Path:
+        """Where checkpoint `step`'s evaluation results live."""
+        return self.evals / step_name(step)
+
+    def done_checkpoints(self) -> list[Path]:
+        return sorted(p for p in self.checkpoints.glob("step_*") if is_done(p))
+
+    def read_config(self) -> RunConfig:
+        return from_dict(json.loads(self.config_path.read_text()))
 
     def start_fresh(self, cfg: RunConfig) -> None:
         """Clear a partial run (no DONE) and write the resolved config."""
@@ -179,16 +213,30 @@ class RunDir:
 
     def truncate_metrics(self, num_steps: int) -> None:
         """Keep the rows of steps < num_steps (a resumed run re-logs the rest)."""
-        rows = []
-        for line in self.metrics_path.read_text().splitlines() if self.metrics_path.exists() else []:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # the line a kill cut short
-                continue
-        rows = [r for r in rows if r["step"] < num_steps]
+        rows = [r for r in read_metrics(self.metrics_path) if r["step"] < num_steps]
         atomic_write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        if not self.metrics_path.exists():
-            return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        return read_metrics(self.metrics_path)
+
+
+def step_name(step: int) -> str:
+    return f"step_{step:06d}"
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The rows of a metrics.jsonl (none if it does not exist). The last line may be cut short by a kill
+    and is dropped; any other malformed line is corruption, one error naming it."""
+    path = Path(path)
+    lines = path.read_text().splitlines() if path.exists() else []
+    rows = []
+    for line_no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if line_no == len(lines):  # the step a kill cut short: it is re-run on resume
+                continue
+            raise ConfigError(f"{path}:{line_no} is not valid JSON; the metrics file is damaged (restore it, or rerun the run)") from None
+    return rows

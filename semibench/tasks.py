@@ -7,19 +7,13 @@ batch for step k is a pure function of (seed, k), so a resumed run sees exactly 
 from __future__ import annotations
 
 import functools
-import json
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
-import yaml
-
 from semibench.config import ConfigError, TaskConfig
+from semibench.datafiles import last_boxed, read_jsonl, read_spec
 from semibench.instructions import synthetic_instructions
-
-TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
 
 
 @dataclass(frozen=True)
@@ -28,14 +22,6 @@ class Prompt:
     text: str  # the user turn, template applied
     gold: str | None  # math only: the reference answer
     source: str  # where it came from (file, dataset, "reasoning_gym:<name>", "synthetic")
-
-
-@cache
-def read_spec(name: str) -> dict:
-    path = TASKS_DIR / f"{name}.yaml"
-    if not path.exists():
-        raise ConfigError(f"no task spec {path}; tasks are the .yaml files in {TASKS_DIR}")
-    return yaml.safe_load(path.read_text())
 
 
 def load_prompts(task: TaskConfig, seed: int) -> dict[str, list[Prompt]]:
@@ -112,18 +98,6 @@ def gold_answer(answer: str) -> str:
     return boxed if boxed is not None else answer.strip()
 
 
-def last_boxed(text: str) -> str | None:
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed{") - 1
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i + 1 : j]
-    return None
-
-
 def _read_rows(spec: str, keys: tuple[str, ...], field_prefix: str) -> list[dict]:
     """Rows from a local .jsonl file, or from an HF dataset `id[:split]` (hub or its cache)."""
     path = Path(spec)
@@ -146,25 +120,6 @@ def _read_rows(spec: str, keys: tuple[str, ...], field_prefix: str) -> list[dict
         if k not in data.column_names:
             raise ConfigError(f"dataset '{spec}' has no column '{k}' (columns: {', '.join(data.column_names)}); set {_key_field(k, keys, field_prefix)}")
     return list(data)
-
-
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, row object) for each non-blank line; a malformed line or file is one clear error
-    (a binary file, a JSON array, a line holding a bare scalar used to end in a traceback)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text; pass a .jsonl file with one JSON object per line") from None
-    for line_no, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise ConfigError(f"{path}:{line_no} is not valid JSON; each line must be one JSON object") from None
-        if not isinstance(row, dict):
-            raise ConfigError(f"{path}:{line_no} is a JSON {type(row).__name__}, not an object; each line must be one JSON object (a .jsonl, not a JSON array)")
-        yield line_no, row
 
 
 def _check_keys(row: dict, keys: tuple[str, ...], where: str, field_prefix: str) -> None:

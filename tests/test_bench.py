@@ -2,7 +2,8 @@
 
 import pytest
 
-from semibench import bench, config
+from semibench import config
+from semibench import perf as bench
 
 pytest.importorskip("trl")
 

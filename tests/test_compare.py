@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from semibench.cli import app
-from semibench.compare import compare_evals, eval_dir_of
 from semibench.config import ConfigError
+from semibench.reports.compare import compare_evals, eval_dir_of
 
 
 def write_eval(path, bench, rows):

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from semibench.dist import World, shard_range
+from semibench.training.dist import World, shard_range
 
 # What the rollouts, rewards and pair/group choice decide: equal, not just close.
 EXACT = ("reward", "reward/math", "reward/if", "rollout_length", "generated_tokens", "frac_finished", "generator_version",
@@ -59,7 +59,7 @@ def test_shard_range_partitions_in_rank_order():
 def test_gathered_tied_weights_share_one_tensor_again():
     # FSDP2's full state dict returns lm_head and the embeddings as two tensors; the vLLM weight
     # layout takes a tied alias only when it shares storage with the name it serves.
-    from semibench.dist import retie
+    from semibench.training.dist import retie
 
     model = torch.nn.Module()
     model.embed = torch.nn.Embedding(5, 3)
@@ -74,8 +74,8 @@ def test_gathered_tied_weights_share_one_tensor_again():
 def test_activation_checkpointing_keeps_names_and_gradients():
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointWrapper
 
-    from semibench.dist import prepare_model
     from semibench.models import load_causal_lm, resolve_model
+    from semibench.training.dist import prepare_model
 
     plain = load_causal_lm(resolve_model("tiny")).train()
     wrapped = prepare_model(load_causal_lm(resolve_model("tiny")).train(), World(), mixed_precision=False, activation_checkpointing=True)

@@ -6,13 +6,16 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from semibench import benchmarks, config
+from semibench import config
 from semibench.cli import app
-from semibench.evaluate import EvalSettings, eval_dir, evaluate, result_stem, settings_to_cli
-from semibench.generation import HFGenerator
+from semibench.engines.hf import HFGenerator
+from semibench.evals import data as benchmarks
+from semibench.evals import math as math_eval
+from semibench.evals.evaluate import evaluate
+from semibench.evals.scoring.samples import avg_at_n
+from semibench.evals.settings import EvalSettings, eval_dir, result_stem, settings_to_cli
 from semibench.models import resolve_model
 from semibench.runs import RunDir, mark_done
-from semibench.scoring.samples import avg_at_n
 from semibench.tasks import _procedural_math
 
 runner = CliRunner()
@@ -73,8 +76,8 @@ def test_heldout_math_of_a_run_avoids_its_training_pool(run_checkpoint):
 
 def test_heldout_sources_that_run_dry_say_so():
     task = config.resolve("tiny", {}).task  # single-digit sums: 121 distinct questions, most in a 200-prompt pool
-    spec = benchmarks.HeldoutSpec(task, 0, True, "test")
-    items, notes = benchmarks.heldout_items(spec, 500)
+    spec = math_eval.HeldoutSpec(task, 0, True, "test")
+    items, notes = math_eval.heldout_items(spec, 500)
     assert 0 < len(items) < 121 and notes and "only" in notes[0]
 
 
@@ -175,27 +178,31 @@ def test_missing_checkpoint_one_line(tmp_path):
 
 
 def test_settings_to_cli_round_trips(tmp_path, monkeypatch):
-    from semibench import evaluate as ev
+    from semibench.evals import evaluate as ev
 
     settings = EvalSettings(samples_per_prompt=4, temperature=0.6, top_p=0.9, max_new_tokens=64, limit=7, judge="local:tiny", data_dir=tmp_path,
                             engine="hf", seed=3, batch_size=8, dtype="float32", judge_max_new_tokens=99, heldout_size=5,
                             heldout_sources=("single_digit", "easy_arithmetic"), heldout_template="tiny", reward_model="rm/x", rm_cls_token="<c>",
                             chat_template="llama3")
     seen = {}
-    monkeypatch.setattr(ev, "evaluate", lambda checkpoint, benches, s, out_dir, progress: seen.setdefault("s", s) and {})
+    monkeypatch.setattr(ev, "evaluate", lambda checkpoint, benches, s, out_dir, progress, origin: seen.setdefault("s", s) and {})
     result = runner.invoke(app, ["eval", "tiny", "--benchmarks", "math_heldout", *settings_to_cli(settings)])
     assert result.exit_code == 0, result.output
     assert seen["s"] == settings
     assert EvalSettings(limit="7", temperature="0.6", heldout_sources=["a"]) == EvalSettings(limit=7, temperature=0.6, heldout_sources=("a",))
 
 
-def test_heldout_math_of_a_grid_seed_row_uses_its_seed_json(tmp_path):
-    """`semibench grid` evaluates the base model into <row>/eval with <row>/seed.json naming the grid's training source."""
+def test_heldout_math_of_a_grid_seed_row_follows_the_origin_it_is_given(tmp_path):
+    """`semibench grid` evaluates the base model with the grid's training source as its origin (<row>/seed.json on
+    disk, `--origin` in a Slurm job): nothing is picked up from the output directory's neighbours."""
     cfg = config.resolve("tiny", {})
     row = tmp_path / "seed-tiny"
     row.mkdir()
     (row / "seed.json").write_text(json.dumps({"model": "tiny", "task": config.to_dict(cfg)["task"], "seed": cfg.train.seed}))
-    result = evaluate("tiny", ["math_heldout"], EvalSettings(heldout_size=5, **FAST), out_dir=row / "eval")["math_heldout"]
+    unnamed = evaluate("tiny", ["math_heldout"], EvalSettings(heldout_size=5, **FAST), out_dir=row / "plain")["math_heldout"]
+    assert "seed.json" not in unnamed["data"]  # no side channel: the seed.json beside it is not read
+    result = evaluate("tiny", ["math_heldout"], EvalSettings(heldout_size=5, **FAST), out_dir=row / "eval",
+                      origin=benchmarks.read_origin(row / "seed.json"))["math_heldout"]
     rows = _rows(row / "eval" / "math_heldout.samples.jsonl")
     pool = {q for q, _, _ in _procedural_math(cfg.task, cfg.train.seed)}
     assert result["template"] == "tiny" and "seed.json" in result["data"]
@@ -207,7 +214,7 @@ def test_punkt_tab_is_built_offline_without_a_download(tmp_path, monkeypatch):
 
     import nltk
 
-    from semibench import lmeval
+    from semibench.evals import lmeval
 
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "nowhere")])
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))

@@ -7,8 +7,10 @@ text and every metric value must match.
 
 import pytest
 
-from semibench import lmeval
-from semibench.evaluate import EvalSettings, evaluate
+from semibench.benchmarks import BENCHMARKS
+from semibench.evals import lmeval
+from semibench.evals.evaluate import evaluate
+from semibench.evals.settings import EvalSettings
 from semibench.models import resolve_model
 
 MAX_NEW_TOKENS = 48
@@ -38,13 +40,13 @@ def _compare(model: str, shared_data, tmp_path, limit: int) -> None:
     ours = evaluate(model, ["gsm8k", "ifeval"], settings, out_dir=tmp_path / "ours")
     ref = _lm_eval_reference(resolve_model(model), shared_data, tmp_path / "tasks", limit)
     for bench, task in (("gsm8k", "semibench_gsm8k"), ("ifeval", "semibench_ifeval")):
-        spec = lmeval.LMEVAL_BENCHMARKS[bench]
+        spec = BENCHMARKS[bench].lmeval
         got = ours[bench]
         assert got["n"] == limit
         for key in spec.metrics:
             name = key.split(",")[0] if key.endswith(",none") else key.replace(",", "_").replace("-", "_")
             assert got["metrics"][name] == pytest.approx(100 * ref["results"][task][key], abs=1e-9), (bench, key)
-        assert got["score"] == pytest.approx(100 * ref["results"][task][spec.primary], abs=1e-9)
+        assert got["score"] == pytest.approx(100 * ref["results"][task][spec.metrics[0]], abs=1e-9)
         import json
 
         rows = [json.loads(line) for line in (tmp_path / "ours" / f"{bench}.samples.jsonl").read_text().splitlines()]

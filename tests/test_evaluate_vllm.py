@@ -11,8 +11,9 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from semibench.evaluate import EvalSettings, evaluate  # noqa: E402
-from semibench.vllm_engine import close_engines  # noqa: E402
+from semibench.engines.vllm import close_engines  # noqa: E402
+from semibench.evals.evaluate import evaluate  # noqa: E402
+from semibench.evals.settings import EvalSettings  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

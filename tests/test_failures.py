@@ -16,10 +16,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from semibench import config, train as train_module
+from semibench import config
 from semibench.config import ConfigError
 from semibench.runs import RunDir, RunLock, is_done
-from semibench.train import train
+from semibench.training import train as train_module
+from semibench.training.train import train
 
 
 def tiny(**overrides):
@@ -78,7 +79,7 @@ def test_a_real_divergence_from_a_huge_learning_rate_is_caught(tmp_path):
 
 def test_eval_refuses_non_finite_and_truncated_weights(tmp_path):
     """Before: a NaN checkpoint scored 0.00 (a grid ranked it); a truncated file gave a 159-line traceback."""
-    from semibench.evaluate import check_weights
+    from semibench.evals.evaluate import check_weights
     from semibench.models import resolve_model
 
     source = Path(resolve_model("tiny"))
@@ -160,7 +161,7 @@ def test_alpaca_scoring_refuses_a_bad_preference_naming_file_row_and_field(tmp_p
 
 
 def test_valid_alpaca_preferences_still_score():
-    from semibench.scoring.alpaca import alpaca_winrate
+    from semibench.evals.scoring.alpaca import alpaca_winrate
 
     result = alpaca_winrate([{"preference": 2.0}, {"preference": 1.0}, {"preference": 1.5}, {"preference": 0}])
     assert result["n_total"] == 4 and result["win_rate"] == pytest.approx(50.0)
@@ -185,7 +186,7 @@ def test_a_malformed_training_file_is_one_line(tmp_path, content, says):
 
 def test_an_openai_judge_whose_endpoint_refuses_fails_at_once_with_the_fix_first(monkeypatch):
     """Before: 45 s of retries, then a 175-line traceback whose last line named the fix."""
-    from semibench.judges import make_judge
+    from semibench.evals.judges import make_judge
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

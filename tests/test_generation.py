@@ -2,7 +2,8 @@
 
 import torch
 
-from semibench.generation import HFGenerator, Sampling, cut_at_stop
+from semibench.engines.base import Sampling, cut_at_stop
+from semibench.engines.hf import HFGenerator
 from semibench.models import load_tokenizer, resolve_model
 
 

@@ -72,7 +72,7 @@ def test_bad_grid_input_one_line(tmp_path, args, message):
 def test_slurm_job_command_reproduces_the_run_id(tmp_path):
     spec = GridSpec(tasks=("math",), objectives=("dpo",), sync_every=(4,), preset="tiny", overrides={"optim.lr": "3e-4"})
     [cfg] = expand(spec)
-    from semibench.evaluate import EvalSettings
+    from semibench.evals.settings import EvalSettings
 
     command = job_command(spec, cfg, tmp_path, ["math_heldout"], EvalSettings(), SlurmSettings(gpus_per_node=4, nodes=2))
     assert "torchrun --nproc_per_node=4 --nnodes=${SLURM_NNODES:-1}" in command
@@ -93,7 +93,8 @@ def test_slurm_job_command_reproduces_the_run_id(tmp_path):
 ])
 def test_intermediate_checkpoints_get_the_validation_benchmarks_only(tmp_path, monkeypatch, benchmarks, expected):
     # Which checkpoint gets which benchmarks (the evaluation itself runs for real in test_grid_runs.py).
-    from semibench import evaluate, grid
+    from semibench import grid
+    from semibench.evals import evaluate
     from semibench.runs import mark_done
 
     cfg = config.resolve("tiny", {"train.steps": 2})

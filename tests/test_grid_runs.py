@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from semibench import evaluate
+from semibench.evals import evaluate
 from semibench.grid import GridSpec, aggregate, eval_settings, expand, run_local, with_defaults
 from semibench.runs import run_id
 
@@ -45,12 +45,12 @@ def test_grid_trains_evaluates_and_aggregates(finished):
 
 
 def test_second_grid_call_does_no_training_and_no_eval(finished, monkeypatch, tmp_path):
-    import semibench.train
+    import semibench.training.train
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a finished grid must not train or evaluate again")
 
-    monkeypatch.setattr(semibench.train, "train", forbidden)
+    monkeypatch.setattr(semibench.training.train, "train", forbidden)
     monkeypatch.setattr(evaluate, "runner", forbidden)
     before = (finished / "lb" / "tiny.csv").read_bytes()
     settings = eval_settings(SPEC, {})

@@ -4,10 +4,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
 
+from semibench.datafiles import read_spec
 from semibench.models import resolve_model
 from semibench.rewards.judge import ANSWER_PREFIX, PointwiseJudge
 from semibench.rewards.reward_model import ScalarRewardModel
-from semibench.tasks import read_spec
 
 TEMPLATE = read_spec("templates")["judge"]["pointwise"]
 

@@ -14,11 +14,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from semibench import judges
 from semibench.cli import app
 from semibench.config import ConfigError
-from semibench.evaluate import EvalSettings, evaluate
-from semibench.judged import is_switched
+from semibench.evals import judges
+from semibench.evals.evaluate import evaluate
+from semibench.evals.pairwise import is_switched
+from semibench.evals.settings import EvalSettings
 from semibench.models import resolve_model
 
 SECRET = "sk-test-never-written-7f3a"
@@ -222,7 +223,7 @@ def test_alpaca_and_arena_end_to_end_with_a_local_judge(tmp_path, data_dir):
 
 
 def test_second_judge_reuses_generations_and_gets_its_own_files(tmp_path, data_dir, monkeypatch):
-    from semibench.generation import HFGenerator
+    from semibench.engines.hf import HFGenerator
 
     evaluate("tiny", ["alpaca_eval"], EvalSettings(judge="local:tiny", data_dir=data_dir, **FAST), out_dir=tmp_path / "out")
     real = HFGenerator.generate

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from semibench import losses
+from semibench.training import losses
 
 
 def test_dpo_loss_is_ln2_when_policy_equals_reference():

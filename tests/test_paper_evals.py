@@ -9,18 +9,20 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from semibench import benchmarks, config, paper_data
+from semibench import config, paper_data
 from semibench.cli import app
-from semibench.eval_session import Session, prompt_key
-from semibench.evaluate import EvalSettings, evaluate
-from semibench.generation import HFGenerator
+from semibench.datafiles import read_spec
+from semibench.engines.hf import HFGenerator
+from semibench.evals import data as benchmarks
+from semibench.evals.evaluate import evaluate
+from semibench.evals.scoring.samples import avg_at_n
+from semibench.evals.session import Session, prompt_key
+from semibench.evals.settings import EvalSettings
+from semibench.evals.wildchat import ratio_stderr
 from semibench.models import resolve_model
 from semibench.rewards import length_normalized_reward
 from semibench.rewards.reward_model import ScalarRewardModel
-from semibench.rm_eval import ratio_stderr
 from semibench.runs import RunDir, mark_done
-from semibench.scoring.samples import avg_at_n
-from semibench.tasks import read_spec
 from tests.test_athene import CLS, athene  # noqa: F401 (a fixture: the tiny Athene-style reward model)
 from tests.test_paper_data import NUMINA, NUMINA_KEPT, WILDCHAT, WILDCHAT_KEPT
 
@@ -247,7 +249,7 @@ def test_select_picks_the_checkpoint_with_the_best_validation_score(tmp_path, da
 
 def test_table1_has_the_papers_numinamath_column_and_the_paper_grid_evaluates_it(tmp_path):
     from semibench.grid import GRID_DEFAULTS
-    from semibench.tables import write_tables
+    from semibench.reports.tables import write_tables
     from tests.report_fixtures import eval_json, make_run, make_seed
 
     assert GRID_DEFAULTS["paper"].benchmarks[:3] == ("math500", "numina_test", "amc23")  # Table 1, in its order
@@ -266,7 +268,7 @@ def test_seed_row_is_prompted_like_the_trained_checkpoints(tmp_path):
     """--preset paper trains with model.chat_template=llama3 (saved in every checkpoint's tokenizer); the seed row,
     the hub model with its own template, must get the same prompts, here on the tiny model (ChatML of its own)."""
     from semibench.grid import evaluate_seed
-    from semibench.train import train
+    from semibench.training.train import train
 
     cfg = config.resolve("tiny", {"model.chat_template": "llama3", "train.steps": 1})
     run = train(cfg, tmp_path / "runs")

@@ -98,7 +98,7 @@ def test_every_choice_is_explained_and_its_keys_exist():
 def test_llama3_chat_template_renders_the_papers_prompt():
     from semibench.config import ConfigError
     from semibench.tasks import chat_template
-    from semibench.train import load_models
+    from semibench.training.train import load_models
 
     models = load_models(config.resolve("tiny", {"model.chat_template": "llama3"}))
     text = models.tokenizer.apply_chat_template([{"role": "user", "content": "Hello there"}], tokenize=False, add_generation_prompt=True)

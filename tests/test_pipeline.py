@@ -10,10 +10,11 @@ import torch
 from safetensors.torch import load_file
 
 from semibench import config
-from semibench.generation import Completion, HFGenerator, Sampling
-from semibench.pipeline import RolloutProducer, chunk_bounds, chunk_seed
+from semibench.engines.base import Completion, Sampling
+from semibench.engines.hf import HFGenerator
 from semibench.sync import StaleRolloutError
-from semibench.train import train
+from semibench.training.pipeline import RolloutProducer, chunk_bounds, chunk_seed
+from semibench.training.train import train
 
 TIMING = ("time/", "tokens_per_s")
 

@@ -4,10 +4,10 @@ import csv
 
 import pytest
 
-from semibench.leaderboard import write_leaderboards
-from semibench.plots import write_plots
-from semibench.results import read_runs
-from semibench.tables import write_tables
+from semibench.reports.leaderboard import write_leaderboards
+from semibench.reports.plots import write_plots
+from semibench.reports.results import read_runs
+from semibench.reports.tables import write_tables
 from tests.report_fixtures import fixture_tree, make_run
 
 
@@ -66,8 +66,8 @@ def test_leaderboard_skips_runs_without_final_eval(tree, tmp_path):
 
 def test_different_judges_never_share_a_column(tree, tmp_path):
     root, runs = tree
-    from tests.report_fixtures import eval_json
     from semibench.runs import atomic_write_json
+    from tests.report_fixtures import eval_json
 
     atomic_write_json(runs["online"] / "eval" / "step_000004" / "alpaca_eval--openai-gpt-4o.json", eval_json("alpaca_eval", 55.0, 2.0, "openai:gpt-4o"))
     [path] = write_leaderboards(root, tmp_path / "lb").values()

@@ -166,7 +166,7 @@ def test_resume_flag_rejects_a_missing_run_and_extra_options(tmp_path):
 
 
 def test_window_weights_are_kept_only_when_a_state_lands_mid_window():
-    from semibench.checkpoint import saves_mid_window
+    from semibench.training.checkpoint import saves_mid_window
 
     assert saves_mid_window(4, 1, 7)  # states at 5 and 6 fall in the window of version 4
     assert saves_mid_window(100, 50, 1000)  # the state at 50 is mid-window, but still version 0; 150 is not

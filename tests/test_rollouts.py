@@ -2,7 +2,7 @@ import random
 
 import torch
 
-from semibench import rollouts
+from semibench.training import rollouts
 
 
 def test_dpo_pairs_binary_picks_correct_vs_incorrect_and_skips_uniform_groups():

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from semibench.cli import app
-from semibench.scoring.alpaca import alpaca_winrate, length_controlled_winrate, load_annotations
-from semibench.scoring.arena_hard import game_battles, load_judgments, parse_verdict, score_judgments
+from semibench.evals.scoring.alpaca import alpaca_winrate, length_controlled_winrate, load_annotations
+from semibench.evals.scoring.arena_hard import game_battles, load_judgments, parse_verdict, score_judgments
 
 PUBLISHED = ("claude-2.1", "gpt-3.5-turbo-1106", "alpaca-7b")
 runner = CliRunner()
@@ -213,14 +213,14 @@ def test_cli_bad_input_one_line_exit_2(tmp_path, args, message):
 # avg@N (scoring/samples.py): hand-computed numbers.
 
 def test_avg_at_one_is_mean_and_binomial_standard_error():
-    from semibench.scoring.samples import avg_at_n
+    from semibench.evals.scoring.samples import avg_at_n
 
     # 3 of 4 right: mean 0.75, sample std sqrt(0.25) = 0.5, stderr 0.5 / 2 = 0.25 -> 75 +- 25 %.
     assert avg_at_n([[1.0], [1.0], [0.0], [1.0]]) == pytest.approx((75.0, 25.0))
 
 
 def test_avg_at_n_standard_error_is_over_seeds():
-    from semibench.scoring.samples import avg_at_n, seed_means
+    from semibench.evals.scoring.samples import avg_at_n, seed_means
 
     # 2 prompts x 3 samples: seed scores (1+0)/2, (1+1)/2, (0+0)/2 = 0.5, 1, 0; mean 0.5;
     # std(ddof=1) = sqrt(((0)^2 + 0.5^2 + 0.5^2) / 2) = 0.5; stderr = 0.5 / sqrt(3).
@@ -232,7 +232,7 @@ def test_avg_at_n_standard_error_is_over_seeds():
 
 
 def test_avg_at_n_edge_cases():
-    from semibench.scoring.samples import avg_at_n, seed_means
+    from semibench.evals.scoring.samples import avg_at_n, seed_means
 
     assert avg_at_n([[1.0]]) == (100.0, None)
     assert seed_means([42.0]) == (42.0, None)

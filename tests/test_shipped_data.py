@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import huggingface_hub
-from huggingface_hub import constants as hub_constants
 import pytest
+from huggingface_hub import constants as hub_constants
 
-from semibench import benchmarks
-from semibench.lmeval import LMEVAL_BENCHMARKS
+from semibench.benchmarks import BENCHMARKS
+from semibench.evals import data as benchmarks
+from semibench.evals import math as math_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "tasks" / "data"
@@ -63,13 +64,13 @@ def test_data_dir_still_comes_first(no_hub, tmp_path):
 
 
 def test_shipped_items_have_the_published_row_counts(no_hub):
-    amc = benchmarks.amc23_items(benchmarks.resolve("amc23", None))
+    amc = math_eval.amc23_items(benchmarks.resolve("amc23", None))
     assert len(amc) == ROWS["amc23"] and amc[0][1] == "27"  # 27.0 in the file
     arena = benchmarks.arena_items(benchmarks.resolve("arena_hard", None))
     assert len(arena) == ROWS["arena_hard"] and all(item["question"] and item["baseline"] for item in arena)
     for bench in ("ifeval", "math500", "gsm8k"):
         source = benchmarks.resolve(bench, None)
-        rows = benchmarks.read_jsonl(source.path / LMEVAL_BENCHMARKS[bench].local_files[0])
+        rows = benchmarks.read_jsonl(source.path / BENCHMARKS[bench].local_files[0])
         assert len(rows) == ROWS[bench], bench
 
 
@@ -81,12 +82,12 @@ def test_lm_eval_tasks_read_the_shipped_files(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("hub download"))
     from lm_eval.tasks import TaskManager
 
-    from semibench import lmeval
+    from semibench.evals import lmeval
 
     lmeval.prepare_lm_eval()
     data_dir = benchmarks.resolve("ifeval", None).path
     manager = TaskManager(include_path=str(lmeval.render_local_tasks(data_dir, tmp_path / "tasks")))
-    names = [LMEVAL_BENCHMARKS[b].local_task for b in ("ifeval", "math500", "gsm8k")]
+    names = [BENCHMARKS[b].lmeval.local for b in ("ifeval", "math500", "gsm8k")]
     tasks = manager.load(names)["tasks"]
     for bench, name in zip(("ifeval", "math500", "gsm8k"), names):
         assert len(list(tasks[name].eval_docs)) == ROWS[bench], bench

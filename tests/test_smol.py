@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from semibench import config
 from semibench.models import resolve_model
-from semibench.train import train
+from semibench.training.train import train
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM
 from semibench import config
 from semibench.models import resolve_model
 from semibench.runs import run_id
-from semibench.train import train
+from semibench.training.train import train
 
 TIMING = ("time/", "tokens_per_s")
 
@@ -85,7 +85,7 @@ def test_generator_version_follows_the_dial(tmp_path, sync_every, versions):
 
 
 def test_lr_schedule_warmup_then_cosine_to_floor():
-    from semibench.train import lr_at
+    from semibench.training.train import lr_at
 
     # lr 0.5 (config refuses lr >= 1): every value below is half the unit schedule.
     cfg = config.resolve("tiny", {"optim.lr": "0.5", "optim.warmup_steps": "2", "train.steps": "12", "optim.final_lr_scale": "0.2"})
@@ -100,8 +100,8 @@ def test_lr_schedule_warmup_then_cosine_to_floor():
 @pytest.mark.parametrize("entropy_coef, grad", [(0.0, False), (1e-4, True)])
 def test_entropy_carries_a_gradient_only_when_the_loss_uses_it(entropy_coef, grad):
     """Entropy is [B, T, V] work: as a plain metric it must not sit in the autograd graph."""
-    from semibench import rollouts
-    from semibench.train import forward_logps, load_models
+    from semibench.training import rollouts
+    from semibench.training.train import forward_logps, load_models
 
     cfg = config.resolve("tiny", {"loss.entropy_coef": entropy_coef})
     models = load_models(cfg)

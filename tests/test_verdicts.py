@@ -5,9 +5,9 @@ import json
 import numpy as np
 from typer.testing import CliRunner
 
-from tests.report_fixtures import make_run, make_seed
 from semibench.cli import app
-from semibench.verdicts import verdict_rows
+from semibench.reports.verdicts import verdict_rows
+from tests.report_fixtures import make_run, make_seed
 
 
 def write_samples(eval_dir, p_correct, n_items=60, n_samples=4, seed=0, bench="math_heldout"):

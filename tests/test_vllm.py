@@ -13,12 +13,15 @@ import torch
 
 pytest.importorskip("vllm")
 
-from semibench import config, losses, rollouts  # noqa: E402
-from semibench.generation import HFGenerator, Sampling, load_generator  # noqa: E402
+from semibench import config  # noqa: E402
+from semibench.engines import load_generator  # noqa: E402
+from semibench.engines.base import Sampling  # noqa: E402
+from semibench.engines.hf import HFGenerator  # noqa: E402
+from semibench.engines.vllm import close_engines  # noqa: E402
 from semibench.models import load_causal_lm, load_tokenizer, resolve_model  # noqa: E402
 from semibench.sync import WeightSyncError  # noqa: E402
-from semibench.train import forward_logps, train  # noqa: E402
-from semibench.vllm_engine import close_engines  # noqa: E402
+from semibench.training import losses, rollouts  # noqa: E402
+from semibench.training.train import forward_logps, train  # noqa: E402
 
 pytestmark = pytest.mark.slow
 GREEDY = Sampling(temperature=0.0, max_new_tokens=12)
@@ -168,7 +171,7 @@ def test_the_engine_process_dies_with_its_parent(tmp_path):
     parent = subprocess.Popen([sys.executable, "-c", f"""
 import os, subprocess, sys, time
 worker = subprocess.Popen([sys.executable, "-c",
-    "import os, time; from semibench.vllm_worker import exit_with_parent; exit_with_parent({{ppid}}, 0.1); time.sleep(600)".format(ppid=os.getpid())])
+    "import os, time; from semibench.engines.vllm_worker import exit_with_parent; exit_with_parent({{ppid}}, 0.1); time.sleep(600)".format(ppid=os.getpid())])
 open({str(pid_file)!r}, "w").write(str(worker.pid))
 time.sleep(600)
 """])

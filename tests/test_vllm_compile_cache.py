@@ -10,9 +10,10 @@ import torch
 
 pytest.importorskip("vllm")
 
-from semibench.generation import Sampling, load_generator  # noqa: E402
+from semibench.engines import load_generator  # noqa: E402
+from semibench.engines.base import Sampling  # noqa: E402
+from semibench.engines.vllm import close_engines  # noqa: E402
 from semibench.models import resolve_model  # noqa: E402
-from semibench.vllm_engine import close_engines  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -5,9 +5,9 @@ import os
 import pytest
 import torch
 
+from semibench.engines.vllm import WeightLayout
+from semibench.engines.vllm_worker import shared_views
 from semibench.sync import WeightSyncError
-from semibench.vllm_engine import WeightLayout
-from semibench.vllm_worker import shared_views
 
 
 def _state():
@@ -42,7 +42,7 @@ def test_a_state_that_does_not_match_is_refused_before_any_copy(edit, message):
 
 
 def test_the_engine_does_not_inherit_torchrun_ranks_or_its_one_thread():
-    from semibench.vllm_engine import engine_environment
+    from semibench.engines.vllm import engine_environment
 
     torchrun = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500",
                 "TORCHELASTIC_RUN_ID": "x", "OMP_NUM_THREADS": "1", "PATH": "/bin"}

@@ -23,7 +23,8 @@ def bench_step(
     set_: list[str] = typer.Option([], "--set"),
 ) -> None:
     """Seconds per online DPO and GRPO step, split into sync / generate / reward / train."""
-    from semibench import bench, config
+    from semibench import config
+    from semibench import perf as bench
 
     if steps < 2:
         fail("--steps must be >= 2: the first step pays warm-up and is excluded from the medians")
@@ -52,7 +53,8 @@ def bench_pipeline(
     """Wall time of the same run (same seeds) at each s on the vLLM engine with pipelined windows."""
     import json
 
-    from semibench import bench, config
+    from semibench import config
+    from semibench import perf as bench
 
     quiet_transformers()
     try:
@@ -82,7 +84,7 @@ def bench_trl(
     sides: str = typer.Option("trl,semibench-hf,semibench-vllm"),
 ) -> None:
     """Samples/s against TRL 1.16 (pip install trl==1.16.0): same model, prompts, lengths, samples, batch."""
-    from semibench import bench
+    from semibench import perf as bench
 
     if steps < 2:
         fail("--steps must be >= 2: each block's first step pays warm-up and is excluded from the medians")
@@ -110,7 +112,7 @@ def bench_sync(
     engines: str = typer.Option("vllm,hf"),
 ) -> None:
     """Seconds per generator weight sync against a plain in-memory copy (clone / copy_) of the same state dict."""
-    from semibench import bench
+    from semibench import perf as bench
 
     quiet_transformers()
     rows = bench.sync(preset, reps, [e for e in engines.split(",") if e])
@@ -126,7 +128,7 @@ def bench_placement(
     rounds: int = typer.Option(2, help="times the placements alternate"),
 ) -> None:
     """The trainer's step time next to the vLLM engine: in its process, or in a process of its own."""
-    from semibench import bench
+    from semibench import perf as bench
 
     rows = bench.placement(reps, rounds)
     table("trainer fwd+bwd of one smol micro-batch (4 x 228 tokens, auto precision) next to a vLLM engine (medians)",

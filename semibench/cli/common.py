@@ -63,3 +63,39 @@ def quiet_transformers() -> None:
 
     transformers.utils.logging.disable_progress_bar()
     logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def settings_options(cls):
+    """Decorator: the command also takes every field of the settings dataclass `cls` as an option (its flag
+    and help from the field's metadata) and receives them as one `settings: cls`. The dataclass stays the
+    one schema: a new field is a new option, with no second list to keep in step."""
+    import dataclasses
+    import functools
+    import inspect
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    options = []
+    for f in dataclasses.fields(cls):
+        kind, default = hints[f.name], f.default
+        if typing.get_origin(kind) is tuple:  # a comma-separated string on the command line
+            kind, default = str, ",".join(default)
+        elif type(None) in typing.get_args(kind):  # `T | None` -> Optional[T], which typer reads
+            kind = typing.Optional[next(a for a in typing.get_args(kind) if a is not type(None))]
+        option = typer.Option(default, f.metadata["flag"], help=f.metadata["help"], **f.metadata["cli"])
+        options.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
+
+    def wrap(command):
+        own = [p for name, p in inspect.signature(command, eval_str=True).parameters.items() if name != "settings"]
+
+        @functools.wraps(command)
+        def with_settings(*args, **kwargs):
+            values = {f.name: kwargs.pop(f.name) for f in dataclasses.fields(cls)}
+            return command(*args, settings=cls(**values), **kwargs)
+
+        del with_settings.__wrapped__  # typer reads the signature below, not the command's own
+        with_settings.__signature__ = inspect.Signature(own + options)
+        with_settings.__annotations__ = {p.name: p.annotation for p in own + options}
+        return with_settings
+
+    return wrap

@@ -8,9 +8,10 @@ from typing import Optional
 
 import typer
 
-from semibench.cli.common import app, fail, machine_line, quiet_library_bars
+from semibench.benchmarks import BENCHMARKS
+from semibench.cli.common import app, fail, machine_line, quiet_library_bars, settings_options
 from semibench.config import ConfigError
-
+from semibench.evals.settings import EvalSettings, check_settings, eval_dir
 
 score_app = typer.Typer(no_args_is_help=True, help="Score existing judge outputs (no generation, no judge calls).")
 app.add_typer(score_app, name="score")
@@ -25,7 +26,7 @@ def score_alpaca_eval(
     """AlpacaEval 2.0 win rate and standard error, computed by alpaca-eval's own metric code."""
     import json
 
-    from semibench.scoring import alpaca
+    from semibench.evals.scoring import alpaca
 
     try:
         rows = alpaca.load_annotations(annotations)
@@ -60,7 +61,7 @@ def score_arena_hard(
     """Arena-Hard-Auto v0.1 score: Bradley–Terry win rate vs the baseline with a 95% bootstrap CI (100 rounds)."""
     import json
 
-    from semibench.scoring.arena_hard import score_judgments
+    from semibench.evals.scoring.arena_hard import score_judgments
 
     try:
         scores = score_judgments(judgments, baseline)
@@ -82,28 +83,14 @@ def score_arena_hard(
 
 
 @app.command("eval")
+@settings_options(EvalSettings)
 def eval_(
     checkpoint: str = typer.Argument(..., help="a checkpoint directory (runs/<id>/checkpoints/step_N or any HF dir), or smollm2 / tiny"),
-    benchmarks: str = typer.Option("math_heldout,gsm8k,math500,ifeval", help="comma-separated: math_heldout,gsm8k,math500,amc23,numina_test,numina_valid,ifeval,alpaca_eval,arena_hard,wildchat_valid"),
-    samples: int = typer.Option(1, "--samples", help="samples per prompt (avg@N; paper: 50)"),
-    temperature: float = typer.Option(0.0, help="0 = greedy (paper: 0.6)"),
-    top_p: float = typer.Option(1.0, "--top-p", help="(paper: 0.9)"),
-    max_new_tokens: int = typer.Option(1024, "--max-new-tokens", help="per completion, every benchmark"),
-    limit: Optional[int] = typer.Option(None, help="first N prompts of each benchmark"),
-    judge: Optional[str] = typer.Option(None, help="openai:<model> | local:<path|smollm2> | rm:<path> (alpaca_eval, arena_hard)"),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", envvar="SEMIBENCH_DATA_DIR", help="local benchmark data (default: the shipped tasks/data, then the HF hub)"),
-    engine: str = typer.Option("auto", help="auto | hf | vllm"),
-    seed: int = typer.Option(0),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="sequences per generate call (default: 32 on HF, 512 on vLLM)"),
-    dtype: str = typer.Option("auto", help="generation dtype: auto (bfloat16 where the hardware computes in it, else float32), float32, bfloat16"),
-    judge_max_new_tokens: int = typer.Option(4096, "--judge-max-new-tokens", help="Arena-Hard judgment length"),
-    heldout_size: int = typer.Option(100, "--heldout-size", help="math_heldout problems"),
-    heldout_sources: str = typer.Option("easy_arithmetic", "--heldout-sources", help="math_heldout sources of a non-run checkpoint"),
-    heldout_template: str = typer.Option("paper", "--heldout-template", help="math_heldout prompt template of a non-run checkpoint"),
-    reward_model: Optional[str] = typer.Option(None, "--reward-model", help="wildchat_valid's scorer (default: the run's reward.reward_model)"),
-    rm_cls_token: str = typer.Option("", "--rm-cls-token", help="with --reward-model: Athene-style CLS token"),
-    chat_template: str = typer.Option("", "--chat-template", help="prompt with this tasks/templates.yaml chat template (e.g. llama3) instead of the checkpoint's own"),
+    benchmarks: str = typer.Option("math_heldout,gsm8k,math500,ifeval", help=f"comma-separated: {','.join(BENCHMARKS)}"),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="default: runs/<id>/eval/step_N, or <checkpoint>/eval"),
+    origin: Optional[Path] = typer.Option(None, "--origin", help="a run's config.json or a grid seed row's seed.json: the training "
+                                          "the held-out sets and wildchat_valid's reward model follow (default: the checkpoint's own run)"),
+    settings: EvalSettings = None,
 ) -> None:
     """Score a checkpoint: MATH-500, GSM8K, IFEval (lm-eval), AMC23, held-out math, AlpacaEval 2.0, Arena-Hard v0.1."""
     quiet_library_bars()
@@ -113,21 +100,17 @@ def eval_(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from semibench import evaluate as ev
+    from semibench.evals import evaluate as ev
+    from semibench.evals.data import checkpoint_origin, read_origin
 
     transformers.utils.logging.disable_progress_bar()
     chosen = [b for b in benchmarks.split(",") if b]
     try:
-        settings = ev.EvalSettings(
-            samples_per_prompt=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, limit=limit, judge=judge,
-            data_dir=data_dir, engine=engine, seed=seed, batch_size=batch_size, dtype=dtype, judge_max_new_tokens=judge_max_new_tokens,
-            heldout_size=heldout_size, heldout_sources=heldout_sources, heldout_template=heldout_template,
-            reward_model=reward_model, rm_cls_token=rm_cls_token, chat_template=chat_template,
-        )
-        ev.check_settings(settings)
+        check_settings(settings)
         resolved = ev.resolve_checkpoint(checkpoint)
-        where = out_dir or ev.eval_dir(resolved)
-        skipped = ev.unavailable(chosen, settings, resolved, where)
+        where = out_dir or eval_dir(resolved)
+        trained_as = read_origin(origin) if origin is not None else checkpoint_origin(resolved)
+        skipped = ev.unavailable(chosen, settings, trained_as)
     except ConfigError as exc:
         fail(str(exc))
     if len(skipped) == len(set(chosen)):
@@ -139,7 +122,7 @@ def eval_(
     for line in skipped.values():  # plain echo: one unwrapped line each
         typer.secho(f"skipped: {line}", fg="yellow", err=True)
     # The skips found up front were printed above; one found once a benchmark ran (a malformed file) is logged as an error.
-    log = logging.getLogger("semibench.evaluate")
+    log = logging.getLogger("semibench.evals.evaluate")
     log.setLevel(logging.ERROR)
     echo = logging.StreamHandler(sys.stderr)
     log.addHandler(echo)
@@ -153,7 +136,7 @@ def eval_(
                     jobs[label] = bar.add_task(label, total=total)
                 bar.update(jobs[label], completed=done, total=total)
 
-            results = ev.evaluate(checkpoint, [b for b in chosen if b not in skipped], settings, out_dir, on_progress)
+            results = ev.evaluate(checkpoint, [b for b in chosen if b not in skipped], settings, out_dir, on_progress, trained_as)
     except ConfigError as exc:
         fail(str(exc))
     finally:
@@ -191,7 +174,7 @@ def select(
     """The run's best evaluated checkpoint by one benchmark's score: how the paper picked checkpoints."""
     import json
 
-    from semibench.results import select_checkpoint
+    from semibench.reports.results import select_checkpoint
 
     try:
         chosen = select_checkpoint(run, by)

@@ -11,7 +11,6 @@ from semibench.cli.common import app, duration, fail, machine_line, quiet_librar
 from semibench.config import ConfigError
 
 
-
 @app.command()
 def grid(
     tasks: str = typer.Option("mixed", help="comma-separated: math,if,mixed"),
@@ -34,7 +33,8 @@ def grid(
 ) -> None:
     """The main job: offline / semi-online / online x DPO / GRPO x tasks; train, evaluate, then leaderboard, figures and tables."""
     quiet_library_bars()
-    from semibench import config, grid as grid_lib
+    from semibench import config
+    from semibench import grid as grid_lib
 
     try:
         spec = grid_lib.GridSpec(
@@ -170,7 +170,7 @@ def plot(
     out: Optional[Path] = typer.Option(None, help="figure directory (default: <runs>/figures)"),
 ) -> None:
     """Training dynamics and the paper's figures (PNG + CSV of the plotted values) from metrics and eval JSON."""
-    from semibench.plots import write_plots
+    from semibench.reports.plots import write_plots
 
     out = out or runs / "figures"
     drawn = _report(write_plots, runs, out, f"no run under {runs} has training metrics to plot; train some first (`semibench train` or `semibench grid`)")
@@ -185,7 +185,7 @@ def tables(
     out: Optional[Path] = typer.Option(None, help="table directory (default: <runs>/tables)"),
 ) -> None:
     """The paper's Tables 1, 2, 3 and 5 from our runs' eval JSON (markdown + CSV)."""
-    from semibench.tables import write_tables
+    from semibench.reports.tables import write_tables
 
     out = out or runs / "tables"
     _report(write_tables, runs, out, f"no evaluated runs under {runs}; run `semibench eval` on their final checkpoints (or `semibench grid`)")
@@ -198,7 +198,7 @@ def leaderboard(
     out: Path = typer.Option(Path("leaderboards"), help="where the CSVs and their README go"),
 ) -> None:
     """Deterministic leaderboard CSVs (one per preset) from the runs' eval JSON; byte-identical when nothing changed."""
-    from semibench.leaderboard import write_leaderboards
+    from semibench.reports.leaderboard import write_leaderboards
 
     written = _report(write_leaderboards, runs, out, f"no run under {runs} has an evaluated final checkpoint; run `semibench eval` on it (or `semibench grid`)")
     for path in written.values():
@@ -216,7 +216,7 @@ def compare(
     """A vs B, paired item by item: delta in points, its 95% CI, p-value, minimum detectable effect, verdict."""
     import json
 
-    from semibench.compare import compare_evals
+    from semibench.reports.compare import compare_evals
 
     try:
         rows = compare_evals(a, b, [x for x in benchmarks.split(",") if x] if benchmarks else None, seed)
@@ -251,7 +251,7 @@ def verdicts(
     """Every comparison the grid was built for, paired per item and seed-aware: runs/tables/verdicts.md + .csv."""
     import json
 
-    from semibench import verdicts as v
+    from semibench.reports import verdicts as v
 
     if as_json:
         try:

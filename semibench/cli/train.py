@@ -56,13 +56,13 @@ def _resumable(run_dir: Path):
     import json
 
     from semibench import config
-    from semibench.runs import run_id
+    from semibench.runs import RunDir, run_id
 
-    saved = run_dir / "config.json"
+    saved = RunDir.at(run_dir).config_path
     if not saved.is_file():
         fail(f"no run to resume at {run_dir}: {saved} does not exist (pass a runs/<id> directory)")
     try:
-        cfg = config.from_dict(json.loads(saved.read_text()))
+        cfg = RunDir.at(run_dir).read_config()
         config.validate(cfg)
     except (ConfigError, json.JSONDecodeError) as exc:
         fail(f"cannot resume {run_dir}: its config.json does not load ({exc})")
@@ -78,7 +78,7 @@ def _run_training(cfg, out: Path) -> None:
 
     from semibench.config import regime_label
     from semibench.runs import RunDir, is_done
-    from semibench.train import train as train_run
+    from semibench.training.train import train as train_run
 
     transformers.utils.logging.disable_progress_bar()  # our bar is the one that matters
     if not is_main_rank():  # torchrun: rank 0 shows progress; the others just train
@@ -136,8 +136,8 @@ def presets_show(
     import dataclasses
 
     from semibench import config
-    from semibench.presets import PRESET_NOTES
     from semibench.grid import GRID_DEFAULTS
+    from semibench.presets import PRESET_NOTES
 
     try:
         cfg = config.resolve(name, {"task.name": task, "loss.objective": objective})

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from semibench.generation import left_pad
+from semibench.engines.base import left_pad
 from semibench.models import load_causal_lm, load_tokenizer, resolve_model
 
 RATINGS = [str(d) for d in range(1, 10)]

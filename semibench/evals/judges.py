@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 from semibench.config import ConfigError
-from semibench.scoring.arena_hard import LABELS, VERDICT_PATTERN, parse_verdict
+from semibench.evals.scoring.arena_hard import LABELS, VERDICT_PATTERN, parse_verdict
 
 JUDGE_KINDS = ("openai", "local", "rm")
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -206,7 +206,7 @@ class LocalJudge:
     proxy = False
 
     def __init__(self, spec: str, path: str, dtype: str, batch_size: int, max_new_tokens: int):
-        from semibench.generation import HFGenerator
+        from semibench.engines.hf import HFGenerator
         from semibench.hardware import torch_dtype
         from semibench.models import resolve_model
 
@@ -228,7 +228,7 @@ class LocalJudge:
         """[B, keep, V] log-probs of the last `keep` positions of left-padded rows (all rows end at the same position)."""
         import torch
 
-        from semibench.generation import left_pad
+        from semibench.engines.base import left_pad
 
         input_ids, attention = left_pad(rows, self.generator.pad_id)
         position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
@@ -246,7 +246,7 @@ class LocalJudge:
         return out
 
     def arena_games(self, questions, answers_a, answers_b) -> list[dict]:
-        from semibench.generation import Sampling
+        from semibench.engines.base import Sampling
 
         prompts = [self._encode(arena_messages(*args)) for args in zip(questions, answers_a, answers_b)]
         completions = self.generator.generate(prompts, 1, Sampling(temperature=0.0, max_new_tokens=self.max_new_tokens))

@@ -12,9 +12,9 @@ import json
 import warnings
 from typing import Callable
 
-from semibench import benchmarks as data
-from semibench.eval_session import GenRequest, Session, fingerprint, prompt_key
-from semibench.evaluate import result_stem
+from semibench.evals import data
+from semibench.evals.session import GenRequest, Session, fingerprint, prompt_key
+from semibench.evals.settings import result_stem
 from semibench.runs import atomic_write_json, atomic_write_text
 
 ALPACA_SWITCH_COLUMN, ALPACA_SEED = "is_switched_outputs", 123  # alpaca-eval's RandomSwitchTwoColumnsProcessor defaults
@@ -53,8 +53,8 @@ def is_switched(instruction: str) -> bool:
 
 
 def run_alpaca_eval(session: Session, bench: str, source: data.Source) -> dict:
-    from semibench.scoring import alpaca
-    from semibench.scoring.samples import seed_means
+    from semibench.evals.scoring import alpaca
+    from semibench.evals.scoring.samples import seed_means
 
     s, n = session.settings, session.settings.samples_per_prompt
     references = data.alpaca_items(source)
@@ -106,7 +106,7 @@ def run_alpaca_eval(session: Session, bench: str, source: data.Source) -> dict:
 
 
 def run_arena_hard(session: Session, bench: str, source: data.Source) -> dict:
-    from semibench.scoring.arena_hard import game_battles, score_judgments
+    from semibench.evals.scoring.arena_hard import game_battles, score_judgments
 
     s, n = session.settings, session.settings.samples_per_prompt
     items = data.arena_items(source)

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from semibench.compare import item_scores
 from semibench.config import to_json
-from semibench.results import Run, read_runs
-from semibench.runs import atomic_write_text
+from semibench.reports.compare import item_scores
+from semibench.reports.results import Run, read_runs
+from semibench.reports.tables import method_label
+from semibench.runs import RunDir, atomic_write_text
 from semibench.stats import compare_scores, verdict
-from semibench.tables import method_label
 
 COLUMNS = ["task", "benchmark", "a", "b", "delta", "ci_lower", "ci_upper", "p_value", "mde", "n_items", "seeds_a", "seeds_b", "verdict", "note"]
 
@@ -41,10 +41,10 @@ def arms(runs: list[Run]) -> list[Arm]:
     groups: dict[str, Arm] = {}
     for run in runs:
         if run.is_seed:
-            if (run.path / "eval").is_dir():
+            if (run.path / "eval").is_dir():  # a seed row's eval dir holds the results themselves
                 groups[run.id] = Arm(method_label(run), "", "", None, [run.path / "eval"])
             continue
-        final = run.path / "eval" / f"step_{run.config.train.steps:06d}"
+        final = RunDir.at(run.path).eval_dir(run.config.train.steps)
         if not run.done or not final.is_dir():
             continue
         cfg = run.config

@@ -1,4 +1,4 @@
-"""The vLLM engine process: `python -m semibench.vllm_worker <fd>`, driven by `vllm_engine.EngineWorker`.
+"""The vLLM engine process: `python -m semibench.engines.vllm_worker <fd>`, driven by `vllm_engine.EngineWorker`.
 
 Why a process of its own: vLLM's in-process engine, once started, takes over torch's CPU
 threading in its host process (it binds the OpenMP threads and turns `torch.set_num_threads` into
@@ -24,7 +24,6 @@ from multiprocessing.connection import Connection
 import torch
 
 from semibench.hardware import torch_dtype
-
 
 
 def shared_views(path: str, layout: list[tuple[str, list[int], str, int]], nbytes: int) -> dict[str, torch.Tensor]:
@@ -68,11 +67,6 @@ class Engine:
     def __init__(self, spec: dict):
         from vllm import LLM
 
-        extra = {}
-        if spec.get("weight_transfer"):
-            from vllm.config import WeightTransferConfig
-
-            extra["weight_transfer_config"] = WeightTransferConfig(backend=spec["weight_transfer"])
         self.llm = LLM(
             model=spec["path"],
             dtype=spec["dtype"],
@@ -86,7 +80,6 @@ class Engine:
             skip_tokenizer_init=True,  # token ids in and out; the caller's tokenizer decodes
             enforce_eager=spec["enforce_eager"],
             enable_prefix_caching=True,
-            **extra,
         )
         shm = spec.get("shm")
         self.views = shared_views(shm["path"], shm["layout"], shm["nbytes"]) if shm else {}
@@ -125,20 +118,6 @@ class Engine:
         ]
         per_prompt = repeat * n
         return [samples[i * per_prompt : (i + 1) * per_prompt] for i in range(len(prompts))]
-
-    # vLLM's weight-transfer protocol (NCCL from a trainer on other GPUs): forwarded as is.
-    def wt_init(self, init_info: dict) -> None:
-        self.llm.init_weight_transfer_engine({"init_info": init_info})
-
-    def wt_start(self) -> None:
-        self.llm.start_weight_update()
-
-    def wt_update(self, update_info: dict) -> None:
-        self.llm.update_weights({"update_info": update_info})
-
-    def wt_finish(self) -> None:
-        self.llm.finish_weight_update()
-        self.llm.reset_prefix_cache()
 
 
 def exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:

@@ -20,12 +20,12 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from semibench.benchmarks import DataMissing, Origin, Source, checkpoint_origin
 from semibench.config import ConfigError
-from semibench.eval_session import GenRequest, Session, prompt_key
+from semibench.evals.data import DataMissing, Origin, Source
+from semibench.evals.session import GenRequest, Session, prompt_key
 
 if TYPE_CHECKING:
-    from semibench.evaluate import EvalSettings
+    from semibench.evals.settings import EvalSettings
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class RewardModelSpec:
 
 
 def reward_model_spec(settings: EvalSettings, origin: Origin | None) -> RewardModelSpec:
-    """The settings' reward model, else the run's; DataMissing with the fix when neither names one or it is not found."""
+    """The settings' reward model, else the run's; DataMissing with the fix when neither names one."""
     if settings.reward_model:
         spec = RewardModelSpec(settings.reward_model, settings.rm_cls_token)
     elif origin is not None and origin.config.reward.reward_model:
@@ -48,6 +48,11 @@ def reward_model_spec(settings: EvalSettings, origin: Origin | None) -> RewardMo
     else:
         raise DataMissing("wildchat_valid: needs a reward model; pass --reward-model <id|path> (Athene-RM-8B also --rm-cls-token "
                           "'<|reserved_special_token_1|>'), or evaluate a run checkpoint whose config sets reward.reward_model")
+    return spec
+
+
+def check_reward_model(spec: RewardModelSpec) -> None:
+    """DataMissing with the fix when the reward model is neither a local checkpoint nor in the hub cache."""
     from transformers.utils import cached_file
 
     try:
@@ -57,7 +62,6 @@ def reward_model_spec(settings: EvalSettings, origin: Origin | None) -> RewardMo
     if found is None:
         raise DataMissing(f"wildchat_valid: reward model {spec.name} (from {spec.origin}) is neither a local checkpoint nor in the hub cache; "
                           "download it or pass --reward-model <path>")
-    return spec
 
 
 def ratio_stderr(rewards: Sequence[float], lengths: Sequence[int]) -> float | None:
@@ -79,14 +83,14 @@ def run_wildchat_valid(session: Session, bench: str, source: Source) -> dict:
     import torch
 
     from semibench import paper_data
+    from semibench.datafiles import read_spec
+    from semibench.evals.scoring.samples import seed_means
     from semibench.hardware import torch_dtype
     from semibench.rewards import length_normalized_reward
     from semibench.rewards.reward_model import ScalarRewardModel
-    from semibench.scoring.samples import seed_means
-    from semibench.tasks import read_spec
 
     s, n = session.settings, session.settings.samples_per_prompt
-    spec = reward_model_spec(s, checkpoint_origin(session.checkpoint, session.out_dir))
+    spec = reward_model_spec(s, session.origin)
     try:
         users = paper_data.wildchat("valid", source.dataset)
     except ConfigError as exc:  # a malformed row, fewer usable prompts than the split needs

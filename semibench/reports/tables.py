@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from semibench.results import Run, read_runs
+from semibench.benchmarks import BENCHMARKS
+from semibench.reports.results import Run, read_runs
 from semibench.runs import atomic_write_text
 
-MATH_COLUMNS = [("math500", "Math500"), ("numina_test", "NuminaMath"), ("math_heldout", "Held-out math"), ("gsm8k", "GSM8K"), ("amc23", "AMC23")]
-CHAT_COLUMNS = [("alpaca_eval", "AlpacaEval 2.0"), ("arena_hard", "ArenaHard"), ("ifeval", "IFEval")]
+# The paper's column order (Tables 1-2), with the registry's titles.
+MATH_COLUMNS = [(b, BENCHMARKS[b].title) for b in ("math500", "numina_test", "math_heldout", "gsm8k", "amc23")]
+CHAT_COLUMNS = [(b, BENCHMARKS[b].title) for b in ("alpaca_eval", "arena_hard", "ifeval")]
 
 
 @dataclass(frozen=True)

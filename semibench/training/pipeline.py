@@ -28,7 +28,7 @@ from typing import Callable, Mapping
 
 from torch import Tensor
 
-from semibench.generation import Completion, Generator, Sampling
+from semibench.engines.base import Completion, Generator, Sampling
 from semibench.sync import window_start
 
 

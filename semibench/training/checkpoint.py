@@ -33,8 +33,8 @@ import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict, set_model_state_dict, set_optimizer_state_dict
 
-from semibench import dist
-from semibench.dist import World
+from semibench.training import dist
+from semibench.training.dist import World
 from semibench.runs import atomic_dir, atomic_write_json, is_done
 from semibench.sync import window_start
 

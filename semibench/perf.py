@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from semibench import config
-from semibench.train import train
+from semibench.training.train import train
 
 PHASES = ("time/sync", "time/generate", "time/reward", "time/train")
 
@@ -43,7 +43,7 @@ def step_breakdown(preset: str, task: str, steps: int, overrides: dict) -> list[
         cfg = config.resolve(preset, {"task.name": task, "loss.objective": objective, "train.sync_every": "1", "train.steps": steps, **overrides})
         with tempfile.TemporaryDirectory() as out:
             run = train(cfg, Path(out))
-            metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+            metrics = read_metrics(run / "metrics.jsonl")
         measured = metrics[1:] if len(metrics) > 1 else metrics
         row = {"objective": objective, "steps": len(measured)}
         for key in PHASES + ("tokens_per_s", "generated_tokens", "reward"):
@@ -92,14 +92,14 @@ def _timed_run(cfg: config.RunConfig) -> tuple[list[dict], list[float], float]:
     tick = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         run = train(cfg, Path(out), progress=lambda step, row: stamps.append(time.perf_counter()))
-        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        rows = read_metrics(run / "metrics.jsonl")
     wall = time.perf_counter() - tick
     return rows, [b - a for a, b in zip(stamps, stamps[1:])], wall
 
 
 def _start_engine(cfg: config.RunConfig) -> float:
     """Start (or reuse) the run's vLLM engine outside the timings: every run below shares it."""
-    from semibench.generation import load_generator
+    from semibench.engines import load_generator
     from semibench.hardware import torch_dtype
     from semibench.models import resolve_model
 
@@ -217,9 +217,9 @@ def _trl_block(objective: str, cfg: config.RunConfig, prompts: list, rewarder, s
 
 def against_trl(objective: str, preset: str, steps_per_block: int, rounds: int, sides: list[str]) -> list[dict]:
     """Alternate blocks of `steps_per_block` steps: TRL, semibench (HF), semibench (vLLM), `rounds` times."""
+    from semibench.datafiles import read_spec
     from semibench.rewards import Rewarder
-    from semibench.tasks import PromptSampler, load_prompts, read_spec
-
+    from semibench.tasks import PromptSampler, load_prompts
     base = config.resolve(preset, semibench_overrides(objective, "hf", steps_per_block))
     pools = load_prompts(base.task, base.train.seed)
     sampler = PromptSampler(pools, base.train.prompts_per_step, base.task.math_fraction, base.train.seed)
@@ -264,7 +264,7 @@ def sync(preset: str, reps: int, engines: list[str]) -> list[dict]:
     """Seconds per `load_weights` of the trainer's state dict, next to plain copies of that dict, alternated."""
     import torch
 
-    from semibench.generation import load_generator
+    from semibench.engines import load_generator
     from semibench.hardware import torch_dtype
     from semibench.models import load_causal_lm, resolve_model
 
@@ -343,7 +343,8 @@ if mode == "in-process engine":
     from vllm import LLM
     llm = LLM(model=path, dtype=DT, max_model_len=1024, seed=0)
 elif mode != "alone":
-    from semibench.generation import Sampling, load_generator
+    from semibench.engines.base import Sampling
+    from semibench.engines import load_generator
     gen = load_generator(path, "vllm", getattr(torch, DT))
 step()
 if mode == "engine process, generating":

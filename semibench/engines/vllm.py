@@ -12,9 +12,8 @@ confirms; a failed, timed-out or crashed sync raises `WeightSyncError`. An engin
 generators remembers whose weights it holds, and a generator whose weights were replaced refuses to
 generate until it is synced again.
 
-For a generator on GPUs of its own, `NCCLWeightSync` drives vLLM's NCCL weight-transfer API from the
-trainer (`gpu` only; written against vllm 0.32's documented API and NOT run: this project's CI and
-development machines have no GPU).
+A generator on a GPU of its own (`train.generator_gpus`) gets its weights the same way, through host
+shared memory; vLLM's NCCL weight-transfer path is not used until a GPU can test it.
 """
 
 from __future__ import annotations
@@ -35,10 +34,10 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from semibench.generation import Completion, Sampling, cut_at_stop, eos_ids_for
+from semibench.engines.base import Completion, Sampling, cut_at_stop, eos_ids_for
+from semibench.engines.vllm_worker import shared_views
 from semibench.hardware import dtype_name, resolve_dtype, torch_dtype
 from semibench.sync import WeightSyncError, weight_buckets
-from semibench.vllm_worker import shared_views
 
 # Config keys that do not change the computation graph: checkpoints differing only in these share an engine.
 NON_ARCH_KEYS = {"_name_or_path", "transformers_version", "torch_dtype", "dtype", "bos_token_id", "eos_token_id", "pad_token_id", "use_cache"}
@@ -57,7 +56,6 @@ class EngineSpec:
     max_num_batched_tokens: int = 4096
     enforce_eager: bool = False  # True: no torch.compile warm-up (faster start, slower decode)
     bucket_mb: int = 128  # weights per reload_weights call
-    weight_transfer: str | None = None  # "nccl": the trainer pushes over NCCL (GPU only)
     gpu_ids: str | None = None  # CUDA_VISIBLE_DEVICES of the engine process
 
     def __post_init__(self):
@@ -166,7 +164,7 @@ class EngineWorker:
         if spec.gpu_ids is not None:
             env["CUDA_VISIBLE_DEVICES"] = spec.gpu_ids
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "semibench.vllm_worker", str(child.fileno()), str(os.getpid())],
+            [sys.executable, "-m", "semibench.engines.vllm_worker", str(child.fileno()), str(os.getpid())],
             pass_fds=(child.fileno(), self.layout.fd), env=env, stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         os.close(fd)
@@ -286,74 +284,6 @@ class VLLMGenerator:
                 kept, text, stopped = cut_at_stop(self.tokenizer, list(token_ids), sampling.stop)
                 out.append(Completion(prompt_index, tuple(kept), tuple(logprobs[: len(kept)]), text, self.version, finish_reason == "stop" or stopped))
         return out
-
-
-class NCCLWeightSync:
-    """Push weights from a trainer GPU to a vLLM engine on GPUs of its own, over NCCL (vLLM's API).
-
-    GPU only and untested: no GPU was available where this was written. The engine must have been
-    started with `weight_transfer="nccl"` (and `gpu_ids` naming its devices); the trainer is NCCL
-    rank 0 and the engine's workers follow, so `world_size` = 1 + the engine's GPUs. vLLM packs the
-    tensors into fixed-size buffers for the broadcast (its buckets).
-    """
-
-    def __init__(self, generator: VLLMGenerator, master_address: str, master_port: int, world_size: int = 2):
-        from vllm.distributed.weight_transfer.factory import WeightTransferTrainerFactory
-        from vllm.distributed.weight_transfer.nccl_engine import NCCLTrainerInitInfo
-
-        if not torch.cuda.is_available():
-            raise EngineError("NCCL weight transfer needs CUDA; on CPU the generator syncs through shared memory")
-        self.generator = generator
-        self.source = _state_source()
-        info = NCCLTrainerInitInfo(master_address=master_address, master_port=master_port, world_size=world_size, rank=0)
-        self.engine = WeightTransferTrainerFactory.trainer_init(info, client=_WorkerClient(generator.worker), source=self.source)
-
-    def load_weights(self, version: int, state: Mapping[str, Tensor]) -> None:
-        gen = self.generator
-        gen.worker.owner, gen.worker.holds = None, None
-        self.source.state = state
-        try:
-            self.engine.send_weights()  # start -> broadcast (packed) while the engine receives -> finish
-        except Exception as exc:  # NCCL, the engine or the pipe: any of them leaves the weights unknown
-            raise WeightSyncError(f"NCCL weight sync to version {version} failed; the generator refuses to generate: {exc}") from exc
-        gen.worker.owner, gen.worker.owner_version, gen.version = gen, version, version
-
-
-class _WorkerClient:
-    """vLLM's `VLLMWeightSyncClient` protocol, over the engine process's pipe."""
-
-    def __init__(self, worker: EngineWorker):
-        self.worker = worker
-
-    def init_weight_transfer_engine(self, init_info: dict) -> None:
-        self.worker.call("wt_init", init_info=init_info)
-
-    def start_weight_update(self) -> None:
-        self.worker.call("wt_start")
-
-    def update_weights(self, update_info: dict) -> None:
-        self.worker.call("wt_update", update_info=update_info)
-
-    def finish_weight_update(self, weight_version: str | None = None) -> None:
-        self.worker.call("wt_finish")
-
-
-def _state_source():
-    """vLLM's `WeightSource` over a swappable full state dict, each tensor moved to the trainer's GPU
-    as it is sent (defined here so vLLM is imported only when NCCL sync is used)."""
-    from vllm.distributed.weight_transfer.base import ParamMeta, WeightSource
-
-    class StateSource(WeightSource):
-        state: Mapping[str, Tensor] = {}
-
-        def metadata(self) -> list[ParamMeta]:
-            return [ParamMeta(name, t.dtype, tuple(t.shape)) for name, t in self.state.items()]
-
-        def __iter__(self):
-            for name, tensor in self.state.items():
-                yield name, tensor.to("cuda", non_blocking=True)
-
-    return StateSource()
 
 
 def _numel(shape: Sequence[int]) -> int:

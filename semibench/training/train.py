@@ -17,19 +17,21 @@ from typing import Callable
 
 import torch
 
-from semibench import dist, losses, rollouts
-from semibench.checkpoint import WindowStart, export_hf, latest_state, load_state, prune_states, save_state, saves_mid_window
+from semibench.training import dist, losses, rollouts
+from semibench.training.checkpoint import WindowStart, export_hf, latest_state, load_state, prune_states, save_state, saves_mid_window
 from semibench.config import ConfigError, RunConfig, regime_label
-from semibench.generation import Completion, Generator, Sampling, load_generator
+from semibench.engines.base import Completion, Generator, Sampling
+from semibench.engines import load_generator
 from semibench.hardware import torch_dtype
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model
-from semibench.pipeline import RolloutProducer
+from semibench.training.pipeline import RolloutProducer
 from semibench.rewards import Rewarder, length_normalized_reward
 from semibench.runs import RunDir, RunLock, atomic_write_json, is_done, mark_done
 from semibench.sync import check_fresh, window_start
-from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts, read_spec
+from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts
 
 
+from semibench.datafiles import read_spec
 class Diverged(Exception):
     """A non-finite gradient norm in train_step: its update is not taken; train() stops the run with one line."""
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from semibench.runs import atomic_write_text
+from semibench.runs import RunDir, atomic_write_text
 
 if TYPE_CHECKING:
-    from semibench.evaluate import EvalSettings
+    from semibench.evals.data import Origin
+    from semibench.evals.settings import EvalSettings
 
 Progress = Callable[[str, int, int], None]  # (label, prompts done, prompts total)
 # Sequences per generate call when the settings leave it open. vLLM schedules its own batches, and a long
@@ -31,7 +32,8 @@ DEFAULT_BATCH = {"hf": 32, "vllm": 512}
 
 def model_name(checkpoint: Path) -> str:
     """A readable, file-name-safe name for the evaluated model (AlpacaEval generator, Arena-Hard model)."""
-    name = f"{checkpoint.parent.parent.name}.{checkpoint.name}" if checkpoint.parent.name == "checkpoints" else checkpoint.name
+    run = RunDir.of_checkpoint(checkpoint)
+    name = f"{run.id}.{checkpoint.name}" if run is not None else checkpoint.name
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
@@ -96,7 +98,8 @@ class GenRequest:
 
 def load_generator(checkpoint: Path, settings: EvalSettings):
     """(generator, engine name): vLLM when installed (engine "auto"), else HF transformers."""
-    from semibench.generation import HFGenerator, load_generator as load
+    from semibench.engines import load_generator as load
+    from semibench.engines.hf import HFGenerator
     from semibench.hardware import torch_dtype
 
     generator = load(str(checkpoint), settings.engine, torch_dtype(settings.dtype), settings.seed, settings.batch_size or DEFAULT_BATCH["hf"])
@@ -106,13 +109,14 @@ def load_generator(checkpoint: Path, settings: EvalSettings):
 class Session:
     """What one `evaluate` call shares across benchmarks: tokenizer, generator, Math-Verify pool and judge, each built on first use."""
 
-    def __init__(self, checkpoint: Path, settings: EvalSettings, out_dir: Path, progress: Progress | None):
+    def __init__(self, checkpoint: Path, settings: EvalSettings, out_dir: Path, progress: Progress | None, origin: Origin | None = None):
         self.checkpoint, self.settings, self.out_dir = checkpoint, settings, out_dir
+        self.origin = origin  # the training the held-out sets follow (evaluate's `origin`)
         self.progress = progress or (lambda label, done, total: None)
         self.model_name = model_name(checkpoint)
         self._tokenizer = self._generator = self._verifier = self._judge = None
         self.load_seconds: float | None = None
-        from semibench.generation import resolve_engine
+        from semibench.config import resolve_engine
 
         self.engine = resolve_engine(settings.engine)  # known before loading: results on disk are matched by it
         self.scratch = Path(tempfile.mkdtemp(prefix="semibench-eval-"))
@@ -148,7 +152,7 @@ class Session:
     @property
     def judge(self):
         if self._judge is None:
-            from semibench.judges import make_judge
+            from semibench.evals.judges import make_judge
 
             s = self.settings
             self._judge = make_judge(s.judge, s.dtype, 8, s.judge_max_new_tokens)
@@ -168,7 +172,7 @@ class Session:
 
     def complete(self, store: SampleStore, requests: Sequence[GenRequest], label: str) -> list[list[str]]:
         """`samples_per_prompt` completions per request; missing ones are generated in batches and appended to `store`."""
-        from semibench.generation import Sampling
+        from semibench.engines.base import Sampling
 
         s, n = self.settings, self.settings.samples_per_prompt
         unique = list({r.key: r for r in requests}.values())

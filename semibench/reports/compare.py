@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from semibench.config import ConfigError
+from semibench.runs import RunDir
 from semibench.stats import ItemMismatch, compare_scores, verdict
 
 
@@ -21,7 +22,7 @@ def eval_dir_of(path: Path) -> Path:
     path = Path(path)
     if any(path.glob("*.samples.jsonl")):
         return path
-    evaluated = sorted(p for p in (path / "eval").glob("step_*") if any(p.glob("*.samples.jsonl")))
+    evaluated = sorted(p for p in RunDir.at(path).evals.glob("step_*") if any(p.glob("*.samples.jsonl")))
     if evaluated:  # a run directory: its newest evaluated checkpoint
         return evaluated[-1]
     if any((path / "eval").glob("*.samples.jsonl")):  # a checkpoint (or seed row) directory
@@ -31,7 +32,7 @@ def eval_dir_of(path: Path) -> Path:
 
 def item_scores(eval_dir: Path, bench: str) -> dict[str, list[float]]:
     """Item identity -> its per-sample scores, from `<bench>.samples.jsonl`."""
-    from semibench.tasks import read_jsonl
+    from semibench.datafiles import read_jsonl
 
     out: dict[str, list[float]] = {}
     for _, row in read_jsonl(Path(eval_dir) / f"{bench}.samples.jsonl"):  # one line naming a malformed row

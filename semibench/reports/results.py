@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from semibench.config import ConfigError, RunConfig, from_dict, regime_label
-from semibench.runs import is_done
+from semibench.config import ConfigError, RunConfig, regime_label
+from semibench.runs import RunDir, is_done
 
 SEED_FILE = "seed.json"
 STEP_DIR = re.compile(r"step_(\d+)$")
@@ -80,26 +80,16 @@ def read_evals(eval_root: Path) -> dict[int, dict[str, dict]]:
     return out
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # the last line of a run killed mid-write
-                continue
-    return rows
-
-
 def read_run(path: Path) -> Run | None:
     """One run (or seed row) directory; None if it is neither."""
     path = Path(path)
-    if (path / "config.json").exists():
-        cfg = from_dict(json.loads((path / "config.json").read_text()))
-        return Run(path, cfg, cfg.model.name, read_metrics(path / "metrics.jsonl"), read_evals(path / "eval"), is_done(path))
+    run = RunDir.at(path)
+    if run.config_path.exists():
+        cfg = run.read_config()
+        return Run(path, cfg, cfg.model.name, run.read_metrics(), read_evals(run.evals), is_done(path))
     if (path / SEED_FILE).exists():
         seed = json.loads((path / SEED_FILE).read_text())
-        return Run(path, None, seed["model"], [], read_evals(path / "eval"), True)
+        return Run(path, None, seed["model"], [], read_evals(run.evals), True)
     return None
 
 

@@ -21,42 +21,14 @@ import shutil
 import string
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from semibench.eval_session import GenRequest, Session, prompt_key
-from semibench.tasks import TASKS_DIR
+from semibench.benchmarks import BENCHMARKS
+from semibench.datafiles import TASKS_DIR
+from semibench.evals.session import GenRequest, Session, prompt_key
 
 EVAL_TASKS_DIR = TASKS_DIR / "eval"
-
-
-@dataclass(frozen=True)
-class LMEvalBenchmark:
-    installed_task: str  # lm-eval's task, reading the hub
-    local_task: str  # our tasks/eval/<yaml>, reading the local data dir
-    yaml: str
-    local_files: tuple[str, ...]  # relative to the data dir (--data-dir or the shipped tasks/data)
-    hub: tuple[str, str | None, str]  # (dataset path, config name, split) the installed task reads
-    primary: str  # lm-eval result key of the headline score
-    metrics: tuple[str, ...]  # every result key reported
-
-
-LMEVAL_BENCHMARKS = {
-    "gsm8k": LMEvalBenchmark(
-        "gsm8k_cot_llama", "semibench_gsm8k", "gsm8k.yaml", ("gsm8k/test.jsonl",), ("openai/gsm8k", "main", "test"),
-        "exact_match,strict-match", ("exact_match,strict-match", "exact_match,flexible-extract"),
-    ),
-    "math500": LMEvalBenchmark(
-        "minerva_math500", "semibench_math500", "math500.yaml", ("math500/test.jsonl",), ("HuggingFaceH4/MATH-500", "default", "test"),
-        "math_verify,none", ("math_verify,none", "exact_match,none"),
-    ),
-    "ifeval": LMEvalBenchmark(
-        "ifeval", "semibench_ifeval", "ifeval.yaml", ("ifeval/input_data.jsonl",), ("google/IFEval", None, "train"),
-        "prompt_level_strict_acc,none",
-        ("prompt_level_strict_acc,none", "inst_level_strict_acc,none", "prompt_level_loose_acc,none", "inst_level_loose_acc,none"),
-    ),
-}
 
 
 def ensure_punkt_tab() -> Path:
@@ -180,12 +152,12 @@ def run_task(
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    spec = LMEVAL_BENCHMARKS[bench]
+    spec = BENCHMARKS[bench].lmeval
     prepare_lm_eval()
     if data_dir is not None:
-        task, manager = spec.local_task, TaskManager(include_path=str(render_local_tasks(data_dir, scratch)))
+        task, manager = spec.local, TaskManager(include_path=str(render_local_tasks(data_dir, scratch)))
     else:
-        task, manager = spec.installed_task, TaskManager()
+        task, manager = spec.installed, TaskManager()
     lm_class = _lm_class()
     passes = []
     for j in range(num_samples):
@@ -215,7 +187,7 @@ def sample_scores(samples: list[dict], bench: str) -> dict[int, dict[str, float]
     out: dict[int, dict[str, float]] = {}
     for row in samples:
         flt = row.get("filter", "none")
-        for key in LMEVAL_BENCHMARKS[bench].metrics:
+        for key in BENCHMARKS[bench].lmeval.metrics:
             metric, _, want = key.partition(",")
             if want == flt and metric in row:
                 value = row[metric]
@@ -225,9 +197,9 @@ def sample_scores(samples: list[dict], bench: str) -> dict[int, dict[str, float]
 
 def run_lmeval(session: Session, bench: str, source) -> dict:
     """GSM8K, MATH-500 or IFEval: lm-eval builds and scores, the session generates; avg@N over lm-eval's per-pass aggregates."""
-    from semibench.scoring.samples import avg_at_n, seed_means
+    from semibench.evals.scoring.samples import avg_at_n, seed_means
 
-    s, spec = session.settings, LMEVAL_BENCHMARKS[bench]
+    s, spec = session.settings, BENCHMARKS[bench].lmeval
     store = session.store(bench)
 
     def complete(requests: Sequence[tuple[str, dict]]) -> list[list[str]]:
@@ -246,11 +218,11 @@ def run_lmeval(session: Session, bench: str, source) -> dict:
         stored = store.rows[prompt_key(context)]
         metrics = {_metric_name(k): [p[doc_id][k] for p in per_doc] for k in spec.metrics}
         rows.append({**stored, "doc_id": doc_id, "target": row["target"], "completions": stored["completions"][: s.samples_per_prompt],
-                     "scores": metrics[_metric_name(spec.primary)], "metrics": metrics})
+                     "scores": metrics[_metric_name(spec.metrics[0])], "metrics": metrics})
     store.rewrite(rows)
     # lm-eval's own aggregates (IFEval's instruction-level ones are not per-doc means), averaged over passes.
     per_pass = {_metric_name(k): [100 * p["results"][k] for p in passes] for k in spec.metrics}
-    primary = _metric_name(spec.primary)
+    primary = _metric_name(spec.metrics[0])
     if s.samples_per_prompt == 1:
         _, stderr = avg_at_n([[r["scores"][0]] for r in rows])
     else:
@@ -258,7 +230,7 @@ def run_lmeval(session: Session, bench: str, source) -> dict:
     return {
         "score": sum(per_pass[primary]) / len(passes), "stderr": stderr, "primary_metric": primary, "n": len(rows),
         "metrics": {name: sum(v) / len(v) for name, v in per_pass.items()},
-        "task": spec.local_task if source.where == "local" else spec.installed_task, "task_version": passes[0]["version"],
+        "task": spec.local if source.where == "local" else spec.installed, "task_version": passes[0]["version"],
     }
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from semibench.generation import left_pad
-from semibench.losses import group_advantages
+from semibench.engines.base import left_pad
+from semibench.training.losses import group_advantages
 
 
 @dataclass(frozen=True)

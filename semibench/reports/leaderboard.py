@@ -16,14 +16,15 @@ import csv
 import io
 from pathlib import Path
 
-from semibench.results import Run, read_runs
+from semibench.benchmarks import BENCHMARKS
+from semibench.reports.results import Run, read_runs
 from semibench.runs import atomic_write_text
 
 IDENTITY = ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps", "num_updates", "skipped_steps", "seed", "checkpoint_step"]
 SAMPLING = ["eval_samples_per_prompt", "eval_temperature", "eval_top_p", "eval_max_new_tokens", "eval_limit"]
 PROVENANCE = ["judges", "semibench_version", "git_commit", "date"]
 SCORE_SUFFIXES = ["", "_stderr", "_ci_lower", "_ci_upper"]
-BENCHMARK_ORDER = ["math_heldout", "math500", "numina_test", "numina_valid", "gsm8k", "amc23", "ifeval", "alpaca_eval", "arena_hard", "wildchat_valid"]
+BENCHMARK_ORDER = list(BENCHMARKS)
 REGIME_ORDER = {"seed": 0, "offline": 1, "semi-online": 2, "online": 3}
 DECIMALS = 2
 
@@ -52,10 +53,6 @@ SCHEMA = {
     "semibench_version / git_commit": "the code that ran the evaluation",
     "date": "latest evaluation date in the row (from the eval JSON)",
 }
-
-
-# Scores that are not percentages keep more digits (Athene's length-normalised reward is ~1e-3).
-DECIMALS_BY_BENCHMARK = {"wildchat_valid": 6}
 
 
 def _number(value, decimals: int = DECIMALS) -> str:
@@ -89,7 +86,7 @@ def rows_for(run: Run) -> list[dict]:
         row = _identity(run, step)
         row.update(dict(zip(SAMPLING, (_plain(x) for x in signature))))
         for key, result in group.items():
-            decimals = DECIMALS_BY_BENCHMARK.get(result["benchmark"], DECIMALS)
+            decimals = BENCHMARKS[result["benchmark"]].decimals if result["benchmark"] in BENCHMARKS else DECIMALS
             row[key] = _number(result["score"], decimals)
             for field in ("stderr", "ci_lower", "ci_upper"):
                 row[f"{key}_{field}"] = _number(result.get(field), decimals)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from semibench.results import Run, read_runs
+from semibench.reports.results import Run, read_runs
+from semibench.reports.tables import method_label, run_order
 from semibench.runs import atomic_path, atomic_write_text
-from semibench.tables import method_label, run_order
 
 VALID = "valid/reward"  # held-out math accuracy (%) of evaluated checkpoints, from eval JSON
 VALID_BENCHMARK = "math_heldout"
