@@ -46,8 +46,8 @@ def test_a_non_finite_gradient_stops_the_run_at_that_step_and_keeps_the_last_goo
     real = train_module.unit_loss
     calls: list[int] = []
 
-    def nan_from_the_third_call(cfg, objective, logps, *args):
-        loss, metrics = real(cfg, objective, logps, *args)
+    def nan_from_the_third_call(loss_cfg, inputs):
+        loss, metrics = real(loss_cfg, inputs)
         calls.append(1)
         return (loss * float("nan"), metrics) if len(calls) >= 3 else (loss, metrics)
 

@@ -114,3 +114,14 @@ def test_padded_positions_with_huge_log_ratios_give_no_nan():
     assert math.isfinite(loss.item()) and all(math.isfinite(v) for v in metrics.values())
     assert torch.isfinite(logps.grad).all() and (logps.grad[mask == 0] == 0).all()
     assert math.isfinite(losses.mismatch_kl(logps.detach(), gen, mask))
+
+
+def test_grpo_row_weights_scale_each_sequence_in_the_mean():
+    logps = torch.zeros(3, 1, requires_grad=True)
+    adv = torch.tensor([1.0, -0.5, -0.5])
+    loss, _ = losses.grpo_loss(logps, logps.detach(), logps.detach(), adv, torch.ones(3, 1), 0.0, row_weights=torch.tensor([2.0, 1.0, 1.0]))
+    loss.backward()
+    assert logps.grad[:, 0].tolist() == pytest.approx([-2 / 3, 1 / 6, 1 / 6])  # -w * A / B
+    unweighted, _ = losses.grpo_loss(logps.detach(), logps.detach(), logps.detach(), adv, torch.ones(3, 1), 0.0)
+    same, _ = losses.grpo_loss(logps.detach(), logps.detach(), logps.detach(), adv, torch.ones(3, 1), 0.0, row_weights=torch.ones(3))
+    assert torch.equal(unweighted, same)

@@ -1,7 +1,9 @@
 import random
 
+import pytest
 import torch
 
+from semibench.engines.base import Completion
 from semibench.training import rollouts
 
 
@@ -41,3 +43,44 @@ def test_pack_right_aligns_completions():
     assert batch.position_ids.tolist() == [[0, 1, 2, 3, 4], [0, 0, 1, 2, 3]]
     assert batch.completion_mask.tolist() == [[0, 1, 1], [1, 1, 1]]
     assert torch.allclose(batch.generator_logps, torch.tensor([[0.0, -0.1, -0.2], [-0.3, -0.4, -0.5]]))
+
+
+def test_step_units_per_objective():
+    grid = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5]]
+    binary = [True, False]
+    # dpo draws from the rng exactly as dpo_pairs does (the run's pairs depend on it).
+    rng, twin = random.Random(3), random.Random(3)
+    step = rollouts.step_units("dpo", grid, binary, rng, grpo_scale_std=False)
+    pairs = rollouts.dpo_pairs(grid, binary, twin)
+    assert step.units == list(zip(pairs.chosen, pairs.rejected)) and step.units[0] in [(0, 1), (0, 2)]
+    assert rng.random() == twin.random()  # and leaves the stream where dpo_pairs does
+    assert (step.advantage, step.grpo_weight, step.frac_valid_prompts) == (None, None, 0.5)
+    grpo = rollouts.step_units("grpo", grid, binary, random.Random(3), grpo_scale_std=False)
+    assert grpo.units == [(0,), (1,), (2,)]
+    assert grpo.row_advantages([0, 2]) == pytest.approx([2 / 3, -1 / 3]) and grpo.row_grpo_weights([0, 2]) is None
+    group = rollouts.step_units("group_dpo", grid, binary, random.Random(3), grpo_scale_std=False)
+    assert group.units == [(0, 1), (0, 2)] and group.row_advantages([0, 1]) is None
+
+
+def test_group_dpo_grpo_weights_count_each_sample_once():
+    """Sample 0 is in both pairs: its two rows weigh 2/3 each, samples 1 and 2 one row of 4/3; every
+    sample's rows total 4/3 (4 rows / 3 samples), so the GRPO term sees each advantage once."""
+    step = rollouts.step_units("group_dpo_grpo", [[1.0, 0.0, 0.0]], [True], random.Random(0), grpo_scale_std=False)
+    assert step.units == [(0, 1), (0, 2)]
+    rows = rollouts.unit_rows(step.units)
+    assert rows == [0, 1, 0, 2]
+    weights = step.row_grpo_weights(rows)
+    assert weights == pytest.approx([2 / 3, 4 / 3, 2 / 3, 4 / 3])
+    effective = sum(w * a for w, a in zip(weights, step.row_advantages(rows)))
+    assert effective == pytest.approx(0.0)  # the group's advantages (2/3, -1/3, -1/3) each once
+    # No sample repeats: every weight is 1, the combined objective's GRPO term as before.
+    single = rollouts.step_units("group_dpo_grpo", [[1.0, 0.0], [0.0, 1.0]], [True, True], random.Random(0), grpo_scale_std=False)
+    assert single.row_grpo_weights(rollouts.unit_rows(single.units)) == [1.0] * 4
+
+
+def test_pack_units_rows_follow_the_units():
+    completions = [Completion(i // 2, (20 + i,) * (1 + i % 2), (-0.5,) * (1 + i % 2), "", 0, True) for i in range(4)]
+    batch = rollouts.pack_units([(3, 2), (0, 1)], [[5, 6], [7, 8]], completions, pad_id=0)
+    # rows: sample 3 (prompt 1, two tokens), sample 2 (prompt 1, one), sample 0 (prompt 0, one), sample 1 (prompt 0, two)
+    assert batch.input_ids.tolist() == [[7, 8, 23, 23], [0, 7, 8, 22], [0, 5, 6, 20], [5, 6, 21, 21]]
+    assert batch.completion_mask.tolist() == [[1, 1], [0, 1], [0, 1], [1, 1]]

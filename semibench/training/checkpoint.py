@@ -33,10 +33,10 @@ import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict, set_model_state_dict, set_optimizer_state_dict
 
-from semibench.training import dist
-from semibench.training.dist import World
 from semibench.runs import atomic_dir, atomic_write_json, is_done
 from semibench.sync import window_start
+from semibench.training import dist
+from semibench.training.dist import World
 
 TRAINER_FILE = "trainer.json"
 

@@ -6,9 +6,26 @@ Log-probs are of the sampled tokens. Metrics are detached Python floats.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+@dataclass(frozen=True)
+class LossInputs:
+    """One micro-batch as the objectives read it, built once per micro-batch. [B, T] tensors are per
+    completion token (right-aligned, `mask` marks real ones). DPO-family rows come in (chosen,
+    rejected) pairs: rows 0, 2, 4, ... are the chosen."""
+
+    logps: Tensor  # [B, T] trainer log-probs of the sampled tokens (with grad)
+    ref_logps: Tensor  # [B, T] reference log-probs (no grad)
+    generator_logps: Tensor  # [B, T] log-probs the generator sampled with (for TIS)
+    mask: Tensor  # [B, T] 1 on completion tokens
+    entropy: Tensor | None  # [B, T] next-token entropies; with grad only when a loss term uses them
+    advantages: Tensor | None = None  # [B] GRPO advantage of each row; None when the objective has no GRPO term
+    grpo_weights: Tensor | None = None  # [B] weight of each row's GRPO term; None: all 1
 
 
 def sequence_logps(token_logps: Tensor, mask: Tensor, length_normalize: bool = False) -> Tensor:
@@ -69,8 +86,10 @@ def grpo_loss(
     kl_beta: float,
     length_normalize: bool = False,
     tis_cap: float = 0.0,
+    row_weights: Tensor | None = None,  # [B] each sequence's weight in the mean; None: all 1
 ) -> tuple[Tensor, dict[str, float]]:
-    """On-policy GRPO with k3 KL: per-token loss -(w * ratio * A) + beta * KL, token-summed, mean over B.
+    """On-policy GRPO with k3 KL: per-token loss -(w * ratio * A) + beta * KL, token-summed, mean over B
+    (of the sequences' losses times `row_weights`, when given).
 
     `ratio = exp(logp - logp.detach())` is 1 in value with gradient grad(logp): one update per batch,
     so PPO clipping would be inactive (as in the paper's code). With `tis_cap > 0`, truncated
@@ -85,7 +104,7 @@ def grpo_loss(
     kl = k3_kl(logps, ref_logps, mask)
     per_token = -weight * ratio * advantages[:, None] + kl_beta * kl
     per_seq = sequence_logps(per_token, mask, length_normalize)
-    loss = per_seq.mean()
+    loss = per_seq.mean() if row_weights is None else (per_seq * row_weights).mean()
     num_tokens = mask.sum().clamp(min=1)
     metrics = {
         "grpo_loss": loss.item(),

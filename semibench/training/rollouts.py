@@ -3,17 +3,21 @@
 Rewards arrive as a [P, n] grid (P prompts, n samples each, in generation order). Math rewards are
 binary (pick a random correct vs a random incorrect sample); scalar rewards pick best vs worst.
 Prompts with no usable signal (all samples equal) are skipped and counted in `frac_valid_prompts`.
+`step_units` turns a step's grid into the units the trainer shards and `pack_units` packs a chunk of
+them into a micro-batch; both are pure (no model, no rank), so every rank builds the same step.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from semibench.engines.base import left_pad
+from semibench.engines.base import Completion, left_pad
 from semibench.training.losses import group_advantages
 
 
@@ -104,3 +108,79 @@ def pack(prompts: list[list[int]], completions: list[list[int]], generator_logps
             gen_logps[row, num_completion - len(c) :] = torch.tensor(g)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     return TokenBatch(input_ids, attention_mask, position_ids, completion_mask, gen_logps)
+
+
+Unit = tuple[int, ...]  # what one loss term needs: (sample,) for GRPO, (chosen, rejected) for the DPO family
+
+
+@dataclass(frozen=True)
+class StepUnits:
+    """What one optimizer step trains on. Samples are flat indices (prompt * n + j) into the step's completions."""
+
+    units: list[Unit]
+    # Flat sample index -> its GRPO advantage, for the objectives with a GRPO term (grpo,
+    # group_dpo_grpo); None for pure DPO objectives.
+    advantage: dict[int, float] | None
+    # group_dpo_grpo only (else None): flat sample index -> the weight of each of its rows in the GRPO
+    # term. A sample can sit in several GroupDPO pairs; these weights make its rows together count as
+    # one sample, so the GRPO term is the mean over the step's distinct samples, each with its
+    # advantage once: a group's effective advantages sum to zero, as in GRPO alone.
+    grpo_weight: dict[int, float] | None
+    frac_valid_prompts: float
+
+    def row_advantages(self, rows: Sequence[int]) -> list[float] | None:
+        """The GRPO advantage of each row (a flat sample index), or None without a GRPO term."""
+        if self.advantage is None:
+            return None
+        # 0.0 for a sample of a group without signal; unreachable, as such a group yields no pair.
+        return [self.advantage.get(i, 0.0) for i in rows]
+
+    def row_grpo_weights(self, rows: Sequence[int]) -> list[float] | None:
+        return None if self.grpo_weight is None else [self.grpo_weight[i] for i in rows]
+
+
+def step_units(objective: str, rewards: list[list[float]], binary: list[bool], rng: random.Random, grpo_scale_std: bool) -> StepUnits:
+    """The step's units for `objective` (dpo | grpo | group_dpo | group_dpo_grpo) from its [P, n] reward grid.
+
+    Only "dpo" draws from `rng` (one random correct and incorrect sample per binary prompt).
+    """
+    if objective == "grpo":
+        groups = grpo_groups(rewards, grpo_scale_std)
+        units = [(i,) for i in groups.indices]
+        return StepUnits(units, dict(zip(groups.indices, groups.advantages)), None, groups.frac_valid_prompts)
+    pairs = dpo_pairs(rewards, binary, rng) if objective == "dpo" else group_dpo_pairs(rewards, binary)
+    units = list(zip(pairs.chosen, pairs.rejected))
+    if objective != "group_dpo_grpo":
+        return StepUnits(units, None, None, pairs.frac_valid_prompts)
+    groups = grpo_groups(rewards, grpo_scale_std)
+    return StepUnits(units, dict(zip(groups.indices, groups.advantages)), occurrence_weights(units), pairs.frac_valid_prompts)
+
+
+def occurrence_weights(units: Sequence[Unit]) -> dict[int, float]:
+    """Flat sample index -> the weight of each of its rows, so that each sample's rows together weigh the same.
+
+    The trainer averages a per-row term over all the step's rows (micro-batch means times each
+    micro-batch's share of the units). A sample in c of the units has c rows; a weight of
+    rows / (samples * c) on each makes their total 1 / samples: the mean over distinct samples.
+    When no sample repeats every weight is 1.
+    """
+    count = Counter(i for unit in units for i in unit)
+    num_rows = sum(count.values())
+    return {i: num_rows / (len(count) * c) for i, c in count.items()}
+
+
+def unit_rows(chunk: Sequence[Unit]) -> list[int]:
+    """The flat sample index of each row of a chunk's micro-batch: unit after unit, so a pair's
+    chosen and rejected are rows 2k and 2k + 1."""
+    return [i for unit in chunk for i in unit]
+
+
+def pack_units(chunk: Sequence[Unit], prompt_ids: Sequence[Sequence[int]], completions: Sequence[Completion], pad_id: int) -> TokenBatch:
+    """A chunk of units as one micro-batch: each row its prompt's ids + the sample's tokens (rows as `unit_rows`)."""
+    rows = unit_rows(chunk)
+    return pack(
+        [prompt_ids[completions[i].prompt_index] for i in rows],
+        [list(completions[i].token_ids) for i in rows],
+        [list(completions[i].logprobs) for i in rows],
+        pad_id,
+    )

@@ -1,7 +1,8 @@
 """train(cfg) -> checkpoint dir. The loop, top to bottom:
 
 sync when due -> generate -> reward -> pairs/groups -> forward/backward -> AdamW + schedule + clip
--> log -> checkpoint. Tensor work lives in the named step functions below; losses are in losses.py.
+-> log -> checkpoint. Tensor work lives in the named step functions below; the step's pairs or groups
+and their micro-batches are built in rollouts.py, the losses are in losses.py.
 """
 
 from __future__ import annotations
@@ -17,21 +18,21 @@ from typing import Callable
 
 import torch
 
-from semibench.training import dist, losses, rollouts
-from semibench.training.checkpoint import WindowStart, export_hf, latest_state, load_state, prune_states, save_state, saves_mid_window
-from semibench.config import ConfigError, RunConfig, regime_label
-from semibench.engines.base import Completion, Generator, Sampling
+from semibench.config import ConfigError, LossConfig, RunConfig, regime_label
+from semibench.datafiles import read_spec
 from semibench.engines import load_generator
+from semibench.engines.base import Completion, Generator, Sampling
 from semibench.hardware import torch_dtype
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model
-from semibench.training.pipeline import RolloutProducer
 from semibench.rewards import Rewarder, length_normalized_reward
 from semibench.runs import RunDir, RunLock, atomic_write_json, is_done, mark_done
 from semibench.sync import check_fresh, window_start
 from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts
+from semibench.training import dist, losses, rollouts
+from semibench.training.checkpoint import WindowStart, export_hf, latest_state, load_state, prune_states, save_state, saves_mid_window
+from semibench.training.pipeline import RolloutProducer
 
 
-from semibench.datafiles import read_spec
 class Diverged(Exception):
     """A non-finite gradient norm in train_step: its update is not taken; train() stops the run with one line."""
 
@@ -259,28 +260,16 @@ def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False,
 TOKEN_MEANS = ("logit_entropy", "kl", "mismatch_kl", "tis_weight")
 
 
-def train_step(cfg, models: Models, optimizer, prompt_ids, completions: list[Completion], grid, binary, rng, world: dist.World = dist.World()) -> dict:
-    """Build pairs or groups, accumulate gradients over micro-batches, clip, update. Returns metrics.
+def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completions: list[Completion], grid, binary, rng, world: dist.World = dist.World()) -> dict:
+    """Accumulate gradients over the step's units in micro-batches, clip, update. Returns metrics.
 
-    Every rank builds the same global units and trains a contiguous slice of them. Each unit's loss
-    is divided by the global number of units and gradients are summed across ranks, so the update
-    is the one-process update up to float summation order.
+    Every rank builds the same global units (rollouts.step_units) and trains a contiguous slice of
+    them. Each unit's loss is divided by the global number of units and gradients are summed across
+    ranks, so the update is the one-process update up to float summation order.
     """
-    objective = cfg.loss.objective
-    advantage: dict[int, float] = {}  # flat sample index -> GRPO advantage
-    if objective == "grpo":
-        groups = rollouts.grpo_groups(grid, cfg.loss.grpo_scale_std)
-        units = [[i] for i in groups.indices]  # a unit is what one loss term needs: a sequence or a pair
-        advantage = dict(zip(groups.indices, groups.advantages))
-        frac_valid = groups.frac_valid_prompts
-    else:
-        pairs = rollouts.dpo_pairs(grid, binary, rng) if objective == "dpo" else rollouts.group_dpo_pairs(grid, binary)
-        units = [[c, r] for c, r in zip(pairs.chosen, pairs.rejected)]
-        frac_valid = pairs.frac_valid_prompts
-        if objective == "group_dpo_grpo":
-            groups = rollouts.grpo_groups(grid, cfg.loss.grpo_scale_std)
-            advantage = dict(zip(groups.indices, groups.advantages))
-    metrics = {"frac_valid_prompts": frac_valid, "num_units": len(units), "skipped": int(not units)}
+    plan = rollouts.step_units(cfg.loss.objective, grid, binary, rng, cfg.loss.grpo_scale_std)
+    units = plan.units
+    metrics = {"frac_valid_prompts": plan.frac_valid_prompts, "num_units": len(units), "skipped": int(not units)}
     if not units:
         return metrics  # nothing to learn from this step: no update, no fake zero-loss step
 
@@ -294,19 +283,13 @@ def train_step(cfg, models: Models, optimizer, prompt_ids, completions: list[Com
     sums: dict[str, float] = {}
     for k in range(num_micro):
         chunk, weight = (chunks[k], len(chunks[k]) / len(units)) if k < len(chunks) else (units[:1], 0.0)
-        idx = [i for unit in chunk for i in unit]
-        batch = to_device(rollouts.pack(
-            [prompt_ids[completions[i].prompt_index] for i in idx],
-            [list(completions[i].token_ids) for i in idx],
-            [list(completions[i].logprobs) for i in idx],
-            models.tokenizer.pad_token_id,
-        ), world.device)
+        batch = to_device(rollouts.pack_units(chunk, prompt_ids, completions, models.tokenizer.pad_token_id), world.device)
         with models.autocast():
             logps, entropy = forward_logps(models.policy, batch, with_entropy=True, entropy_grad=bool(cfg.loss.entropy_coef))
             with torch.no_grad():
                 ref_logps, _ = forward_logps(models.reference, batch)
         mask = batch.completion_mask
-        loss, m = unit_loss(cfg, objective, logps, ref_logps, batch, entropy, idx, advantage)
+        loss, m = unit_loss(cfg.loss, loss_inputs(plan, rollouts.unit_rows(chunk), batch, logps, ref_logps, entropy))
         (loss * weight).backward()  # micro-batch mean -> its share of the global step mean
         if not weight:
             continue
@@ -330,7 +313,7 @@ def train_step(cfg, models: Models, optimizer, prompt_ids, completions: list[Com
     metrics |= {k: v / (num_tokens if k in TOKEN_MEANS else len(units)) for k, v in sums.items()}
     metrics["train_tokens"] = train_tokens
     metrics["grad_norm"] = grad_norm
-    if objective != "grpo":
+    if cfg.loss.objective != "grpo":
         metrics["chosen_length"] = sum(len(completions[u[0]].token_ids) for u in units) / len(units)
         metrics["rejected_length"] = sum(len(completions[u[1]].token_ids) for u in units) / len(units)
     return metrics
@@ -342,30 +325,39 @@ def to_device(batch: rollouts.TokenBatch, device: torch.device) -> rollouts.Toke
     return dataclasses.replace(batch, **{f.name: getattr(batch, f.name).to(device) for f in dataclasses.fields(batch)})
 
 
-def unit_loss(cfg, objective, logps, ref_logps, batch, entropy, idx, advantage):
-    """The configured objective on one micro-batch. DPO units are (chosen, rejected) row pairs."""
-    mask, lc = batch.completion_mask, cfg.loss
-    if objective == "grpo":
-        adv = torch.tensor([advantage[i] for i in idx], dtype=logps.dtype, device=logps.device)
-        loss, m = losses.grpo_loss(logps, ref_logps, batch.generator_logps, adv, mask, lc.kl_beta, lc.length_normalize, lc.tis_cap)
+def loss_inputs(plan: rollouts.StepUnits, rows: list[int], batch: rollouts.TokenBatch, logps: torch.Tensor, ref_logps: torch.Tensor,
+                entropy: torch.Tensor | None) -> losses.LossInputs:
+    """A micro-batch's tensors and its rows' GRPO advantages and weights (`rows`: each row's flat sample index)."""
+    def per_row(values: list[float] | None) -> torch.Tensor | None:
+        return None if values is None else torch.tensor(values, dtype=logps.dtype, device=logps.device)
+
+    return losses.LossInputs(logps, ref_logps, batch.generator_logps, batch.completion_mask, entropy,
+                             advantages=per_row(plan.row_advantages(rows)), grpo_weights=per_row(plan.row_grpo_weights(rows)))
+
+
+def unit_loss(loss_cfg: LossConfig, inputs: losses.LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
+    """The configured objective on one micro-batch: its mean over the micro-batch's units, and metrics."""
+    lc, x = loss_cfg, inputs
+    if lc.objective == "grpo":
+        loss, m = losses.grpo_loss(x.logps, x.ref_logps, x.generator_logps, x.advantages, x.mask, lc.kl_beta, lc.length_normalize, lc.tis_cap)
     else:
-        seq = losses.sequence_logps(logps, mask, lc.length_normalize)
-        ref_seq = losses.sequence_logps(ref_logps, mask, lc.length_normalize)
+        seq = losses.sequence_logps(x.logps, x.mask, lc.length_normalize)
+        ref_seq = losses.sequence_logps(x.ref_logps, x.mask, lc.length_normalize)
         loss, m = losses.dpo_loss(seq[0::2], seq[1::2], ref_seq[0::2], ref_seq[1::2], lc.dpo_beta)
         if lc.nll_coef:
-            nll = losses.nll_loss(logps[0::2], mask[0::2])
+            nll = losses.nll_loss(x.logps[0::2], x.mask[0::2])
             loss = loss + lc.nll_coef * nll
             m["nll_loss"] = nll.item()
-        if objective == "group_dpo_grpo":
-            # Each pair's two samples also carry their GRPO advantage (zero when the group had no
-            # signal); a sample in several GroupDPO pairs counts once per pair.
-            adv = torch.tensor([advantage.get(i, 0.0) for i in idx], dtype=logps.dtype, device=logps.device)
-            grpo, gm = losses.grpo_loss(logps, ref_logps, batch.generator_logps, adv, mask, lc.kl_beta, lc.length_normalize, lc.tis_cap)
+        if lc.objective == "group_dpo_grpo":
+            # The pairs' rows also carry their GRPO advantage. A sample in several GroupDPO pairs has
+            # a row in each; grpo_weights make those rows count as one sample (rollouts.StepUnits).
+            grpo, gm = losses.grpo_loss(x.logps, x.ref_logps, x.generator_logps, x.advantages, x.mask, lc.kl_beta, lc.length_normalize,
+                                        lc.tis_cap, row_weights=x.grpo_weights)
             loss = loss + lc.grpo_alpha * grpo
             m |= gm
     if lc.entropy_coef:
-        rows = slice(None) if objective == "grpo" else slice(0, None, 2)  # DPO: on the chosen, as the paper's code
-        mean_entropy = (entropy[rows] * mask[rows]).sum(-1) / mask[rows].sum(-1).clamp(min=1)
+        scored = slice(None) if lc.objective == "grpo" else slice(0, None, 2)  # DPO: on the chosen, as the paper's code
+        mean_entropy = (x.entropy[scored] * x.mask[scored]).sum(-1) / x.mask[scored].sum(-1).clamp(min=1)
         loss = loss - lc.entropy_coef * mean_entropy.mean()
     return loss, m
 
