@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from semibench import config
+from semibench.runs import read_metrics
 from semibench.training.train import train
 
 PHASES = ("time/sync", "time/generate", "time/reward", "time/train")
