@@ -45,9 +45,12 @@ _LMEVAL = "evals.lmeval:run_lmeval"
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("math_heldout", "Held-out math", "math", _MATH_VERIFY, "math_verify",
               "procedural (reasoning-gym), the training source under another seed, minus the training pool", validation=True),
-    Benchmark("math500", "Math500", "math", _LMEVAL, "math_verify",
+    Benchmark("math500", "Math500 (Minerva)", "math", _LMEVAL, "math_verify",
               "MATH-500 via lm-eval's minerva_math500", ("math500/test.jsonl",), ("HuggingFaceH4/MATH-500", "default", "test"),
               lmeval=LMEvalTask("minerva_math500", "semibench_math500", "math500.yaml", ("math_verify,none", "exact_match,none"))),
+    # The paper's Math500: its own math prompt, every sample scored by Math-Verify (as NuminaMath and AMC23).
+    Benchmark("math500_paper", "Math500 (paper)", "math", _MATH_VERIFY, "math_verify",
+              "MATH-500 with the paper's prompt and Math-Verify", ("math500/test.jsonl",), ("HuggingFaceH4/MATH-500", "default", "test")),
     Benchmark("numina_test", "NuminaMath", "math", _MATH_VERIFY, "math_verify", "the filtered NuminaMath-CoT's held-out test split"),
     Benchmark("numina_valid", "NuminaMath valid", "math", _MATH_VERIFY, "math_verify",
               "the filtered NuminaMath-CoT's validation split (checkpoint selection)", validation=True),

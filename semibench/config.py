@@ -46,6 +46,10 @@ class TaskConfig:
     math_fraction: float = 2 / 3  # mixed only: share of math prompts (paper: 2:1 math:IF)
     reasoning_gym: tuple[str, ...] = ("gsm_symbolic",)  # procedural math sources when math_data is ""
     num_prompts: int = 2000  # size of the procedural/synthetic prompt pools
+    # The procedural/synthetic pools' seed. Not train.seed: runs that differ in their training seed
+    # train on the same data in another order, and their held-out items (drawn apart from this pool)
+    # are the same items, so they can be paired and pooled.
+    data_seed: int = 0
     numina_size: int = 0  # math_data=numina: training problems used (first by seeded rank); 0 = all
     wildchat_size: int = 1000  # if_data=wildchat: first-turn prompts sampled for training (paper: 1,000)
 

@@ -40,6 +40,9 @@ class GridDefaults:
     benchmarks: tuple[str, ...]
     eval: dict[str, Any]  # EvalSettings fields
     eval_every: int = 0  # also evaluate every K steps (validation curves); 0 = final checkpoint only
+    # task -> the validation benchmark whose best checkpoint the tables report (the paper's protocol,
+    # `semibench select`); absent: the final checkpoint.
+    select_by: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)  # config keys every run of the grid gets
     # Throughput for the dry-run estimate when no finished run of the preset has been measured here,
     # as measured on a machine whose matmul ceiling in the run's compute dtype was `reference_gflops`;
@@ -76,9 +79,12 @@ GRID_DEFAULTS: dict[str, GridDefaults] = {
     # (Math500, NuminaMath test, AMC23; AlpacaEval 2.0, ArenaHard). 32 train + 8 inference H200.
     "paper": GridDefaults(
         semi_online={"math": (10, 100), "if": (5, 10), "mixed": (10,)},
-        benchmarks=("math500", "numina_test", "amc23", "alpaca_eval", "arena_hard"),
+        benchmarks=("math500_paper", "numina_test", "amc23", "alpaca_eval", "arena_hard"),
         eval={"samples_per_prompt": 50, "temperature": 0.6, "top_p": 0.9, "max_new_tokens": 2048},
-        eval_every=0,
+        eval_every=0,  # the preset exports every 100 steps (train.checkpoint_every): each is scored for selection
+        # §3.1: chat by length-normalised RM reward on 470 WildChat prompts; math by the NuminaMath
+        # validation split (not stated: paper.md infers it); mixed runs by their math validation.
+        select_by={"math": "numina_valid", "if": "wildchat_valid", "mixed": "numina_valid"},
         generate_tokens_per_s=8 * 2500.0,
         train_tokens_per_s=32 * 2500.0,
         gpus=40,
@@ -241,11 +247,24 @@ def evaluate_seed(cfg: RunConfig, out: Path, benchmarks, settings, progress=None
     return path
 
 
-def evaluate_run(cfg: RunConfig, out: Path, benchmarks, settings, progress=None) -> None:
-    """Final checkpoint on every benchmark; intermediate checkpoints on the validation benchmarks only."""
+def evaluate_run(cfg: RunConfig, out: Path, benchmarks, settings, progress=None, select_by: str | None = None) -> None:
+    """Final checkpoint on every benchmark; intermediate checkpoints on the validation benchmarks only.
+
+    With `select_by` (a validation benchmark), as the paper: every checkpoint is scored on it, the best
+    is recorded in selected.json, and that one (not the final one) is scored on every benchmark.
+    """
     from semibench.evals.evaluate import evaluate
 
     run = RunDir(out, cfg)
+    if select_by:
+        from semibench.reports.results import select_checkpoint
+
+        for checkpoint in run.done_checkpoints():
+            evaluate(checkpoint, [select_by], settings, progress=progress)
+        chosen = select_checkpoint(run.path, select_by)
+        chosen.record()
+        evaluate(chosen.checkpoint, benchmarks, settings, progress=progress)
+        return
     validation = [b for b in benchmarks if b in VALIDATION]
     for checkpoint in run.done_checkpoints():
         if checkpoint == run.checkpoint(cfg.train.steps):
@@ -278,7 +297,7 @@ def run_local(spec: GridSpec, out: Path, benchmarks, settings, hooks: GridHooks 
         if not is_done(Path(out) / run_id(cfg)):
             train(cfg, out, progress=hooks.on_step)
         hooks.on_phase("evaluating")
-        evaluate_run(cfg, out, benchmarks, settings)
+        evaluate_run(cfg, out, benchmarks, settings, select_by=defaults_for(spec.preset).select_by.get(cfg.task.name))
         hooks.on_run_end(i, cfg)
     return configs
 
@@ -326,11 +345,23 @@ def job_command(spec: GridSpec, cfg: RunConfig, out: Path, benchmarks, settings,
     else:
         launcher = ["torchrun", f"--nproc_per_node={nproc}", "--nnodes=${SLURM_NNODES:-1}", "--rdzv_backend=c10d",
                     "--rdzv_id=${SLURM_JOB_ID:-0}", "--rdzv_endpoint=${MASTER_ADDR:-localhost}:29500"]
-    checkpoint = RunDir(out, cfg).checkpoint(cfg.train.steps)
-    evaluate = ["python", "-m", "semibench", "eval", str(checkpoint), "--benchmarks", ",".join(benchmarks), *eval_cli_args(settings)]
+    run = RunDir(out, cfg)
+    settings_args = " ".join(shlex.quote(a) for a in eval_cli_args(settings))
+
+    def eval_of(checkpoint: str, benches) -> str:  # `checkpoint` is a shell word: quoted, or holding "$c"
+        return f"python -m semibench eval {checkpoint} --benchmarks {shlex.quote(','.join(benches))} {settings_args}".rstrip()
+
+    select_by = defaults_for(spec.preset).select_by.get(task)
+    if select_by:  # as evaluate_run: score every checkpoint on the validation set, select, score the selected one
+        step_of = "import json, sys; print('step_%06d' % json.load(open(sys.argv[1]))['step'])"
+        selected = f'"$(python -c {shlex.quote(step_of)} {shlex.quote(str(run.selection_path))})"'
+        eval_cmd = (f"for c in {shlex.quote(str(run.checkpoints))}/step_*; do {eval_of(chr(34) + '$c' + chr(34), [select_by])} || exit 1; done"
+                    f" && python -m semibench select {shlex.quote(str(run.path))} --by {select_by} --json > /dev/null"
+                    f" && {eval_of(shlex.quote(str(run.checkpoints)) + '/' + selected, benchmarks)}")
+    else:
+        eval_cmd = eval_of(shlex.quote(str(run.checkpoint(cfg.train.steps))), benchmarks)
     head = "MASTER_ADDR=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" 2>/dev/null | head -n1); export MASTER_ADDR=${MASTER_ADDR:-localhost}; "
     train_cmd = " ".join(_quote(a) for a in launcher + train_args)
-    eval_cmd = " ".join(shlex.quote(a) for a in evaluate)
     return f'{head}{train_cmd} && if [ "${{SLURM_NODEID:-0}}" = 0 ]; then {eval_cmd}; fi'
 
 

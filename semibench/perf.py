@@ -222,7 +222,7 @@ def against_trl(objective: str, preset: str, steps_per_block: int, rounds: int, 
     from semibench.rewards import Rewarder
     from semibench.tasks import PromptSampler, load_prompts
     base = config.resolve(preset, semibench_overrides(objective, "hf", steps_per_block))
-    pools = load_prompts(base.task, base.train.seed)
+    pools = load_prompts(base.task)
     sampler = PromptSampler(pools, base.train.prompts_per_step, base.task.math_fraction, base.train.seed)
     prompts = [p for step in range(16) for p in sampler.batch(step)]  # the pool semibench's run draws from
     rewarder = Rewarder(base.reward, list(pools), read_spec("templates")["judge"]["pointwise"])

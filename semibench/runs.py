@@ -4,6 +4,8 @@ runs/<run_id>/config.json        resolved config (no secrets)
 runs/<run_id>/metrics.jsonl      one JSON object per step
 runs/<run_id>/checkpoints/step_N/ HF safetensors + tokenizer + DONE
 runs/<run_id>/state/step_N/      resumable training state (newest only) + DONE
+runs/<run_id>/eval/step_N/       evaluation results of checkpoint N (semibench eval)
+runs/<run_id>/selected.json      the checkpoint picked by a validation score (semibench select; the paper's protocol)
 runs/<run_id>/DONE               the run finished
 A directory is done only when its DONE marker exists; everything else is written to a temporary
 name and renamed, so a killed process never leaves something that reads as finished.
@@ -181,6 +183,7 @@ class RunDir:
         self.checkpoints = path / "checkpoints"
         self.states = path / "state"
         self.evals = path / "eval"
+        self.selection_path = path / "selected.json"  # the checkpoint the reports show, when one was selected
 
     def checkpoint(self, step: int) -> Path:
         return self.checkpoints / step_name(step)

@@ -53,6 +53,31 @@ def se_items(scores: Any) -> float:
     return 100 * float(stats.sem(per_item)) if len(per_item) > 1 else float("nan")
 
 
+def item_summary(scores: Any, confidence: float = 0.95) -> dict[str, float | None]:
+    """One result's uncertainty, in points, from its per-item scores [items, samples] in [0, 1]:
+
+    - `se_items`: the SE over items of the item means (samples averaged first), and its t-interval
+      `ci_items` (`scipy.stats.t`): the uncertainty of which items were drawn, the larger part;
+    - `sd_seeds`: the SD over sampling seeds of the per-seed scores (sample j of every item is seed j),
+      None with one sample per item: the spread the paper's avg@N parentheses came from.
+    """
+    from scipy import stats
+
+    array = as_seeds_items_samples(scores, "scores")[0]
+    per_item = array.mean(axis=1)
+    n_items, n_samples = array.shape
+    mean = float(per_item.mean())
+    if n_items < 2:  # no spread to measure
+        se, ci = None, None
+    else:
+        se = float(stats.sem(per_item))
+        # Every item scored alike (often 0 for a weak model): the interval is the point, not NaN.
+        ci = [mean, mean] if se == 0 else [float(x) for x in stats.t.interval(confidence, n_items - 1, loc=mean, scale=se)]
+    sd_seeds = float(np.std(array.mean(axis=0), ddof=1)) if n_samples > 1 else None
+    return {"score": 100 * mean, "se_items": None if se is None else 100 * se, "ci_items": None if ci is None else [100 * x for x in ci],
+            "sd_seeds": None if sd_seeds is None else 100 * sd_seeds, "n_items": n_items, "n_samples": n_samples}
+
+
 def compare_scores(a: Any, b: Any, *, seed: int = 0, n_resamples: int = 2000, confidence: float = 0.95) -> dict[str, Any]:
     """A - B in points with its CI, p-value and minimum detectable effect (module docstring)."""
     from scipy import stats

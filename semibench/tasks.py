@@ -7,8 +7,10 @@ batch for step k is a pure function of (seed, k), so a resumed run sees exactly 
 from __future__ import annotations
 
 import functools
+import math
 import random
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from semibench.config import ConfigError, TaskConfig
@@ -24,12 +26,13 @@ class Prompt:
     source: str  # where it came from (file, dataset, "reasoning_gym:<name>", "synthetic")
 
 
-def load_prompts(task: TaskConfig, seed: int) -> dict[str, list[Prompt]]:
-    """Prompt pool per kind the task declares; fails with one line naming the fix on bad data."""
+def load_prompts(task: TaskConfig) -> dict[str, list[Prompt]]:
+    """Prompt pool per kind the task declares, a function of the task alone (its `data_seed`, not the
+    training seed); fails with one line naming the fix on bad data."""
     templates = read_spec("templates")
     pools = {}
     for kind in read_spec(task.name)["kinds"]:
-        pools[kind] = _math_prompts(task, templates, seed) if kind == "math" else _if_prompts(task, templates, seed)
+        pools[kind] = _math_prompts(task, templates, task.data_seed) if kind == "math" else _if_prompts(task, templates, task.data_seed)
         if not pools[kind]:
             raise ConfigError(f"the {kind} prompt source of task '{task.name}' is empty")
     return pools
@@ -134,26 +137,35 @@ def _key_field(key: str, keys: tuple[str, ...], field_prefix: str) -> str:
 
 
 class PromptSampler:
-    """Serves `prompts_per_step` prompts for step k; each kind cycles through its own reshuffled pool."""
+    """Serves `prompts_per_step` prompts for step k; each kind cycles through its own reshuffled pool.
+
+    A mixed task splits each step's prompts so that the math share is `math_fraction` on average, and
+    exactly so after every few steps: step k takes floor((k+1)·n·f) - floor(k·n·f) math prompts (the
+    rest IF). With 4 prompts at the paper's 2:1 that is 2, 3, 3, 2, 3, 3, ... math prompts: 8 of 12
+    every 3 steps, where a fixed round(4 · 2/3) = 3 would have trained at 3:1.
+    """
 
     def __init__(self, pools: dict[str, list[Prompt]], prompts_per_step: int, math_fraction: float, seed: int):
         self.pools = pools
         self.seed = seed
-        self.per_step = self._split(prompts_per_step, math_fraction)
+        self.per_step = prompts_per_step
+        # Exact arithmetic: with floats, 12 · (2/3) floors to 7.
+        self.math_fraction = Fraction(math_fraction).limit_denominator(10_000)
 
-    def _split(self, total: int, math_fraction: float) -> dict[str, int]:
+    def counts(self, step: int) -> dict[str, tuple[int, int]]:
+        """Kind -> (start, end) of its positions in its own stream at `step`: a pure function of the step."""
         if set(self.pools) != {"math", "if"}:
-            return {kind: total for kind in self.pools}
-        num_math = round(total * math_fraction)
-        if total >= 2:  # a mixed batch keeps at least one prompt of each kind
-            num_math = min(max(num_math, 1), total - 1)
-        return {"math": num_math, "if": total - num_math}
+            return {kind: (step * self.per_step, (step + 1) * self.per_step) for kind in self.pools}
+        math_before = math.floor(step * self.per_step * self.math_fraction)
+        math_after = math.floor((step + 1) * self.per_step * self.math_fraction)
+        if_before = step * self.per_step - math_before
+        return {"math": (math_before, math_after), "if": (if_before, if_before + self.per_step - (math_after - math_before))}
 
     def batch(self, step: int) -> list[Prompt]:
         out = []
-        for kind, count in self.per_step.items():
+        for kind, (start, end) in self.counts(step).items():
             pool = self.pools[kind]
-            for offset in range(step * count, (step + 1) * count):
+            for offset in range(start, end):
                 epoch, index = divmod(offset, len(pool))
                 out.append(pool[self._order(kind, epoch)[index]])
         return out

@@ -60,7 +60,7 @@ def test_heldout_math_of_a_run_avoids_its_training_pool(run_checkpoint):
     out = eval_dir(checkpoint)
     assert (out / "math_heldout.json").is_file()
     rows = _rows(out / "math_heldout.samples.jsonl")
-    pool = {q for q, _, _ in _procedural_math(cfg.task, cfg.train.seed)}
+    pool = {q for q, _, _ in _procedural_math(cfg.task, cfg.task.data_seed)}
     questions = [r["question"] for r in rows]
     assert len(questions) == len(set(questions)) == result["n"] == 10
     assert not set(questions) & pool
@@ -204,7 +204,7 @@ def test_heldout_math_of_a_grid_seed_row_follows_the_origin_it_is_given(tmp_path
     result = evaluate("tiny", ["math_heldout"], EvalSettings(heldout_size=5, **FAST), out_dir=row / "eval",
                       origin=benchmarks.read_origin(row / "seed.json"))["math_heldout"]
     rows = _rows(row / "eval" / "math_heldout.samples.jsonl")
-    pool = {q for q, _, _ in _procedural_math(cfg.task, cfg.train.seed)}
+    pool = {q for q, _, _ in _procedural_math(cfg.task, cfg.task.data_seed)}
     assert result["template"] == "tiny" and "seed.json" in result["data"]
     assert len(rows) == 5 and not {r["question"] for r in rows} & pool
 
@@ -227,3 +227,24 @@ def test_punkt_tab_is_built_offline_without_a_download(tmp_path, monkeypatch):
     text = "Mr. Smith went to Washington. He arrived at 3 p.m. on Jan. 5. Dr. Who? Yes!"
     assert len(PunktTokenizer("english").tokenize(text)) == 4
     assert lmeval.ensure_punkt_tab() == found  # second call: found, nothing rebuilt
+
+
+def test_results_carry_the_standard_error_over_items_and_the_spread_over_seeds(tmp_path):
+    """se_items / ci_items / sd_seeds come from the per-item scores the samples file holds (stats.item_summary)."""
+    from semibench.stats import item_summary
+
+    settings = EvalSettings(heldout_size=6, samples_per_prompt=2, temperature=1.0, **FAST)
+    result = evaluate("tiny", ["math_heldout"], settings, out_dir=tmp_path)["math_heldout"]
+    summary = item_summary([r["scores"] for r in _rows(tmp_path / "math_heldout.samples.jsonl")])
+    assert result["score"] == pytest.approx(summary["score"])
+    assert (result["se_items"], result["ci_items"], result["sd_seeds"]) == (summary["se_items"], summary["ci_items"], summary["sd_seeds"])
+    assert result["sd_seeds"] is not None
+
+
+def test_no_standard_error_over_items_where_the_score_is_not_their_mean(tmp_path):
+    from semibench.evals.evaluate import item_uncertainty
+
+    samples = tmp_path / "x.samples.jsonl"
+    samples.write_text("".join(json.dumps({"key": str(i), "scores": [s]}) + "\n" for i, s in enumerate([1, 0, 1, 1])))
+    assert item_uncertainty(samples, 75.0)["se_items"] == pytest.approx(25.0)
+    assert item_uncertainty(samples, 61.3) == {"se_items": None, "ci_items": None, "sd_seeds": None}  # e.g. a Bradley-Terry score

@@ -93,3 +93,46 @@ def _scores(path: Path) -> list[tuple[str, str]]:
     header, *rows = [line.split(",") for line in path.read_text().splitlines()]
     col = header.index("math_heldout")
     return [(r[0], r[col]) for r in rows]
+
+
+def test_a_preset_that_selects_reports_the_selected_checkpoint(tmp_path, monkeypatch):
+    """The paper's protocol (`grid --preset paper`): every exported checkpoint is scored on a validation
+    benchmark, the best is recorded in selected.json and scored on everything, and the tables and the
+    leaderboard show that checkpoint and say which it is. Here on tiny, selecting by held-out math."""
+    import csv
+    import dataclasses
+
+    from semibench import grid
+    from semibench.reports.leaderboard import write_leaderboards
+    from semibench.reports.tables import write_tables
+    from semibench.runs import RunDir
+
+    selecting = dataclasses.replace(grid.GRID_DEFAULTS["tiny"], select_by={"math": "math_heldout"}, overrides={"train.checkpoint_every": 1})
+    monkeypatch.setitem(grid.GRID_DEFAULTS, "tiny", selecting)
+    spec = GridSpec(tasks=("math",), objectives=("dpo",), sync_every=(1,), preset="tiny")
+    [cfg] = run_local(spec, tmp_path / "runs", ("math_heldout",), eval_settings(spec, {}))
+    run = RunDir(tmp_path / "runs", cfg)
+    scores = {int(p.name.removeprefix("step_")): json.loads((p / "math_heldout.json").read_text())["score"] for p in run.evals.glob("step_*")}
+    assert sorted(scores) == [1, 2, 3]
+    best = max(scores, key=lambda step: (scores[step], -step))  # ties go to the earlier checkpoint
+    assert json.loads(run.selection_path.read_text()) == {"step": best, "by": "math_heldout", "score": scores[best]}
+
+    write_tables(tmp_path / "runs", tmp_path / "tables")
+    assert f"[step {best} by math_heldout]" in (tmp_path / "tables" / "table1.md").read_text()
+    write_leaderboards(tmp_path / "runs", tmp_path / "lb")
+    [row] = [r for r in csv.DictReader((tmp_path / "lb" / "tiny.csv").open()) if r["run_id"] == run.id]
+    assert (row["checkpoint_step"], row["selected_by"], row["math_heldout"]) == (str(best), "math_heldout", f"{scores[best]:.2f}")
+
+
+def test_training_seeds_and_the_seed_row_score_the_same_held_out_items(tmp_path):
+    """Under --seeds 0,1 every row's held-out math is the same items, so rows can be paired and pooled:
+    the pool is task.data_seed's, and train.seed only orders it."""
+    spec = GridSpec(tasks=("math",), objectives=("dpo",), sync_every=(1,), preset="tiny", seeds=(0, 1))
+    configs = run_local(spec, tmp_path / "runs", ("math_heldout",), eval_settings(spec, {}))
+    assert [c.train.seed for c in configs] == [0, 1]
+    questions = lambda path: [json.loads(line)["question"] for line in path.read_text().splitlines()]  # noqa: E731
+    seed_row = questions(tmp_path / "runs" / "seed-tiny" / "eval" / "math_heldout.samples.jsonl")
+    for cfg in configs:
+        run = tmp_path / "runs" / run_id(cfg)
+        assert questions(run / "eval" / f"step_{cfg.train.steps:06d}" / "math_heldout.samples.jsonl") == seed_row
+    assert len(seed_row) == len(set(seed_row)) == 16  # the tiny grid's limit

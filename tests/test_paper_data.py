@@ -123,9 +123,9 @@ def test_task_data_names_load_the_paper_sources(monkeypatch):
     monkeypatch.setattr(paper_data, "NUMINA_HELD_OUT", 2)
     monkeypatch.setattr(paper_data, "WILDCHAT_VALID", 3)
     task = TaskConfig(name="mixed", math_data=f"numina:{NUMINA}", if_data=f"wildchat:{WILDCHAT}", math_template="paper", wildchat_size=4)
-    pools = load_prompts(task, seed=0)
+    pools = load_prompts(task)
     assert len(pools["math"]) == 3 and len(pools["if"]) == 4
-    assert len(load_prompts(replace(task, numina_size=2), seed=0)["math"]) == 2
+    assert len(load_prompts(replace(task, numina_size=2))["math"]) == 2
     math = pools["math"][0]
     assert math.text.startswith("Given the following problem, reason and give a final answer to the problem.\nProblem: ")
     assert math.text.endswith("where [answer] is the response to the problem.") and math.source.startswith("numina:")

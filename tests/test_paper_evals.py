@@ -112,6 +112,25 @@ def test_numina_test_is_the_held_out_test_split_scored_avg_at_n(tmp_path, data_d
     assert stored[test_split[0]]["gold"] == NUMINA_KEPT[test_split[0]] and stored[test_split[0]]["scores"] == [1.0, 0.0]
 
 
+def test_math500_as_the_paper_scored_it(tmp_path, monkeypatch):
+    """math500_paper: the shipped MATH-500, the paper's math prompt, Math-Verify per sample (lm-eval's Minerva
+    variant is `math500`). Hand-written completions stand in the samples file; the scoring is real."""
+    shipped = Path(__file__).resolve().parents[1] / "tasks" / "data"  # this module's fixture hides it from the default lookup
+    rows_500 = [json.loads(line) for line in (shipped / "math500" / "test.jsonl").read_text().splitlines()[:2]]
+    settings = EvalSettings(samples_per_prompt=2, temperature=1.0, limit=2, data_dir=shipped, **FAST)
+    out = tmp_path / "out"
+    prefill_numina(resolve_model("tiny"), settings, out, "math500_paper", {
+        rows_500[0]["problem"]: [boxed(rows_500[0]["answer"]), boxed("123")],  # right, wrong
+        rows_500[1]["problem"]: [boxed(rows_500[1]["answer"])] * 2,  # right, right
+    })
+    monkeypatch.setattr(HFGenerator, "generate", lambda *a: pytest.fail("generated although every sample was on disk"))
+    result = evaluate("tiny", ["math500_paper"], settings, out_dir=out)["math500_paper"]
+    assert result["benchmark"] == "math500_paper" and result["template"] == "paper" and result["primary_metric"] == "math_verify"
+    assert result["score"] == pytest.approx(75.0) and result["n"] == 2 and "math500/test.jsonl" in result["data"]
+    stored = {r["question"]: r for r in rows(out / "math500_paper.samples.jsonl")}
+    assert stored[rows_500[0]["problem"]]["scores"] == [1.0, 0.0] and "Given the following problem" in stored[rows_500[0]["problem"]]["prompt"]
+
+
 def test_numina_valid_of_a_run_uses_the_file_it_trained_on(tmp_path):
     """task.math_data=numina:<file> in the run's config.json: no --data-dir needed; real generation by the tiny model."""
     checkpoint = run_checkpoint(tmp_path / "runs", {"task.math_data": f"numina:{NUMINA}"})
@@ -252,13 +271,13 @@ def test_table1_has_the_papers_numinamath_column_and_the_paper_grid_evaluates_it
     from semibench.reports.tables import write_tables
     from tests.report_fixtures import eval_json, make_run, make_seed
 
-    assert GRID_DEFAULTS["paper"].benchmarks[:3] == ("math500", "numina_test", "amc23")  # Table 1, in its order
-    make_seed(tmp_path, "tiny", [eval_json("math500", 40.0, 1.0), eval_json("numina_test", 30.0, 0.5), eval_json("amc23", 20.0, 2.0)])
-    make_run(tmp_path, "math", "dpo", "1", evals={4: [eval_json("math500", 45.0, 1.0), eval_json("numina_test", 36.25, 0.75),
+    assert GRID_DEFAULTS["paper"].benchmarks[:3] == ("math500_paper", "numina_test", "amc23")  # Table 1, in its order
+    make_seed(tmp_path, "tiny", [eval_json("math500_paper", 40.0, 1.0), eval_json("numina_test", 30.0, 0.5), eval_json("amc23", 20.0, 2.0)])
+    make_run(tmp_path, "math", "dpo", "1", evals={4: [eval_json("math500_paper", 45.0, 1.0), eval_json("numina_test", 36.25, 0.75),
                                                       eval_json("amc23", 25.0, 2.5), eval_json("math_heldout", 60.0, 3.0)]})
     write_tables(tmp_path, tmp_path / "tables")
     md = (tmp_path / "tables" / "table1.md").read_text()
-    assert "| Method | Updates | Math500 | NuminaMath | Held-out math | AMC23 |" in md
+    assert "| Method | Updates | Math500 (paper) | NuminaMath | Held-out math | AMC23 |" in md
     assert "| Online DPO (s=1) | 3/4 | 45.0 (1.0) | 36.2 (0.8) | 60.0 (3.0) | 25.0 (2.5) |" in md  # fixture step 1 took no update
 
 

@@ -28,14 +28,11 @@ def test_leaderboard_exact_csv_and_byte_identical(tree, tmp_path):
     [path] = write_leaderboards(root, out).values()
     text = path.read_text()
     header, rows = _header_and_rows(text)
-    assert header[:13] == ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps",
-                           "num_updates", "skipped_steps", "seed", "checkpoint_step"]
+    assert header[:14] == ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps",
+                           "num_updates", "skipped_steps", "seed", "checkpoint_step", "selected_by"]
     score_columns = [h for h in header if h.startswith(("math_heldout", "alpaca_eval", "arena_hard"))]
-    assert score_columns == [
-        "math_heldout", "math_heldout_stderr", "math_heldout_ci_lower", "math_heldout_ci_upper",
-        "alpaca_eval@local:tiny", "alpaca_eval@local:tiny_stderr", "alpaca_eval@local:tiny_ci_lower", "alpaca_eval@local:tiny_ci_upper",
-        "arena_hard@local:tiny", "arena_hard@local:tiny_stderr", "arena_hard@local:tiny_ci_lower", "arena_hard@local:tiny_ci_upper",
-    ]
+    suffixes = ("", "_se_items", "_sd_seeds", "_stderr", "_ci_lower", "_ci_upper")
+    assert score_columns == [key + s for key in ("math_heldout", "alpaca_eval@local:tiny", "arena_hard@local:tiny") for s in suffixes]
     col = {h: i for i, h in enumerate(header)}
     # Sorted: the seed row (empty task) first, then DPO offline, semi-online, online, then GRPO.
     assert [r[col["regime"]] for r in rows] == ["seed", "offline", "semi-online", "online", "online"]
@@ -43,6 +40,7 @@ def test_leaderboard_exact_csv_and_byte_identical(tree, tmp_path):
     assert [r[col["run_id"]] for r in rows[1:]] == [runs[k].name for k in ("offline", "semi", "online", "grpo")]
     assert [r[col["math_heldout"]] for r in rows] == ["20.00", "22.00", "30.00", "34.50", "31.25"]
     assert [r[col["math_heldout_stderr"]] for r in rows] == ["4.00", "4.50", "4.50", "4.50", "4.50"]
+    assert {r[col["math_heldout_se_items"]] for r in rows} == {""}  # the fixture's results predate se_items
     online = rows[3]
     assert online[col["arena_hard@local:tiny"]] == "11.50" and online[col["arena_hard@local:tiny_ci_lower"]] == "9.50"
     assert online[col["arena_hard@local:tiny_ci_upper"]] == "13.00" and online[col["arena_hard@local:tiny_stderr"]] == ""
@@ -180,3 +178,21 @@ def test_a_malformed_eval_json_is_one_line_naming_the_file(tree, tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ConfigError, match="gsm8k.json is not valid JSON"):
         write_leaderboards(root, tmp_path / "lb")
+
+
+def test_tables_show_the_standard_error_over_items_and_say_so(tree, tmp_path):
+    """(x) is se_items when a result has it (the evaluator's stderr otherwise), and the note says which."""
+    root, runs = tree
+    from semibench.runs import atomic_write_json
+    from tests.report_fixtures import eval_json
+
+    result = {**eval_json("math_heldout", 40.0, 0.3, samples=4), "se_items": 4.9, "ci_items": [30.2, 49.8], "sd_seeds": 0.6}
+    atomic_write_json(runs["online"] / "eval" / "step_000004" / "math_heldout.json", result)
+    write_tables(root, tmp_path / "tables")
+    md = (tmp_path / "tables" / "table3.md").read_text()
+    assert "| 40.0 (4.9) |" in md and "| 40.0 (0.3) |" not in md
+    assert "standard error over items" in md and "sd_seeds" in md
+    header, rows = _header_and_rows((tmp_path / "tables" / "table3.csv").read_text())
+    online = next(r for r in rows if r[1] == runs["online"].name)
+    col = {h: i for i, h in enumerate(header)}
+    assert (online[col["Held-out math se_items"]], online[col["Held-out math sd_seeds"]]) == ("4.9000", "0.6000")

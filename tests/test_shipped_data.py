@@ -64,7 +64,7 @@ def test_data_dir_still_comes_first(no_hub, tmp_path):
 
 
 def test_shipped_items_have_the_published_row_counts(no_hub):
-    amc = math_eval.amc23_items(benchmarks.resolve("amc23", None))
+    amc = math_eval.file_items("amc23", benchmarks.resolve("amc23", None))
     assert len(amc) == ROWS["amc23"] and amc[0][1] == "27"  # 27.0 in the file
     arena = benchmarks.arena_items(benchmarks.resolve("arena_hard", None))
     assert len(arena) == ROWS["arena_hard"] and all(item["question"] and item["baseline"] for item in arena)

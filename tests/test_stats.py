@@ -102,3 +102,17 @@ def test_se_items_and_verdicts():
     assert verdict({"ci_lower": 1.0, "ci_upper": 5.0}, "online", "offline") == "online better"
     assert verdict({"ci_lower": -5.0, "ci_upper": -1.0}, "online", "offline") == "offline better"
     assert mcnemar(np.array([1, 0]), np.array([1, 0]))["mcnemar_p_value"] == pytest.approx(1.0)
+
+
+def test_item_summary_hand_computed():
+    """Item means [0.5, 1, 0, 0.5]: mean 50, SD 0.408, SE over items 20.41; per-seed scores 75 and 25: SD 35.36."""
+    from scipy import stats as scipy_stats
+
+    from semibench.stats import item_summary
+
+    out = item_summary([[1, 0], [1, 1], [0, 0], [1, 0]])
+    assert out["score"] == pytest.approx(50.0) and out["se_items"] == pytest.approx(100 * (1 / 6) ** 0.5 / 2)
+    assert out["sd_seeds"] == pytest.approx(100 * 0.5 ** 0.5 / 2 * 1.0)
+    half = scipy_stats.t.ppf(0.975, 3) * out["se_items"]
+    assert out["ci_items"] == pytest.approx([50 - half, 50 + half])
+    assert item_summary([[1], [0], [1]])["sd_seeds"] is None  # one sample per item: no spread over seeds

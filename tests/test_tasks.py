@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -9,7 +10,7 @@ from semibench.tasks import PromptSampler, gold_answer, load_prompts
 
 def test_gsm8k_jsonl_prompts_keep_gold_and_paper_template(shared_data):
     task = TaskConfig(name="math", math_data=str(shared_data / "gsm8k" / "train.jsonl"))
-    pools = load_prompts(task, seed=0)
+    pools = load_prompts(task)
     first = pools["math"][0]
     row = json.loads((shared_data / "gsm8k" / "train.jsonl").read_text().splitlines()[0])
     assert first.gold == row["answer"].split("####")[-1].strip().replace(",", "")
@@ -20,7 +21,7 @@ def test_gsm8k_jsonl_prompts_keep_gold_and_paper_template(shared_data):
 
 def test_procedural_math_is_seeded():
     task = TaskConfig(name="math", reasoning_gym=("single_digit",), num_prompts=50, math_template="tiny")
-    a, b, c = load_prompts(task, 0)["math"], load_prompts(task, 0)["math"], load_prompts(task, 1)["math"]
+    a, b, c = load_prompts(task)["math"], load_prompts(task)["math"], load_prompts(replace(task, data_seed=1))["math"]
     assert a == b and a != c
     assert all(p.gold.isdigit() and int(p.gold) <= 20 for p in a)  # sums of two small numbers
 
@@ -40,35 +41,49 @@ def test_gold_answer_extraction():
 
 def test_mixed_sampler_ratio_and_determinism():
     task = TaskConfig(name="mixed", reasoning_gym=("single_digit",), num_prompts=30, math_template="tiny")
-    pools = load_prompts(task, 0)
+    pools = load_prompts(task)
     sampler = PromptSampler(pools, prompts_per_step=6, math_fraction=2 / 3, seed=0)
     batch = sampler.batch(5)
-    assert [p.kind for p in batch].count("math") == 4
+    assert [p.kind for p in batch].count("math") == 4 and len(batch) == 6
     assert batch == PromptSampler(pools, 6, 2 / 3, 0).batch(5)
     # each kind cycles through its whole pool before repeating
     seen = [p for step in range(len(pools["if"]) // 2) for p in sampler.batch(step) if p.kind == "if"]
     assert len(set(seen)) == len(pools["if"])
 
 
+@pytest.mark.parametrize("per_step", [1, 2, 4, 5, 8])
+def test_mixed_sampler_keeps_the_ratio_on_average(per_step):
+    """The paper's 2:1 math:IF holds on average at any batch size. With 4 prompts a step, a fixed
+    round(4 · 2/3) = 3 math prompts trained 3:1 (the old sampler: 900 math of 1,200)."""
+    task = TaskConfig(name="mixed", reasoning_gym=("single_digit",), num_prompts=30, math_template="tiny")
+    sampler = PromptSampler(load_prompts(task), prompts_per_step=per_step, math_fraction=2 / 3, seed=0)
+    kinds = [[p.kind for p in sampler.batch(step)] for step in range(300)]
+    assert all(len(k) == per_step for k in kinds)
+    num_math = sum(k.count("math") for k in kinds)
+    assert abs(num_math - 300 * per_step * 2 / 3) < 1  # the cumulative share is exact up to one prompt
+    # every kind still walks its own pool in order, no position served twice
+    assert sum(k.count("if") for k in kinds) == 300 * per_step - num_math
+
+
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="data file not found"):
-        load_prompts(TaskConfig(name="math", math_data=str(tmp_path / "nope.jsonl")), 0)
+        load_prompts(TaskConfig(name="math", math_data=str(tmp_path / "nope.jsonl")))
 
 
 def test_row_missing_column_names_the_fix(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"question": "1+1?", "answer": "2"}\n{"problem": "2+2?", "answer": "4"}\n')
     with pytest.raises(ConfigError, match=r"bad.jsonl:2 has no field 'question'.*task.math_question_key"):
-        load_prompts(TaskConfig(name="math", math_data=str(path)), 0)
+        load_prompts(TaskConfig(name="math", math_data=str(path)))
 
 
 def test_malformed_json_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"prompt": "hi"}\n{not json\n')
     with pytest.raises(ConfigError, match="bad.jsonl:2 is not valid JSON"):
-        load_prompts(TaskConfig(name="if", if_data=str(path)), 0)
+        load_prompts(TaskConfig(name="if", if_data=str(path)))
 
 
 def test_hub_dataset_offline_is_a_config_error():
     with pytest.raises(ConfigError, match="pass a local .jsonl"):
-        load_prompts(TaskConfig(name="if", if_data="allenai/WildChat-1M"), 0)
+        load_prompts(TaskConfig(name="if", if_data="allenai/WildChat-1M"))

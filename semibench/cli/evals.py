@@ -171,13 +171,15 @@ def select(
     by: str = typer.Option(..., "--by", help="the benchmark whose score picks: numina_valid (math), wildchat_valid (chat), or any evaluated one"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
-    """The run's best evaluated checkpoint by one benchmark's score: how the paper picked checkpoints."""
+    """The run's best evaluated checkpoint by one benchmark's score: how the paper picked checkpoints.
+    Recorded in runs/<id>/selected.json: tables and leaderboards then show that checkpoint and say why."""
     import json
 
     from semibench.reports.results import select_checkpoint
 
     try:
         chosen = select_checkpoint(run, by)
+        chosen.record()
     except ConfigError as exc:
         fail(str(exc))
     best = chosen.results[chosen.best_step]

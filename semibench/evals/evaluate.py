@@ -94,6 +94,29 @@ def unavailable(benchmarks: Sequence[str], settings: EvalSettings, origin: data.
     return out
 
 
+def item_uncertainty(samples_file: Path, score: float | None) -> dict[str, Any]:
+    """`se_items` (with `ci_items`) and `sd_seeds` of a result from its per-item scores (`stats.item_summary`).
+
+    Only where the score is the mean of those per-item scores: Arena-Hard's Bradley-Terry score,
+    AlpacaEval's length-controlled win rate and wildchat_valid's per-token reward are not, and keep
+    their own uncertainty (a bootstrap CI, alpaca-eval's SE, a delta-method SE): their fields are None.
+    """
+    from semibench.datafiles import read_jsonl
+    from semibench.stats import item_summary
+
+    none = {"se_items": None, "ci_items": None, "sd_seeds": None}
+    rows = [row["scores"] for _, row in read_jsonl(samples_file) if "scores" in row] if samples_file.is_file() else []
+    if score is None or len(rows) < 2 or len({len(r) for r in rows}) != 1:
+        return none
+    try:
+        summary = item_summary(rows)
+    except ValueError:  # scores outside [0, 1]: not a per-item accuracy
+        return none
+    if abs(summary["score"] - score) > 1e-6:
+        return none
+    return {"se_items": summary["se_items"], "ci_items": summary["ci_items"], "sd_seeds": summary["sd_seeds"]}
+
+
 # ---------------------------------------------------------------------------------------------
 # The entry point
 
@@ -204,6 +227,7 @@ def evaluate(
                 "benchmark": bench, "score": scored["score"], "stderr": scored.get("stderr"),
                 "ci_lower": scored.get("ci_lower"), "ci_upper": scored.get("ci_upper"),
                 "primary_metric": scored["primary_metric"], "metrics": scored["metrics"], "n": scored["n"],
+                **item_uncertainty(out_dir / f"{stem}.samples.jsonl", scored["score"]),
                 "samples_per_prompt": s.samples_per_prompt,
                 "sampling": {"temperature": s.temperature, "top_p": s.top_p, "max_new_tokens": s.max_new_tokens},
                 "judge": s.judge if bench in JUDGED else None,

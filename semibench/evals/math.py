@@ -1,4 +1,5 @@
-"""Math scored by our Math-Verify pool: AMC23, the paper's NuminaMath splits and held-out procedural math.
+"""Math scored by our Math-Verify pool: AMC23, Math500 as the paper scored it, the paper's NuminaMath splits
+and held-out procedural math.
 
 Each item is prompted with its task's math template (the paper's for AMC23 and NuminaMath), every
 sample gets a binary Math-Verify score, and the result is avg@N.
@@ -28,20 +29,20 @@ def numina_items(bench: str, source: Source) -> list[tuple[str, str]]:
     return [(p.problem, p.answer) for p in problems]
 
 
-def amc23_items(source: Source) -> list[tuple[str, str]]:
-    """(problem, gold answer) pairs; integral float answers (27.0) become '27'."""
+def file_items(bench: str, source: Source) -> list[tuple[str, str]]:
+    """(problem, gold answer) pairs of a one-file benchmark (AMC23, MATH-500); integral float answers (27.0) become '27'."""
     if source.where == "local":
         rows = read_jsonl(source.path)
     else:
         import datasets
 
-        path, name, split = BENCHMARKS["amc23"].hub
+        path, name, split = BENCHMARKS[bench].hub
         rows = list(datasets.load_dataset(path, name, split=split))
     items = []
     for i, row in enumerate(rows):
         problem, answer = row.get("problem", row.get("question")), row.get("answer")
         if problem is None or answer is None:
-            raise DataMissing(f"amc23 row {i} has no problem/answer fields (fields: {', '.join(row)}); pass the AMC23 test.jsonl")
+            raise DataMissing(f"{bench} row {i} has no problem/answer fields (fields: {', '.join(row)}); pass the {BENCHMARKS[bench].local_files[0]} it needs")
         if isinstance(answer, float) and answer.is_integer():
             answer = int(answer)
         items.append((str(problem), str(answer)))
@@ -51,7 +52,7 @@ def amc23_items(source: Source) -> list[tuple[str, str]]:
 @dataclass(frozen=True)
 class HeldoutSpec:
     task: TaskConfig  # reasoning_gym sources and math_template
-    train_seed: int
+    data_seed: int  # the training pool's seed (task.data_seed); held-out items come from data_seed + HELDOUT_SEED_OFFSET
     exclude_training_pool: bool  # a run checkpoint: drop every question its training pool holds
     origin: str  # where the spec came from, recorded in the result
 
@@ -64,7 +65,7 @@ def heldout_spec(origin: Origin | None, sources: tuple[str, ...], template: str)
         raise DataMissing(f"math_heldout: the run trained on task.math_data={origin.config.task.math_data}, not procedural math; "
                           "evaluate numina_test (numina) or gsm8k/math500 instead")
     if origin is not None:
-        return HeldoutSpec(origin.config.task, origin.config.train.seed, True, str(origin.path))
+        return HeldoutSpec(origin.config.task, origin.config.task.data_seed, True, str(origin.path))
     task = config.apply_overrides(config.RunConfig(), {"task.reasoning_gym": sources, "task.math_template": template}).task
     return HeldoutSpec(task, 0, False, "settings")
 
@@ -76,14 +77,14 @@ def heldout_items(spec: HeldoutSpec, size: int) -> tuple[list[tuple[str, str]], 
 
     from semibench.datafiles import read_spec
     from semibench.tasks import _procedural_math
-    pool = {q for q, _, _ in _procedural_math(spec.task, spec.train_seed)} if spec.exclude_training_pool else set()
+    pool = {q for q, _, _ in _procedural_math(spec.task, spec.data_seed)} if spec.exclude_training_pool else set()
     sources = read_spec("sources")["procedural_math"]
     names = spec.task.reasoning_gym
     items, notes = [], []
     for k, name in enumerate(names):
         want = size // len(names) + (k < size % len(names))
         params = dict(sources[name])
-        dataset = reasoning_gym.create_dataset(params.pop("dataset"), size=HELDOUT_MAX_CANDIDATES, seed=spec.train_seed + HELDOUT_SEED_OFFSET, **params)
+        dataset = reasoning_gym.create_dataset(params.pop("dataset"), size=HELDOUT_MAX_CANDIDATES, seed=spec.data_seed + HELDOUT_SEED_OFFSET, **params)
         seen: set[str] = set()
         for i in range(HELDOUT_MAX_CANDIDATES):
             if len(seen) == want:
@@ -105,14 +106,14 @@ def run_math(session: Session, bench: str, source: Source) -> dict:
     from semibench.evals.scoring.samples import avg_at_n
 
     s, notes = session.settings, []
-    if bench == "amc23":
-        items, template, origin = amc23_items(source), "paper", source.description
+    if bench in ("amc23", "math500_paper"):  # the paper's prompt, as its Tables 1 and 3
+        items, template, origin = file_items(bench, source), "paper", source.description
     elif bench in NUMINA_SPLIT:  # the paper's prompt, as its NuminaMath column and checkpoint selection
         items, template, origin = numina_items(bench, source), "paper", source.description
     else:
         spec = heldout_spec(session.origin, s.heldout_sources, s.heldout_template)
         items, notes = heldout_items(spec, s.heldout_size)
-        template, origin = spec.task.math_template, f"{', '.join(spec.task.reasoning_gym)} (from {spec.origin}), seed {spec.train_seed}+{HELDOUT_SEED_OFFSET}"
+        template, origin = spec.task.math_template, f"{', '.join(spec.task.reasoning_gym)} (from {spec.origin}), data seed {spec.data_seed}+{HELDOUT_SEED_OFFSET}"
     items = items[: s.limit] if s.limit else items
     templates = read_spec("templates")["math"]
     if template not in templates:

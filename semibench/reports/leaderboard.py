@@ -20,10 +20,10 @@ from semibench.benchmarks import BENCHMARKS
 from semibench.reports.results import Run, read_runs
 from semibench.runs import atomic_write_text
 
-IDENTITY = ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps", "num_updates", "skipped_steps", "seed", "checkpoint_step"]
+IDENTITY = ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps", "num_updates", "skipped_steps", "seed", "checkpoint_step", "selected_by"]
 SAMPLING = ["eval_samples_per_prompt", "eval_temperature", "eval_top_p", "eval_max_new_tokens", "eval_limit"]
 PROVENANCE = ["judges", "semibench_version", "git_commit", "date"]
-SCORE_SUFFIXES = ["", "_stderr", "_ci_lower", "_ci_upper"]
+SCORE_SUFFIXES = ["", "_se_items", "_sd_seeds", "_stderr", "_ci_lower", "_ci_upper"]
 BENCHMARK_ORDER = list(BENCHMARKS)
 REGIME_ORDER = {"seed": 0, "offline": 1, "semi-online": 2, "online": 3}
 DECIMALS = 2
@@ -41,12 +41,15 @@ SCHEMA = {
     "num_updates": "optimizer updates taken up to the evaluated checkpoint",
     "skipped_steps": "steps up to the evaluated checkpoint with no valid pair or group, so no update",
     "seed": "training seed",
-    "checkpoint_step": "the evaluated checkpoint (the run's final one)",
+    "checkpoint_step": "the evaluated checkpoint: the run's final one, or the one selected_by picked",
+    "selected_by": "the validation score that picked checkpoint_step (`semibench select`, the paper's protocol); empty: the final checkpoint",
     "<bench>": "score in percent (primary metric, see the eval JSON's `metrics` for the rest); wildchat_valid: length-normalised reward per token, 6 decimals",
-    "<bench>_stderr": "standard error of the score in percent (empty when a CI is given instead)",
+    "<bench>_se_items": "standard error over items in percent (each item's samples averaged first): which items were drawn; empty where the score is not a mean over items",
+    "<bench>_sd_seeds": "standard deviation over sampling seeds in percent (sample j of every item is seed j); empty with one sample per item",
+    "<bench>_stderr": "the evaluator's own standard error in percent: over sampling seeds when N > 1 (the paper's), else over items; empty when a CI is given instead",
     "<bench>_ci_lower / _ci_upper": "95% confidence interval bounds in percent (ArenaHard bootstrap)",
     "<bench>@<judge>": "judged benchmarks: one column group per judge, never mixed",
-    "eval_samples_per_prompt": "samples per prompt N (score = mean over them; stderr over the N seeds as in the paper)",
+    "eval_samples_per_prompt": "samples per prompt N (score = mean over them)",
     "eval_temperature / eval_top_p / eval_max_new_tokens": "eval sampling settings (temperature 0 = greedy)",
     "eval_limit": "prompts per benchmark when limited (empty = the full set)",
     "judges": "every judge used in the row, `;`-separated",
@@ -72,11 +75,8 @@ def _benchmark_rank(key: str) -> tuple:
 
 
 def rows_for(run: Run) -> list[dict]:
-    """One row per eval sampling signature of the run's final checkpoint (none if it has no eval there)."""
-    if run.is_seed:
-        step = 0
-    else:
-        step = run.config.train.steps
+    """One row per eval sampling signature of the run's reported checkpoint (none if it has no eval there)."""
+    step = run.report_step
     results = run.evals.get(step, {})
     by_signature: dict[tuple, dict[str, dict]] = {}
     for key, result in results.items():
@@ -88,7 +88,7 @@ def rows_for(run: Run) -> list[dict]:
         for key, result in group.items():
             decimals = BENCHMARKS[result["benchmark"]].decimals if result["benchmark"] in BENCHMARKS else DECIMALS
             row[key] = _number(result["score"], decimals)
-            for field in ("stderr", "ci_lower", "ci_upper"):
+            for field in ("se_items", "sd_seeds", "stderr", "ci_lower", "ci_upper"):
                 row[f"{key}_{field}"] = _number(result.get(field), decimals)
         versions = [r.get("versions") or {} for r in group.values()]
         row["judges"] = ";".join(sorted({r["judge"] for r in group.values() if r.get("judge")}))
@@ -111,7 +111,8 @@ def _plain(value) -> str:
 def _identity(run: Run, step: int) -> dict:
     if run.is_seed:
         return {"run_id": run.id, "base_model": run.base_model, "preset": "", "task": "", "objective": "", "sync_every": "",
-                "regime": "seed", "ref_sync": "", "steps": "0", "num_updates": "0", "skipped_steps": "0", "seed": "", "checkpoint_step": "0"}
+                "regime": "seed", "ref_sync": "", "steps": "0", "num_updates": "0", "skipped_steps": "0", "seed": "", "checkpoint_step": "0",
+                "selected_by": ""}
     cfg = run.config
     return {
         "run_id": run.id,
@@ -126,6 +127,7 @@ def _identity(run: Run, step: int) -> dict:
         **dict(zip(("num_updates", "skipped_steps"), map(str, run.updates(step)))),
         "seed": str(cfg.train.seed),
         "checkpoint_step": str(step),
+        "selected_by": run.selected["by"] if run.selected else "",
     }
 
 

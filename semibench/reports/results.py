@@ -4,7 +4,8 @@ They read files only (config.json, metrics.jsonl, eval/<checkpoint>/<bench>.json
 internals, so they work on runs made by any version, machine or launcher. Only finished artefacts
 are read: a run's metrics are read whether or not it is DONE (a plot of a live run is useful); an
 eval JSON counts once it exists (it is written atomically), and tables and leaderboards take a run's
-scores at its final step (`train.steps`) only.
+scores at one checkpoint, `Run.report_step`: the one `semibench select` recorded in selected.json (the
+paper picks by a validation score), else the final one (`train.steps`).
 
 A "seed" row is a directory holding `seed.json` instead of `config.json`: the base model evaluated
 before any training (the tables' first row).
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from semibench.config import ConfigError, RunConfig, regime_label
-from semibench.runs import RunDir, is_done
+from semibench.runs import RunDir, atomic_write_json, is_done
 
 SEED_FILE = "seed.json"
 STEP_DIR = re.compile(r"step_(\d+)$")
@@ -33,6 +34,7 @@ class Run:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     evals: dict[int, dict[str, dict]] = field(default_factory=dict)  # checkpoint step -> result key -> eval JSON
     done: bool = False
+    selected: dict[str, Any] | None = None  # selected.json: {"step", "by", "score"} when a validation score picked the checkpoint
 
     @property
     def id(self) -> str:
@@ -41,6 +43,13 @@ class Run:
     @property
     def is_seed(self) -> bool:
         return self.config is None
+
+    @property
+    def report_step(self) -> int:
+        """The checkpoint tables and leaderboards show: the selected one, else the final one (0: a seed row)."""
+        if self.config is None:
+            return 0
+        return self.selected["step"] if self.selected else self.config.train.steps
 
     @property
     def regime(self) -> str:
@@ -86,7 +95,8 @@ def read_run(path: Path) -> Run | None:
     run = RunDir.at(path)
     if run.config_path.exists():
         cfg = run.read_config()
-        return Run(path, cfg, cfg.model.name, run.read_metrics(), read_evals(run.evals), is_done(path))
+        selected = json.loads(run.selection_path.read_text()) if run.selection_path.is_file() else None
+        return Run(path, cfg, cfg.model.name, run.read_metrics(), read_evals(run.evals), is_done(path), selected)
     if (path / SEED_FILE).exists():
         seed = json.loads((path / SEED_FILE).read_text())
         return Run(path, None, seed["model"], [], read_evals(run.evals), True)
@@ -111,7 +121,13 @@ class Selection:
 
     @property
     def checkpoint(self) -> Path:
-        return self.run.path / "checkpoints" / f"step_{self.best_step:06d}"
+        return RunDir.at(self.run.path).checkpoint(self.best_step)
+
+    def record(self) -> Path:
+        """Write runs/<id>/selected.json, so tables and leaderboards show this checkpoint and say why."""
+        path = RunDir.at(self.run.path).selection_path
+        atomic_write_json(path, {"step": self.best_step, "by": self.key, "score": self.results[self.best_step]["score"]})
+        return path
 
 
 def select_checkpoint(run_dir: Path, by: str) -> Selection:

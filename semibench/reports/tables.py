@@ -22,7 +22,7 @@ from semibench.reports.results import Run, read_runs
 from semibench.runs import atomic_write_text
 
 # The paper's column order (Tables 1-2), with the registry's titles.
-MATH_COLUMNS = [(b, BENCHMARKS[b].title) for b in ("math500", "numina_test", "math_heldout", "gsm8k", "amc23")]
+MATH_COLUMNS = [(b, BENCHMARKS[b].title) for b in ("math500_paper", "math500", "numina_test", "math_heldout", "gsm8k", "amc23")]
 CHAT_COLUMNS = [(b, BENCHMARKS[b].title) for b in ("alpaca_eval", "arena_hard", "ifeval")]
 
 
@@ -66,13 +66,13 @@ def format_cell(result: dict | None) -> str:
     score = f"{result['score']:.1f}"
     if result.get("ci_lower") is not None and result.get("ci_upper") is not None:
         return f"{score} ({result['ci_lower'] - result['score']:+.1f}, {result['ci_upper'] - result['score']:+.1f})"
-    if result.get("stderr") is not None:
-        return f"{score} ({result['stderr']:.1f})"
-    return score
+    se = result.get("se_items") if result.get("se_items") is not None else result.get("stderr")
+    return f"{score} ({se:.1f})" if se is not None else score
 
 
 def _final(run: Run) -> dict[str, dict]:
-    return run.evals.get(0 if run.is_seed else run.config.train.steps, {})
+    """The reported checkpoint's results: the selected one, else the final one."""
+    return run.evals.get(run.report_step, {})
 
 
 def build(spec: TableSpec, runs: list[Run]) -> tuple[list[str], list[dict]] | None:
@@ -92,8 +92,11 @@ def build(spec: TableSpec, runs: list[Run]) -> tuple[list[str], list[dict]] | No
     rows = []
     for run in rows_runs:
         results = _final(run)
-        updates, skipped = run.updates(None if run.is_seed else run.config.train.steps)
-        row = {"Method": spec.label(run) if not run.is_seed else method_label(run), "run_id": run.id,
+        updates, skipped = run.updates(None if run.is_seed else run.report_step)
+        label = spec.label(run) if not run.is_seed else method_label(run)
+        if run.selected:  # say which checkpoint, as the paper's tables come from selected ones
+            label += f" [step {run.selected['step']} by {run.selected['by']}]"
+        row = {"Method": label, "run_id": run.id,
                "Updates": "–" if run.is_seed else f"{updates}/{updates + skipped}"}
         for key, header in columns:
             result = results.get(key)
@@ -115,12 +118,15 @@ def to_markdown(title: str, headers: list[str], rows: list[dict]) -> str:
     lines = [f"### {title}", "", "| Method | Updates | " + " | ".join(headers) + " |", "|---" * (len(headers) + 2) + "|"]
     lines += ["| " + " | ".join([row["Method"], row["Updates"]] + [row[h] for h in headers]) + " |" for row in rows]
     note = ("Updates: optimizer updates taken / steps (a step with no valid pair or group takes none). "
-            "(x): the standard error over sampling seeds, as the paper printed it; it leaves out which items were drawn.")
+            "(x): the standard error over items (se_items: each item's samples averaged first), the uncertainty of which items "
+            "were drawn; where a score is not a mean over items, its own SE (AlpacaEval LC: alpaca-eval's; wildchat_valid: delta method). "
+            "(lo, hi): a 95% CI (Arena-Hard: its bootstrap). The paper's (x) is of this size (Math500 1.2-1.6 over 500 items); "
+            "the spread over sampling seeds, sd_seeds in the CSV, is far smaller and leaves out the items.")
     return "\n".join(lines) + "\n\n" + note + "\n"
 
 
 def to_csv(headers: list[str], rows: list[dict]) -> str:
-    fields = ["method", "run_id", "updates"] + [f"{h}{suffix}" for h in headers for suffix in ("", " stderr", " ci_lower", " ci_upper")]
+    fields = ["method", "run_id", "updates"] + [f"{h}{suffix}" for h in headers for suffix in ("", " se_items", " sd_seeds", " stderr", " ci_lower", " ci_upper")]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(fields)
@@ -128,7 +134,7 @@ def to_csv(headers: list[str], rows: list[dict]) -> str:
         values = [row["Method"], row["run_id"], row["Updates"]]
         for h in headers:
             raw = row[f"{h}|raw"] or {}
-            values += ["" if raw.get(k) is None else f"{raw[k]:.4f}" for k in ("score", "stderr", "ci_lower", "ci_upper")]
+            values += ["" if raw.get(k) is None else f"{raw[k]:.4f}" for k in ("score", "se_items", "sd_seeds", "stderr", "ci_lower", "ci_upper")]
         writer.writerow(values)
     return buffer.getvalue()
 

@@ -44,7 +44,7 @@ def arms(runs: list[Run]) -> list[Arm]:
             if (run.path / "eval").is_dir():  # a seed row's eval dir holds the results themselves
                 groups[run.id] = Arm(method_label(run), "", "", None, [run.path / "eval"])
             continue
-        final = RunDir.at(run.path).eval_dir(run.config.train.steps)
+        final = RunDir.at(run.path).eval_dir(run.report_step)  # the checkpoint the tables show
         if not run.done or not final.is_dir():
             continue
         cfg = run.config

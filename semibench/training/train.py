@@ -56,7 +56,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     if is_done(run.path):
         return run.path
     world = dist.init()  # one process: a world of one; under torchrun: FSDP2 over all ranks
-    pools = load_prompts(cfg.task, cfg.train.seed)  # bad data fails here, before anything is written
+    pools = load_prompts(cfg.task)  # bad data fails here, before anything is written
     lock = RunLock(run.path) if world.is_main else None  # one process per run directory; RunLocked names the holder
     if is_done(run.path):  # finished by the holder we may have waited behind
         return run.path
