@@ -136,3 +136,18 @@ def test_training_seeds_and_the_seed_row_score_the_same_held_out_items(tmp_path)
         run = tmp_path / "runs" / run_id(cfg)
         assert questions(run / "eval" / f"step_{cfg.train.steps:06d}" / "math_heldout.samples.jsonl") == seed_row
     assert len(seed_row) == len(set(seed_row)) == 16  # the tiny grid's limit
+
+
+def test_validation_checkpoints_leave_a_semi_online_run_unchanged(tmp_path):
+    """The grid's validation curves export a checkpoint every eval_every steps: a semi-online run's
+    rollouts, rewards and losses must be those of the same run without them."""
+    from semibench import config
+    from semibench.runs import RunDir
+    from semibench.training.train import train
+
+    plain = config.resolve("tiny", {"train.sync_every": "2", "train.steps": 4})
+    validated = config.resolve("tiny", {"train.sync_every": "2", "train.steps": 4, "train.checkpoint_every": 1})
+    rows = [RunDir.at(train(cfg, tmp_path / name)).read_metrics() for name, cfg in (("plain", plain), ("validated", validated))]
+    untimed = [[{k: v for k, v in r.items() if not k.startswith("time/") and k != "tokens_per_s"} for r in run] for run in rows]
+    assert untimed[0] == untimed[1] and len(untimed[0]) == 4
+    assert len(RunDir(tmp_path / "validated", validated).done_checkpoints()) == 4
