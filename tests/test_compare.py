@@ -57,3 +57,21 @@ def test_the_cli_prints_delta_ci_and_verdict(tmp_path):
     assert result.exit_code == 0, result.output
     [row] = json.loads(result.output)
     assert row["verdict"] == "A better" and row["ci_lower"] > 0 and row["mcnemar_p_value"] < 0.001
+
+
+def test_judged_benchmarks_pair_per_instruction_and_per_question(tmp_path):
+    """AlpacaEval pairs over instructions and Arena-Hard over question ids, whatever each side's prompt
+    (a seed row prompted with another chat template has other prompt hashes); the judged benchmark's
+    shared generations file, which holds no scores, is not a benchmark of its own."""
+    instructions = ["Write a haiku.", "Explain DNS.", "List 3 primes.", "Say hi."]
+    a_prefs, b_prefs = [1.0, 0.75, 0.5, 1.0], [0.25, 0.75, 0.0, 0.5]
+    for side, prefs in (("a", a_prefs), ("b", b_prefs)):
+        rows = [{"key": f"{side}-{i}", "instruction": text, "preferences": [p + 1], "scores": [p]} for i, (text, p) in enumerate(zip(instructions, prefs))]
+        write_eval(tmp_path / side, "alpaca_eval--local-tiny", rows[::-1] if side == "b" else rows)
+        write_eval(tmp_path / side, "alpaca_eval", [{"key": f"{side}-{i}", "completions": ["..."]} for i in range(4)])  # generations only
+        games = [{"key": f"{side}-{i}", "uid": f"u{i}", "scores": [s]} for i, s in enumerate([1.0, 0.0, 0.5, 1.0] if side == "a" else [0.0, 0.0, 0.5, 0.0])]
+        write_eval(tmp_path / side, "arena_hard--local-tiny", games)
+    rows = {r["benchmark"]: r for r in compare_evals(tmp_path / "a", tmp_path / "b")}
+    assert set(rows) == {"alpaca_eval--local-tiny", "arena_hard--local-tiny"}
+    assert rows["alpaca_eval--local-tiny"]["n_items"] == 4 and rows["alpaca_eval--local-tiny"]["delta"] == pytest.approx(100 * (0.75 + 0 + 0.5 + 0.5) / 4)
+    assert rows["arena_hard--local-tiny"]["delta"] == pytest.approx(100 * 2.0 / 4)

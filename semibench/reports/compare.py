@@ -38,13 +38,30 @@ def item_scores(eval_dir: Path, bench: str) -> dict[str, list[float]]:
     for _, row in read_jsonl(Path(eval_dir) / f"{bench}.samples.jsonl"):  # one line naming a malformed row
         if "scores" not in row:
             continue  # a prompt generated but not yet scored (a killed eval)
-        identity = str(row["question"]) if "question" in row else f"doc {row['doc_id']}" if "doc_id" in row else row["key"]
+        identity = item_identity(row)
         out[identity] = [float(s) for s in row["scores"]]
     return out
 
 
+def item_identity(row: dict) -> str:
+    """What an item is, independent of how it was prompted: the question (math), the instruction
+    (AlpacaEval, paired per instruction), the question id (Arena-Hard, per question), lm-eval's doc
+    id; else the prompt's hash."""
+    for field in ("question", "instruction", "uid"):
+        if field in row:
+            return f"{field} {row[field]}" if field == "uid" else str(row[field])
+    return f"doc {row['doc_id']}" if "doc_id" in row else row["key"]
+
+
 def benchmarks_in(eval_dir: Path) -> list[str]:
-    return sorted(p.name.removesuffix(".samples.jsonl") for p in Path(eval_dir).glob("*.samples.jsonl"))
+    """Result stems with per-item scores; a judged benchmark's shared generations (`alpaca_eval.samples.jsonl`,
+    no scores: the judge's file `alpaca_eval--<judge>` holds them) are not one."""
+    from semibench.datafiles import read_jsonl
+
+    def scored(path: Path) -> bool:
+        return any("scores" in row for _, row in read_jsonl(path))
+
+    return sorted(p.name.removesuffix(".samples.jsonl") for p in Path(eval_dir).glob("*.samples.jsonl") if scored(p))
 
 
 def compare_evals(a: Path, b: Path, benchmarks: list[str] | None = None, seed: int = 0) -> list[dict[str, Any]]:

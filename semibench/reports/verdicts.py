@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from semibench.config import to_json
-from semibench.reports.compare import item_scores
+from semibench.reports.compare import benchmarks_in, item_scores
 from semibench.reports.results import Run, read_runs
 from semibench.reports.tables import method_label
 from semibench.runs import RunDir, atomic_write_text
@@ -102,7 +102,7 @@ def verdict_rows(runs_root: Path, seed: int = 0) -> list[dict[str, Any]]:
     all_arms = arms(read_runs(runs_root))
     rows = []
     for a, b in planned_pairs(all_arms):
-        benches = sorted({p.name.removesuffix(".samples.jsonl") for d in a.eval_dirs + b.eval_dirs for p in d.glob("*.samples.jsonl")})
+        benches = sorted({bench for d in a.eval_dirs + b.eval_dirs for bench in benchmarks_in(d)})
         for bench in benches:
             row = compare_arms(a, b, bench, seed)
             if row is not None:
