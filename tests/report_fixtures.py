@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from semibench import config
 from semibench.runs import RunDir, atomic_write_json, mark_done
@@ -10,8 +11,11 @@ from semibench.runs import RunDir, atomic_write_json, mark_done
 EVAL_DATE = "2026-11-25"
 
 
-def eval_json(bench: str, score: float, stderr: float | None = None, judge: str | None = None, ci: tuple | None = None, samples: int = 1) -> dict:
-    return {
+def eval_json(bench: str, score: float, stderr: float | None = None, judge: str | None = None, ci: tuple | None = None, samples: int = 1,
+              se_items: float | None = None, ci_items: tuple | None = None) -> dict:
+    """An eval result; `se_items` / `ci_items` (newer results) are present only when given."""
+    items = ({"se_items": se_items} if se_items is not None else {}) | ({"ci_items": list(ci_items)} if ci_items is not None else {})
+    return items | {
         "benchmark": bench, "score": score, "stderr": stderr, "ci_lower": ci[0] if ci else None, "ci_upper": ci[1] if ci else None,
         "metrics": {}, "n": 100, "samples_per_prompt": samples, "sampling": {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 256},
         "judge": judge, "checkpoint": "x", "engine": "hf", "limit": 100,
@@ -19,8 +23,10 @@ def eval_json(bench: str, score: float, stderr: float | None = None, judge: str 
     }
 
 
-def make_run(root: Path, task: str, objective: str, sync_every: str, steps: int = 4, evals: dict | None = None, **overrides) -> Path:
-    """A finished run: config.json, `steps` metric rows whose values are simple functions of the step, eval JSON per step."""
+def make_run(root: Path, task: str, objective: str, sync_every: str, steps: int = 4, evals: dict | None = None,
+             extra_metrics: Callable[[int], dict] | None = None, **overrides) -> Path:
+    """A finished run: config.json, `steps` metric rows whose values are simple functions of the step, eval JSON per step;
+    `extra_metrics(step)` adds to or overrides a row's keys."""
     cfg = config.resolve("tiny", {"task.name": task, "loss.objective": objective, "train.sync_every": sync_every, "train.steps": steps, **overrides})
     run = RunDir(root, cfg)
     run.start_fresh(cfg)
@@ -32,7 +38,7 @@ def make_run(root: Path, task: str, objective: str, sync_every: str, steps: int 
                "frac_valid_prompts": 0.5, "skipped": int(step == 1), "time/sync": 0.1, "time/generate": 2.0, "time/reward": 0.5, "time/train": 3.0}
         if objective != "grpo":
             row |= {"chosen_length": 9.0 + step, "rejected_length": 12.0 + step, "chosen_logp": -5.0 - step, "rejected_logp": -7.0 - step}
-        run.append_metrics(row)
+        run.append_metrics(row | (extra_metrics(step) if extra_metrics else {}))
     for step, results in (evals or {}).items():
         for result in results:
             stem = result["benchmark"] + (f"--{result['judge'].replace(':', '-')}" if result["judge"] else "")

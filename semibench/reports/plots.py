@@ -190,6 +190,133 @@ def _csv(rows: list[list]) -> str:
     return buffer.getvalue()
 
 
+# The cost figure: held-out math accuracy against steps, training seconds and generated tokens.
+COST_PANELS = {"step": "optimizer step", "seconds": "training wall-clock [s]", "tokens": "generated tokens"}
+COST_COLUMNS = ["figure", "panel", "run_id", "label", "step", "value", "x", "ci_low", "ci_high"]
+COST_CAPTION = ("Band: 95% CI over items (`ci_items`, the t-interval over the held-out problems; where a result lacks it, "
+                "score ± 1.96 · `se_items`, else ± 1.96 · the evaluator's `stderr`, else no band). Training wall-clock: "
+                "`time/sync` + `time/generate` + `time/reward` + `time/train` summed over the steps before the checkpoint "
+                "(evaluation excluded); tokens: `generated_tokens` summed likewise. Step 0 is the seed model.")
+
+
+@dataclass(frozen=True)
+class CostPoint:
+    """One evaluated checkpoint of a run: its held-out math score and what reaching it cost."""
+    step: int
+    seconds: float | None  # None: metrics.jsonl lacks a row or a time/* key for a step before this one
+    tokens: float | None  # None: likewise for generated_tokens (runs from before it was logged)
+    score: float
+    ci_low: float | None
+    ci_high: float | None
+
+
+def validation_band(result: dict) -> tuple[float | None, float | None]:
+    """The 95% interval of one eval result, in its units: `ci_items`, else score ± 1.96·se_items, else ± 1.96·stderr, else none."""
+    if result.get("ci_items") is not None:
+        low, high = result["ci_items"]
+        return float(low), float(high)
+    for key in ("se_items", "stderr"):
+        if result.get(key) is not None:
+            return result["score"] - 1.96 * result[key], result["score"] + 1.96 * result[key]
+    return None, None
+
+
+def _cumulative(by_step: dict[int, dict], step: int, keys: list[str]) -> float | None:
+    """`keys` summed over the metric rows before `step`; None where a row or key is missing, or the run never logged them."""
+    rows = [by_step.get(i) for i in range(step)]
+    logged = any(all(row.get(k) is not None for k in keys) for row in by_step.values())
+    if not logged or any(row is None or any(row.get(k) is None for k in keys) for row in rows):
+        return None
+    return float(sum(sum(row[k] for k in keys) for row in rows))
+
+
+def _checkpoint_results(run: Run) -> list[tuple[int, dict]]:
+    return [(step, res[VALID_BENCHMARK]) for step, res in sorted(run.evals.items())
+            if VALID_BENCHMARK in res and res[VALID_BENCHMARK].get("score") is not None]
+
+
+def validation_costs(run: Run, seeds: list[Run]) -> list[CostPoint]:
+    """The run's held-out math checkpoints with their cost, starting at the seed model (step 0, no cost)
+    when its seed row was evaluated. Checkpoint step_N comes after N steps: metric rows with step < N."""
+    results = _checkpoint_results(run)
+    if results and results[0][0] > 0:
+        start = [s.evals[0][VALID_BENCHMARK] for s in seeds
+                 if s.base_model == run.base_model and (s.evals.get(0, {}).get(VALID_BENCHMARK) or {}).get("score") is not None]
+        results = [(0, start[0])] + results if start else results
+    by_step = {row["step"]: row for row in run.metrics}
+    points = []
+    for step, result in results:
+        low, high = validation_band(result)
+        points.append(CostPoint(step, _cumulative(by_step, step, TIME_KEYS), _cumulative(by_step, step, ["generated_tokens"]),
+                                float(result["score"]), low, high))
+    return points
+
+
+def _draw_cost(name: str, title: str, runs: list[Run], labels: list[str], seeds: list[Run], path: Path) -> list[list]:
+    """Held-out math accuracy against steps, training seconds and generated tokens, one line per run with its
+    95% band; returns the plotted rows for its CSV (COST_COLUMNS)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(COST_PANELS), figsize=(15.6, 4.9), sharey=True, squeeze=False, layout="constrained")
+    colors = {label: plt.cm.tab10(i % 10) for i, label in enumerate(dict.fromkeys(labels))}
+    plotted = []
+    for run, label in zip(runs, labels):
+        points = validation_costs(run, seeds)
+        for ax, panel in zip(axes.flat, COST_PANELS):
+            shown = [(getattr(p, panel), p) for p in points if getattr(p, panel) is not None]
+            if not shown:
+                continue
+            xs, ys = [x for x, _ in shown], [p.score for _, p in shown]
+            plotted += [[name, panel, run.id, label, p.step, p.score, x, p.ci_low, p.ci_high] for x, p in shown]
+            ax.plot(xs, ys, marker="o", ms=4, color=colors[label], label=label)
+            has_band = [p.ci_low is not None for _, p in shown]
+            if any(has_band):
+                ax.fill_between(xs, [p.ci_low if p.ci_low is not None else p.score for _, p in shown],
+                                [p.ci_high if p.ci_high is not None else p.score for _, p in shown],
+                                where=has_band, color=colors[label], alpha=0.15, lw=0)
+    for i, (ax, panel) in enumerate(zip(axes.flat, COST_PANELS)):
+        ax.set_xlabel(COST_PANELS[panel])
+        ax.set_title(f"against {COST_PANELS[panel].split(' [')[0]}", fontsize=10)
+        if panel == "step":
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        if not ax.has_data():
+            ax.text(0.5, 0.5, f"no {'generated_tokens' if panel == 'tokens' else 'time/*'} in metrics.jsonl",
+                    transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.4")
+        ax.grid(alpha=0.3)
+    axes.flat[0].set_ylabel(LABELS[VALID])
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=min(4, max(1, len(names))), fontsize=9, frameon=False)
+    fig.suptitle(f"{title} (band: 95% CI over items)", fontsize=12)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return plotted
+
+
+def _write_cost_figures(trained: list[Run], seeds: list[Run], out_dir: Path, drawn: dict[str, list[str]]) -> list[str]:
+    """cost_<task>.png + .csv for each task where some run has ≥ 2 evaluated held-out math checkpoints;
+    records them in `drawn` and returns their figures.md lines."""
+    index = []
+    for task in sorted({r.config.task.name for r in trained}):
+        group = [r for r in trained if r.config.task.name == task]
+        if not any(len(_checkpoint_results(r)) >= 2 for r in group):
+            continue  # one point per run is no curve
+        name, title = f"cost_{task}", f"Held-out math against training cost, task {task}"
+        labels = _unique_labels(group, method_label)
+        with atomic_path(out_dir / f"{name}.png") as tmp:
+            plotted = _draw_cost(name, title, group, labels, seeds, tmp)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerows([COST_COLUMNS] + plotted)
+        atomic_write_text(out_dir / f"{name}.csv", buffer.getvalue())
+        drawn[name] = [r.id for r in group]
+        index += [f"## {title}", "", f"![{name}]({name}.png) — data: `{name}.csv` (x, ci_low, ci_high: each panel's x and the band)", "",
+                  COST_CAPTION, "", "Runs: " + ", ".join(f"`{r.id}` ({l})" for r, l in zip(group, labels)), ""]
+    return index
+
+
 def write_plots(runs_root: Path, out_dir: Path) -> dict[str, list[str]]:
     """Draw every figure the runs support into `out_dir`; returns figure name -> the run ids it drew."""
     runs = read_runs(runs_root)
@@ -219,6 +346,7 @@ def write_plots(runs_root: Path, out_dir: Path) -> dict[str, list[str]]:
         atomic_write_text(out_dir / f"{name}.csv", _csv(plotted))
         drawn[name] = [r.id for r in group]
         index += [f"## {title}", "", f"![{name}]({name}.png) — data: `{name}.csv`", "", "Runs: " + ", ".join(f"`{r.id}` ({l})" for r, l in zip(group, labels)), ""]
+    index += _write_cost_figures(trained, seeds, out_dir, drawn)
     atomic_write_text(out_dir / "figures.md", "\n".join(index))
     return drawn
 
