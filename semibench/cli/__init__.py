@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from semibench.cli import train, evals, reports, bench  # noqa: F401, I001  (register their commands, in --help order)
+from semibench.cli import train, grid, evals, reports, bench  # noqa: F401, I001  (register their commands, in --help order)
 from semibench.cli.common import app
 from semibench.config import ConfigError
 

@@ -1,0 +1,152 @@
+"""`semibench grid`: the main job. Trains and evaluates every run of the grid, then writes the reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from semibench.cli.common import app, duration, fail, machine_line, quiet_library_bars
+
+
+@app.command()
+def grid(
+    tasks: str = typer.Option("mixed", help="comma-separated: math,if,mixed"),
+    objectives: str = typer.Option("dpo,grpo", help="comma-separated objectives"),
+    sync_every: Optional[str] = typer.Option(None, "--sync-every", help="e.g. 1,10,inf; default: the paper's grid (DPO offline/semi-online/online, GRPO online)"),
+    preset: str = typer.Option("smol", help="tiny | smol (CPU default) | paper (GPUs) | your own"),
+    seeds: str = typer.Option("0", help="comma-separated training seeds"),
+    benchmarks: Optional[str] = typer.Option(None, help="comma-separated; default: the preset's"),
+    set_: list[str] = typer.Option([], "--set", help="config override applied to every run"),
+    eval_set: list[str] = typer.Option([], "--eval-set", help="eval setting override, e.g. --eval-set limit=50"),
+    out: Path = typer.Option(Path("runs"), help="runs root"),
+    leaderboard_out: Path = typer.Option(Path("leaderboards"), "--leaderboard-out", help="where the leaderboard CSVs go"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the expanded runs and an estimated time; run nothing"),
+    launcher: str = typer.Option("local", help="local (this machine, one run after another) | slurm (submitit, one job per run)"),
+    slurm_partition: str = typer.Option("", "--slurm-partition"),
+    slurm_nodes: int = typer.Option(1, "--slurm-nodes"),
+    slurm_gpus_per_node: int = typer.Option(8, "--slurm-gpus-per-node"),
+    slurm_time: int = typer.Option(24 * 60, "--slurm-time", help="minutes per job"),
+    slurm_cluster: Optional[str] = typer.Option(None, "--slurm-cluster", help="submitit cluster: auto (default), slurm, or local (jobs as local processes)"),
+) -> None:
+    """The main job: offline / semi-online / online x DPO / GRPO x tasks; train, evaluate, then leaderboard, figures and tables."""
+    quiet_library_bars()
+    from semibench import config
+    from semibench import grid as grid_lib
+
+    try:
+        spec = grid_lib.GridSpec(
+            tasks=tuple(t for t in tasks.split(",") if t),
+            objectives=tuple(o for o in objectives.split(",") if o),
+            sync_every=grid_lib.parse_sync_list(sync_every),
+            preset=preset,
+            seeds=_seeds(seeds),
+            overrides=config.parse_set_args(set_),
+        )
+        rows = grid_lib.describe(spec, out)
+        chosen = grid_lib.with_defaults(spec, benchmarks)
+    except ValueError as exc:  # ConfigError included
+        fail(str(exc))
+    _print_grid(spec, rows, chosen)
+    if dry_run:
+        return
+    if launcher not in ("local", "slurm"):
+        fail(f"--launcher must be local or slurm, got {launcher!r}")
+    try:
+        settings = grid_lib.eval_settings(spec, config.parse_set_args(eval_set))
+    except (TypeError, ValueError) as exc:
+        fail(f"bad --eval-set: {exc}")
+    if launcher == "slurm":
+        slurm = grid_lib.SlurmSettings(slurm_partition, slurm_nodes, slurm_gpus_per_node, time_min=slurm_time, cluster=slurm_cluster)
+        grid_lib.run_slurm(spec, out, chosen, settings, slurm, on_job_done=lambda done, total: typer.echo(f"jobs finished: {done}/{total}", err=True))
+    else:
+        _run_grid_locally(grid_lib, spec, rows, out, chosen, settings)
+    written = grid_lib.aggregate(out, leaderboard_out)
+    _print_grid_results(out, written)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x)
+    except ValueError:
+        raise ValueError(f"--seeds takes comma-separated integers, e.g. --seeds 0,1,2 (got {text!r})") from None
+
+
+def _print_grid(spec, rows: list[dict], benchmarks) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from semibench.grid import defaults_for
+
+    table = Table(title=f"grid: preset {spec.preset}, {len(rows)} runs, eval on {', '.join(benchmarks)}")
+    for column in ("run id", "task", "objective", "s", "regime", "steps", "seed", "est. train", "status"):
+        table.add_column(column, justify="left" if column in ("run id", "task", "objective", "regime") else "right")
+    for r in rows:
+        table.add_row(r["run_id"], r["task"], r["objective"], r["sync_every"], r["regime"], str(r["steps"]), str(r["seed"]),
+                      duration(r["seconds"]) + ("" if r["estimate"] == "measured" else "*"), "done" if r["done"] else "to run")
+    console = Console(width=170)
+    from semibench import config
+    from semibench.hardware import resolve_dtype
+
+    probe = config.resolve(spec.preset, {**spec.overrides, "task.name": spec.tasks[0]})  # the dtypes every run resolves to
+    console.print(machine_line(generator=probe.model.generator_dtype, autocast=probe.model.autocast_dtype,
+                               judge=probe.reward.dtype, eval=resolve_dtype(defaults_for(spec.preset).eval.get("dtype", "auto"))), markup=False, soft_wrap=True)
+    console.print(table)
+    left = sum(r["seconds"] for r in rows if not r["done"])
+    gpus = defaults_for(spec.preset).gpus
+    gpu_hours = f" = {left * gpus / 3600:,.0f} GPU hours on {gpus} GPUs" if gpus else ""
+    console.print(f"estimated training time left: {duration(left)}{gpu_hours} (* modelled from the preset's throughput; otherwise measured on finished runs), plus evaluation")
+
+
+def _run_grid_locally(grid_lib, spec, rows, out: Path, benchmarks, settings) -> None:
+    import transformers
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    transformers.utils.logging.disable_progress_bar()
+    console = Console(stderr=True)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
+    todo_steps = sum(r["steps"] for r in rows if not r["done"])
+    state = {"done": sum(r["done"] for r in rows), "current": None}
+    with Progress(*columns, console=console) as bar:
+        whole = bar.add_task("grid (steps)", total=max(todo_steps, 1), info="")
+        current = bar.add_task("run", total=1, info="", visible=False)
+
+        def status() -> str:
+            left = len(rows) - state["done"] - (state["current"] is not None)
+            return f"runs: {state['done']} done, {int(state['current'] is not None)} running, {left} left"
+
+        def on_run_start(i, cfg):
+            state["current"] = i
+            bar.update(current, description=rows[i]["run_id"][:40], total=cfg.train.steps, completed=0, visible=True, info="")
+            bar.update(whole, info=status())
+
+        def on_step(step, row):
+            bar.update(current, completed=step + 1, info=f"reward {row['reward']:.3f}  len {row['rollout_length']:.0f}")
+            bar.advance(whole)
+
+        def on_phase(text):
+            bar.update(current, info=text)
+
+        def on_run_end(i, cfg):
+            state["done"] += 0 if rows[i]["done"] else 1
+            state["current"] = None
+            bar.update(whole, info=status())
+
+        grid_lib.run_local(spec, out, benchmarks, settings, grid_lib.GridHooks(on_run_start, on_step, on_phase, on_run_end))
+
+
+def _print_grid_results(out: Path, written: dict) -> None:
+    from rich.console import Console
+
+    console = Console(width=170)
+    for path in written["leaderboards"].values():
+        console.print(f"leaderboard: {path}")
+        console.print(path.read_text())
+    console.print(f"figures: {out / 'figures'} ({len(written['figures'])}: {', '.join(written['figures'])})")
+    console.print(f"tables: {out / 'tables' / 'tables.md'}")
+    if written["tables"]:
+        console.print((out / "tables" / "tables.md").read_text())
+    if written["verdicts"]:
+        console.print((out / "tables" / "verdicts.md").read_text())
