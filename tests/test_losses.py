@@ -125,3 +125,21 @@ def test_grpo_row_weights_scale_each_sequence_in_the_mean():
     unweighted, _ = losses.grpo_loss(logps.detach(), logps.detach(), logps.detach(), adv, torch.ones(3, 1), 0.0)
     same, _ = losses.grpo_loss(logps.detach(), logps.detach(), logps.detach(), adv, torch.ones(3, 1), 0.0, row_weights=torch.ones(3))
     assert torch.equal(unweighted, same)
+
+
+def test_sequence_log_ratios_sum_real_tokens_only():
+    # row 0: (-1 - -1.5) + (-2 - -1) = 0.5 - 1 = -0.5; its padded position holds inf - 0, selected out
+    logps = torch.tensor([[-1.0, -2.0, float("inf")], [-3.0, -0.5, -0.25]])
+    generator = torch.tensor([[-1.5, -1.0, 0.0], [-3.0, -1.0, -1.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    assert losses.sequence_log_ratios(logps, generator, mask).tolist() == [-0.5, 1.25]  # row 1: 0.5 + 0.75
+
+
+def test_importance_ess_hand_computed():
+    # w = 1, 2, 3: (1 + 2 + 3)^2 / (3 * (1 + 4 + 9)) = 36 / 42
+    assert losses.importance_ess(torch.tensor([0.0, math.log(2), math.log(3)])) == pytest.approx(6 / 7)
+    assert losses.importance_ess(torch.full((5,), -7.25)) == pytest.approx(1.0)  # on-policy: all weights equal
+    assert losses.importance_ess(torch.tensor([0.0, -1000.0, -1000.0])) == pytest.approx(1 / 3)  # one weight carries the batch
+    # Scale-free and overflow-safe: exp(1000) is inf in any float, the ratio w = 1, 2 is not: 9 / (2 * 5)
+    assert losses.importance_ess(torch.tensor([1000.0, 1000.0 + math.log(2)], dtype=torch.float64)) == pytest.approx(0.9)
+    assert math.isnan(losses.importance_ess(torch.tensor([])))

@@ -94,7 +94,7 @@ def test_tables_hold_fixture_numbers(tree, tmp_path):
 def test_plots_write_pngs_and_csv_of_plotted_values(tree, tmp_path):
     root, runs = tree
     drawn = write_plots(root, tmp_path / "fig")
-    assert set(drawn) == {"dynamics_mixed", "time_mixed", "cost_mixed"}  # no math-only runs: no paper figure applies
+    assert set(drawn) == {"dynamics_mixed", "time_mixed", "staleness_mixed", "cost_mixed"}  # no math-only runs: no paper figure applies
     assert sorted(drawn["dynamics_mixed"]) == sorted(runs[k].name for k in ("offline", "semi", "online", "grpo"))
     for name in drawn:
         png = (tmp_path / "fig" / f"{name}.png").read_bytes()

@@ -84,3 +84,11 @@ def test_pack_units_rows_follow_the_units():
     # rows: sample 3 (prompt 1, two tokens), sample 2 (prompt 1, one), sample 0 (prompt 0, one), sample 1 (prompt 0, two)
     assert batch.input_ids.tolist() == [[7, 8, 23, 23], [0, 7, 8, 22], [0, 5, 6, 20], [5, 6, 21, 21]]
     assert batch.completion_mask.tolist() == [[1, 1], [0, 1], [0, 1], [1, 1]]
+
+
+def test_frac_valid_by_kind_counts_each_kinds_prompts_with_a_unit():
+    # n = 2: units touch prompts 0 (samples 0, 1), 1 (2, 3) and 3 (6, 7); prompt 2 has none
+    units = [(0, 1), (2, 3), (7, 6)]
+    assert rollouts.frac_valid_by_kind(units, ["math", "math", "math", "if"], 2) == {"if": 1.0, "math": pytest.approx(2 / 3)}
+    assert rollouts.frac_valid_by_kind([(4,), (5,)], ["math", "if", "if"], 2) == {"if": 0.5, "math": 0.0}  # GRPO: one sample per unit
+    assert rollouts.frac_valid_by_kind([], ["if"], 4) == {"if": 0.0}

@@ -37,12 +37,16 @@ LABELS = {
     "rejected_logp": "rejected log-prob [nats/seq]",
     "kl": "KL to reference [nats/token]",
     "mismatch_kl": "generator-trainer KL [nats/token]",
+    "mismatch_kl_engine": "generator vs trainer, same weights: engine KL [nats/token]",
+    "mismatch_kl_lag": "window weights vs policy: lag KL [nats/token]",
+    "is_ess": "importance-weight ESS / n [fraction]",
     "staleness": "staleness [steps]",
     "frac_valid_prompts": "prompts with signal [fraction]",
 }
 TIME_KEYS = ["time/sync", "time/generate", "time/reward", "time/train"]
 DYNAMICS_PANELS = ["reward", VALID, "logit_entropy", "rollout_length", "chosen_length", "rejected_length",
-                   "chosen_logp", "rejected_logp", "kl", "mismatch_kl", "staleness", "frac_valid_prompts"]
+                   "chosen_logp", "rejected_logp", "kl", "mismatch_kl", "mismatch_kl_engine", "mismatch_kl_lag", "is_ess",
+                   "staleness", "frac_valid_prompts"]
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,54 @@ def _draw_time_split(name: str, title: str, runs: list[Run], labels: list[str], 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return plotted
+
+
+def _write_staleness_figures(trained: list[Run], out_dir: Path, drawn: dict[str, list[str]]) -> list[str]:
+    """staleness_<task>.png + .csv: per run (one panel each), the pairs or groups it trained at each
+    staleness (step - generator version). A step's count is its prompts with signal, one pair (DPO) or
+    group (GRPO, GroupDPO) each: frac_valid_prompts x prompts_per_step. CSV: the step column holds
+    the staleness, value the count. Records the figures in `drawn`; returns their figures.md lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    index = []
+    for task in sorted({r.config.task.name for r in trained}):
+        group = [r for r in trained if r.config.task.name == task and any("staleness" in row for row in r.metrics)]
+        if not group:
+            continue
+        name, title = f"staleness_{task}", f"Staleness of the trained pairs and groups, task {task}"
+        labels = _unique_labels(group, method_label)
+        columns = min(3, len(group))
+        fig, axes = plt.subplots(math.ceil(len(group) / columns), columns, figsize=(4.6 * columns, 3.2 * math.ceil(len(group) / columns) + 0.7),
+                                 squeeze=False, layout="constrained")
+        plotted = []
+        for i, (ax, run, label) in enumerate(zip(axes.flat, group, labels)):
+            counts: dict[int, float] = {}
+            for row in run.metrics:
+                if "staleness" in row:
+                    k = int(row["staleness"])
+                    counts[k] = counts.get(k, 0) + round(row.get("frac_valid_prompts", 0.0) * run.config.train.prompts_per_step)
+            xs = sorted(counts)
+            plotted += [[name, "pairs_or_groups", run.id, label, x, counts[x]] for x in xs]
+            ax.bar(xs, [counts[x] for x in xs], width=0.8 if len(xs) <= 60 else 1.0, color=plt.cm.tab10(i % 10))
+            ax.set_title(label, fontsize=9)
+            ax.set_xlabel("staleness [steps]")
+            ax.set_ylabel("pairs or groups trained")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.grid(alpha=0.3, axis="y")
+        for ax in list(axes.flat)[len(group) :]:
+            ax.axis("off")
+        fig.suptitle(title, fontsize=12)
+        with atomic_path(out_dir / f"{name}.png") as tmp:
+            fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        atomic_write_text(out_dir / f"{name}.csv", _csv(plotted))
+        drawn[name] = [r.id for r in group]
+        index += [f"## {title}", "", f"![{name}]({name}.png) — data: `{name}.csv` (step: the staleness; value: pairs or groups)", "",
+                  "Runs: " + ", ".join(f"`{r.id}` ({l})" for r, l in zip(group, labels)), ""]
+    return index
 
 
 def _csv(rows: list[list]) -> str:
@@ -346,6 +398,7 @@ def write_plots(runs_root: Path, out_dir: Path) -> dict[str, list[str]]:
         atomic_write_text(out_dir / f"{name}.csv", _csv(plotted))
         drawn[name] = [r.id for r in group]
         index += [f"## {title}", "", f"![{name}]({name}.png) — data: `{name}.csv`", "", "Runs: " + ", ".join(f"`{r.id}` ({l})" for r, l in zip(group, labels)), ""]
+    index += _write_staleness_figures(trained, out_dir, drawn)
     index += _write_cost_figures(trained, seeds, out_dir, drawn)
     atomic_write_text(out_dir / "figures.md", "\n".join(index))
     return drawn

@@ -12,7 +12,8 @@ What a resume needs and why that is all of it:
   first step) and pair choice by (seed, "pairs", step), so no sampler or scheduler object has state of its own.
 - The generator must serve the weights of its window's start, not the latest policy: a run killed
   at step 5 with s = 4 resumes generating from version 4. Those weights are saved with the state
-  (`WindowStart`); the reference, when `ref_sync` is on, is the same weights. At a window boundary
+  (`WindowStart`); the reference, when `ref_sync` is on, is the same weights, and so is the frozen
+  module the lag diagnostic runs (`WindowStart.model`, 1 < s < inf without `ref_sync`). At a window boundary
   (or for s = 1) the loop re-syncs from the restored policy, and version 0 is the initial model, so
   nothing extra is kept then.
 - DCP stores shards with their global layout, so a state saved by N ranks loads on M ranks.
@@ -56,18 +57,33 @@ class WindowStart:
     """The trainer-side copy of the weights the generator serves in the current sync window.
 
     Kept (sharded like the policy, copied into the same buffers at each sync) only when
-    `saves_mid_window`; it costs one copy of the policy's weights, split across ranks. Its
-    `version` is the generator's.
+    `saves_mid_window`, or when `model` is given; it costs one copy of the policy's weights, split
+    across ranks. Its `version` is the generator's. `model`: a frozen module of the policy's
+    architecture (prepared like it) whose own weights are the kept copy, so the window's weights can
+    run a forward (the trainer's `mismatch_kl_lag` diagnostic); it starts as the initial model, version 0.
     """
 
-    def __init__(self, keep: bool):
-        self.keep = keep
+    def __init__(self, keep: bool, model: nn.Module | None = None):
+        self.keep = keep or model is not None
+        self.model = model
         self.version = 0
-        self.weights: dict[str, torch.Tensor] = {}
+        self._weights: dict[str, torch.Tensor] = {}
+
+    @property
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The kept weights (sharded like the policy); with a model, its state dict, read afresh: FSDP2
+        may swap a module's shard storage at its first forward, so no earlier read stays bound to it."""
+        return dict(self.model.state_dict()) if self.model is not None else self._weights
+
+    @weights.setter
+    def weights(self, value: dict[str, torch.Tensor]) -> None:
+        self._weights = value
 
     def capture(self, model: nn.Module, version: int) -> None:
-        if self.keep:
-            dist.snapshot_(self.weights, model)
+        if self.model is not None:
+            dist.copy_weights_(self.model, model)
+        elif self.keep:
+            dist.snapshot_(self._weights, model)
         self.version = version
 
 
@@ -111,7 +127,10 @@ def load_state(path: Path, world: World, model: nn.Module, optimizer: torch.opti
     # Not mid-window: the generator starts from version 0 (the initial weights) and the loop syncs
     # at once if `step` opens a new window.
     window.version = trainer["generator_version"] if trainer["window_weights"] else 0
-    window.weights = state.get("window", {})
+    if window.model is None:
+        window.weights = state.get("window", {})
+    elif "window" in state:  # else the window is version 0, the initial weights window.model was made from
+        dist.copy_state_(window.model, state["window"])
     return trainer["step"]
 
 

@@ -129,3 +129,20 @@ def mismatch_kl(trainer_logps: Tensor, generator_logps: Tensor, mask: Tensor) ->
     """k3 estimate of KL(generator || trainer) on the generator's samples: staleness + numerics."""
     kl = k3_kl(generator_logps, trainer_logps, mask)
     return (kl.sum() / mask.sum().clamp(min=1)).item()
+
+
+def sequence_log_ratios(logps: Tensor, generator_logps: Tensor, mask: Tensor) -> Tensor:
+    """[B, T] -> [B]: log of each completion's importance weight pi_trainer / pi_generator, the sum of
+    its tokens' log-ratios (padding selected out)."""
+    return sequence_logps(logps - generator_logps, mask)
+
+
+def importance_ess(log_weights: Tensor) -> float:
+    """Normalised effective sample size of importance weights w = exp(log_weights), in (0, 1]:
+    (sum w)^2 / (n sum w^2). 1 when every weight is equal (on-policy); 1/n when one weight dominates.
+    Scale-free, so computed from w / max w in float64: a sum of many token log-ratios may not exp."""
+    log_w = log_weights.detach().double().flatten()
+    if log_w.numel() == 0:
+        return float("nan")
+    w = torch.exp(log_w - log_w.max())
+    return (w.sum() ** 2 / (log_w.numel() * (w**2).sum())).item()

@@ -156,6 +156,17 @@ def step_units(objective: str, rewards: list[list[float]], binary: list[bool], r
     return StepUnits(units, dict(zip(groups.indices, groups.advantages)), occurrence_weights(units), pairs.frac_valid_prompts)
 
 
+def frac_valid_by_kind(units: Sequence[Unit], kinds: Sequence[str], n: int) -> dict[str, float]:
+    """Kind -> the fraction of that kind's prompts (`kinds[p]`: prompt p's) with signal, i.e. with a
+    sample in `units` (a pair, or a group with an advantage); n samples per prompt."""
+    valid = {i // n for unit in units for i in unit}
+    out = {}
+    for kind in sorted(set(kinds)):
+        prompts = [p for p, k in enumerate(kinds) if k == kind]
+        out[kind] = sum(p in valid for p in prompts) / len(prompts)
+    return out
+
+
 def occurrence_weights(units: Sequence[Unit]) -> dict[int, float]:
     """Flat sample index -> the weight of each of its rows, so that each sample's rows together weigh the same.
 

@@ -30,7 +30,7 @@ from semibench.sync import check_fresh, window_start
 from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts
 from semibench.training import dist, losses, rollouts
 from semibench.training.checkpoint import WindowStart, export_hf, latest_state, load_state, prune_states, save_state, saves_mid_window
-from semibench.training.pipeline import RolloutProducer
+from semibench.training.pipeline import OfflineDataset, RolloutProducer
 
 
 class Diverged(Exception):
@@ -48,6 +48,7 @@ class Models:
     tokenizer: object
     autocast: Callable[[], contextlib.AbstractContextManager]
     path: str  # the resolved checkpoint both were loaded from (the generator loads its own copy)
+    window: torch.nn.Module | None = None  # frozen, holds the sync window's weights when neither policy nor reference does (`keeps_window_model`)
 
 
 def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dict], None] | None = None) -> Path:
@@ -68,15 +69,24 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     optimizer = build_optimizer(cfg, models.policy)
     sampling = Sampling(cfg.sampling.temperature, cfg.sampling.top_p, cfg.sampling.max_new_tokens)
     s = cfg.train.sync_every
+    # The trainer's copy of the generator's weights, for a resume that lands mid-window (and, in
+    # models.window, for the lag diagnostic).
+    window = WindowStart(keep=saves_mid_window(s, cfg.train.resume_every, cfg.train.steps), model=models.window)
+    start = resume(cfg, run, world, models, generator, optimizer, window)
+    # Offline is a fixed dataset: a returning prompt reuses its first occurrence's samples, kept
+    # beside the run so a resume reuses exactly the same (pipeline.OfflineDataset).
+    offline = None
+    if s is None and not cfg.train.offline_regenerate:
+        returning = OfflineDataset.returning_keys((sampler.batch(t) for t in range(cfg.train.steps)), prompt_key)
+        offline = OfflineDataset(returning, run.path / OFFLINE_ROLLOUTS, write=world.is_main)
     # Rollouts of the current window, generated ahead while the trainer trains (see pipeline.py).
     # Across ranks generate() is a collective, so there the producer stays in the loop's thread.
     producer = RolloutProducer(
         generator, sampler.batch, lambda p: encode_prompt(models.tokenizer, p), cfg.sampling.samples_per_prompt, sampling,
         cfg.train.seed, s, cfg.train.steps, cfg.train.rollout_chunk_steps, ahead=cfg.train.pipeline and not world.sharded,
+        offline=offline, key=prompt_key,
     )
-    # The trainer's copy of the generator's weights, for a resume that lands mid-window.
-    window = WindowStart(keep=saves_mid_window(s, cfg.train.resume_every, cfg.train.steps))
-    start = resume(cfg, run, world, models, generator, optimizer, window)
+    kinds_differ = len(pools) > 1  # mixed: log each kind's share of prompts with signal
 
     try:
         for step in range(start, cfg.train.steps):
@@ -115,8 +125,10 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
                 group["lr"] = lr
             grid = [rewards[i * n : (i + 1) * n] for i in range(len(prompts))]
             rng = random.Random(f"{cfg.train.seed}-pairs-{step}")
+            lag_model = window_module(cfg, models, step - generator.version)
             try:
-                step_metrics = train_step(cfg, models, optimizer, prompt_ids, completions, grid, [p.kind == "math" for p in prompts], rng, world)
+                step_metrics = train_step(cfg, models, optimizer, prompt_ids, completions, grid, [p.kind == "math" for p in prompts], rng, world,
+                                          window_model=lag_model, kinds=[p.kind for p in prompts] if kinds_differ else None)
             except Diverged as exc:
                 raise ConfigError(divergence_message(cfg, run, step, exc)) from None
             timings["time/train"] = time.perf_counter() - tick
@@ -124,6 +136,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
             # 6. Log.
             row = {"step": step, "lr": lr}
             row |= rollout_metrics(prompts, completions, rewards, step, generator.version)
+            row["reused_rollouts"] = batch.reused / len(prompts)  # fraction of the step's rollouts taken from the offline dataset
             row |= step_metrics | timings
             row["tokens_per_s"] = batch.chunk_tokens / max(batch.chunk_seconds, 1e-9)  # of the generator, while generating
             if world.is_main:
@@ -148,6 +161,32 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
         lock.release()
     dist.barrier(world)  # no rank returns before the run is marked done
     return run.path
+
+
+OFFLINE_ROLLOUTS = "offline_rollouts.jsonl"  # in the run directory: the offline dataset (pipeline.OfflineDataset)
+
+
+def prompt_key(prompt: Prompt) -> str:
+    """A prompt's identity in the offline dataset: its text, template applied (what the model sees)."""
+    return prompt.text
+
+
+def keeps_window_model(cfg: RunConfig) -> bool:
+    """Whether the lag diagnostic needs a module of its own for the sync window's weights: only for
+    1 < s < inf without ref_sync (one more frozen copy of the policy, sharded like it). At s = 1, and
+    at every window's first step, the policy is the window's weights; under ref_sync the reference
+    is; at s = inf the window is the initial model, and so is a reference that never syncs."""
+    s = cfg.train.sync_every
+    return s is not None and s > 1 and not cfg.train.ref_sync
+
+
+def window_module(cfg: RunConfig, models: Models, staleness: int) -> torch.nn.Module | None:
+    """The module holding the weights a step's rollouts were generated from; None when it is the policy itself."""
+    if staleness == 0:
+        return None
+    if cfg.train.ref_sync or cfg.train.sync_every is None:
+        return models.reference
+    return models.window
 
 
 def divergence_message(cfg: RunConfig, run: RunDir, step: int, exc: Diverged) -> str:
@@ -199,15 +238,18 @@ def load_models(cfg: RunConfig, world: dist.World = dist.World()) -> Models:
         tokenizer.chat_template = chat_template(cfg.model.chat_template)
     policy = load_causal_lm(path, torch_dtype(cfg.model.dtype)).train()
     reference = frozen_copy(policy)  # before sharding: a deep copy of plain tensors
+    window = frozen_copy(policy) if keeps_window_model(cfg) else None
     d = cfg.dist
     policy = dist.prepare_model(policy, world, d.mixed_precision, d.activation_checkpointing)
     reference = dist.prepare_model(reference, world, d.mixed_precision, activation_checkpointing=False)  # no backward
+    if window is not None:
+        window = dist.prepare_model(window, world, d.mixed_precision, activation_checkpointing=False)
     if cfg.model.autocast_dtype:
         dtype = torch_dtype(cfg.model.autocast_dtype)
         autocast = lambda: torch.autocast(world.device.type, dtype=dtype)  # noqa: E731
     else:
         autocast = contextlib.nullcontext
-    return Models(policy, reference, tokenizer, autocast, path)
+    return Models(policy, reference, tokenizer, autocast, path, window)
 
 
 def build_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -257,21 +299,34 @@ def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False,
 
 # Per-micro-batch token means; the step reports them as means over all its tokens (on all ranks),
 # so they do not depend on micro_batch_size or the number of ranks.
-TOKEN_MEANS = ("logit_entropy", "kl", "mismatch_kl", "tis_weight")
+TOKEN_MEANS = ("logit_entropy", "kl", "mismatch_kl", "mismatch_kl_engine", "mismatch_kl_lag", "tis_weight")
 
 
-def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completions: list[Completion], grid, binary, rng, world: dist.World = dist.World()) -> dict:
+def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completions: list[Completion], grid, binary, rng, world: dist.World = dist.World(),
+               window_model: torch.nn.Module | None = None, kinds: list[str] | None = None) -> dict:
     """Accumulate gradients over the step's units in micro-batches, clip, update. Returns metrics.
 
     Every rank builds the same global units (rollouts.step_units) and trains a contiguous slice of
     them. Each unit's loss is divided by the global number of units and gradients are summed across
     ranks, so the update is the one-process update up to float summation order.
+
+    Off-policy diagnostics on the trained rows: `mismatch_kl` (generator vs policy) splits into
+    `mismatch_kl_engine` (generator vs `window_model`, the trainer on the weights the generator
+    served: the engine's numerics) and `mismatch_kl_lag` (the window's weights vs the policy: the
+    staleness). `window_model` None means the policy is the window's weights (lag exactly 0); the
+    reference costs no extra forward (its log-probs are computed anyway). `is_ess`: the normalised
+    effective sample size of the completions' importance weights pi_policy / pi_generator.
+    `kinds` (mixed runs): each prompt's kind, for `frac_valid_prompts/<kind>`.
     """
     plan = rollouts.step_units(cfg.loss.objective, grid, binary, rng, cfg.loss.grpo_scale_std)
     units = plan.units
     metrics = {"frac_valid_prompts": plan.frac_valid_prompts, "num_units": len(units), "skipped": int(not units)}
+    if kinds is not None:
+        metrics |= {f"frac_valid_prompts/{k}": v for k, v in rollouts.frac_valid_by_kind(units, kinds, len(grid[0]) if grid else 1).items()}
     if not units:
         return metrics  # nothing to learn from this step: no update, no fake zero-loss step
+    versions = [completions[i].version for unit in units for i in unit]
+    metrics["generator_version_min"], metrics["generator_version_max"] = min(versions), max(versions)
 
     optimizer.zero_grad(set_to_none=True)
     per_micro = max(1, cfg.train.micro_batch_size // len(units[0]))
@@ -281,6 +336,7 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
     # the busiest one; a rank short of units runs a zero-weighted one (collectives, zero gradient).
     num_micro = -(-dist.max_shard_size(len(units), world) // per_micro)
     sums: dict[str, float] = {}
+    log_ratios: dict[int, float] = {}  # flat sample index -> log(pi_policy / pi_generator) of the completion (a sample may sit in several units)
     for k in range(num_micro):
         chunk, weight = (chunks[k], len(chunks[k]) / len(units)) if k < len(chunks) else (units[:1], 0.0)
         batch = to_device(rollouts.pack_units(chunk, prompt_ids, completions, models.tokenizer.pad_token_id), world.device)
@@ -288,6 +344,12 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
             logps, entropy = forward_logps(models.policy, batch, with_entropy=True, entropy_grad=bool(cfg.loss.entropy_coef))
             with torch.no_grad():
                 ref_logps, _ = forward_logps(models.reference, batch)
+                if window_model is None:
+                    window_logps = logps.detach()
+                elif window_model is models.reference:
+                    window_logps = ref_logps
+                else:  # every rank, zero-weighted micro-batches too: a sharded forward is a collective
+                    window_logps, _ = forward_logps(window_model, batch)
         mask = batch.completion_mask
         loss, m = unit_loss(cfg.loss, loss_inputs(plan, rollouts.unit_rows(chunk), batch, logps, ref_logps, entropy))
         (loss * weight).backward()  # micro-batch mean -> its share of the global step mean
@@ -297,6 +359,11 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
             m["logit_entropy"] = ((entropy * mask).sum() / mask.sum().clamp(min=1)).item()
             m["kl"] = (losses.k3_kl(logps, ref_logps, mask).sum() / mask.sum().clamp(min=1)).item()
             m["mismatch_kl"] = losses.mismatch_kl(logps, batch.generator_logps, mask)
+            m["mismatch_kl_engine"] = losses.mismatch_kl(window_logps, batch.generator_logps, mask)
+            m["mismatch_kl_lag"] = 0.0 if window_model is None else losses.mismatch_kl(logps, window_logps, mask)
+            seq_ratios = losses.sequence_log_ratios(logps.detach().float(), batch.generator_logps, mask).tolist()
+            for row, value in zip(rollouts.unit_rows(chunk), seq_ratios):
+                log_ratios.setdefault(row, value)
             num_tokens = float(mask.sum())
         for key, v in m.items():
             sums[key] = sums.get(key, 0.0) + v * (num_tokens if key in TOKEN_MEANS else len(chunk))
@@ -308,6 +375,8 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
         raise Diverged(grad_norm, losses_seen)
     optimizer.step()
     sums = dist.sum_across(sums, world)
+    gathered = dict(dist.gather_lists(sorted(log_ratios.items()), world))  # a sample's units may sit on several ranks
+    metrics["is_ess"] = losses.importance_ess(torch.tensor([gathered[i] for i in sorted(gathered)], dtype=torch.float64))
     num_tokens = max(sums.pop("completion_tokens"), 1.0)
     train_tokens = sums.pop("train_tokens")
     metrics |= {k: v / (num_tokens if k in TOKEN_MEANS else len(units)) for k, v in sums.items()}
