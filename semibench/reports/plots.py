@@ -5,6 +5,9 @@ value); `figures.md` lists each figure with the runs it drew. The paper's figure
 (paper.md §3) are drawn only when the runs they compare exist; each spec below says which runs
 those are. Per-step training metrics are noisy (a few prompts per step on CPU presets), so lines
 show a trailing mean with the raw values faint behind them; the CSV holds the raw values.
+
+Over 400 lines with the cost curves and the staleness histogram; those two (figures of their own,
+with their own CSV columns) are the part to move to a module of their own next.
 """
 
 from __future__ import annotations

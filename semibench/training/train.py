@@ -3,6 +3,11 @@
 sync when due -> generate -> reward -> pairs/groups -> forward/backward -> AdamW + schedule + clip
 -> log -> checkpoint. Tensor work lives in the named step functions below; the step's pairs or groups
 and their micro-batches are built in rollouts.py, the losses are in losses.py.
+
+Why one module over 400 lines: the loop stays in one function so it reads top to bottom, and what
+it calls per step (train_step, forward_logps, resume, the lag diagnostic's window) sits beside it.
+The next split is the step's tensor work (train_step, loss_inputs, unit_loss, forward_logps) into
+its own module.
 """
 
 from __future__ import annotations
