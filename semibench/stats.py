@@ -1,32 +1,45 @@
 """Paired, seed-aware comparison of two sets of per-item scores: pure statistics, no I/O (like losses.py).
 
-    compare_scores(a, b, *, seed=0) -> {delta, ci_lower, ci_upper, p_value, mde, n_items, n_seeds, ...}
+    compare_scores(a, b, *, seed=0) -> {delta, ci_lower, ci_upper, p_value, verdict, mde, n_items, n_seeds, ...}
+    adjust_p_values(p_values, method="holm") -> the family-wise adjusted p-values (statsmodels)
 
 `a` and `b` are per-item scores in [0, 1], aligned by item: [items, samples] for one training seed,
 or [training seeds, items, samples]. Everything returned is in points (x 100).
 
-- One training seed per side: the per-item difference of the item means (samples averaged first),
-  a paired bootstrap CI over items (`scipy.stats.bootstrap`, BCa, seeded), the paired t-test's
-  p-value (`scipy.stats.ttest_rel`), and, when both sides have one binary sample per item, the exact
-  McNemar test (`statsmodels`).
-- Several training seeds: a two-level bootstrap, items then seeds. scipy resamples the items (paired
-  across the sides) and the statistic resamples each side's seeds, so seed-to-seed variance widens
-  the CI; the p-value is the bootstrap's two-sided share of resampled deltas across 0.
-- `mde`: the minimum detectable effect at 80% power and alpha 0.05 for this many items, from
-  `statsmodels`' paired t-test power solved for the effect size, times the per-item difference SD.
+**One rule decides.** Every comparison is one test whose p-value and interval come from the same
+inversion, so "resolved" (p < alpha) and "the CI excludes 0" are the same statement:
 
-Why items, not sampling seeds: which problems were drawn is the larger part of the uncertainty; the
-spread over sampling seeds alone (what the paper printed) is much smaller and leaves it out.
+- one seed a side, one binary sample per item: the exact McNemar test (statsmodels) and the matching
+  exact interval: Clopper-Pearson for the share of discordant items won by A (scipy `binomtest`),
+  mapped to the paired difference, conditional on the number of discordant items. Both invert the
+  same equal-tailed binomial test, so they cannot disagree (a bootstrap of 3 discordant items can);
+- one seed a side, otherwise: the paired t-test over items and its t-interval (scipy `ttest_rel`);
+- a trained side with several training seeds: Welch's t-test (scipy `ttest_ind`, unequal variances)
+  on the per-seed scores, so seed-to-seed variance is the variance the interval carries. The other
+  side, if it has a single score (the untrained seed model, or a run with one seed), enters with its
+  item-level standard error: its items are its observations.
+
+Coverage and the false-"better" rate of each path are measured by simulation in tests/test_stats.py
+and reported in docs/verdicts.md. A trained side with fewer than 2 training seeds cannot measure
+seed-to-seed variance; the verdict then says so ("A better (1 training seed)"), because one seed can
+decide a comparison on its own (a null with a 4-point seed shift gives ~28% false "better" 1 vs 1).
+
+`mde`: the minimum detectable effect at 80% power and the same alpha, from statsmodels' t-test
+power at the test's degrees of freedom, times the test's standard error of the difference; with
+several seeds it includes their variance.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 import numpy as np
 
 ALPHA = 0.05
 POWER = 0.8
+MIN_SEEDS = 2  # training seeds a trained side needs before seed-to-seed variance is measured
 
 
 class ItemMismatch(ValueError):
@@ -35,7 +48,10 @@ class ItemMismatch(ValueError):
 
 def as_seeds_items_samples(scores: Any, name: str) -> np.ndarray:
     """[items, samples] or [seeds, items, samples] -> float [seeds, items, samples], checked."""
-    array = np.asarray(scores, dtype=float)
+    try:
+        array = np.asarray(scores, dtype=float)
+    except ValueError:  # ragged: seeds or items with different numbers of samples
+        raise ValueError(f"{name}: every item needs the same number of samples in every seed; average them per item first") from None
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3 or 0 in array.shape:
@@ -78,57 +94,110 @@ def item_summary(scores: Any, confidence: float = 0.95) -> dict[str, float | Non
             "sd_seeds": None if sd_seeds is None else 100 * sd_seeds, "n_items": n_items, "n_samples": n_samples}
 
 
-def compare_scores(a: Any, b: Any, *, seed: int = 0, n_resamples: int = 2000, confidence: float = 0.95) -> dict[str, Any]:
-    """A - B in points with its CI, p-value and minimum detectable effect (module docstring)."""
-    from scipy import stats
-    from statsmodels.stats.power import TTestPower
+def compare_scores(a: Any, b: Any, *, seed: int = 0, confidence: float = 0.95, untrained: tuple[bool, bool] = (False, False)) -> dict[str, Any]:
+    """A - B in points: one test's CI and p-value, its verdict, and the minimum detectable effect (module docstring).
 
+    `untrained` marks a side that is not a training run (the seed model): it has no training-seed
+    variance to measure, so one score of it does not qualify the verdict. `seed` is kept for callers;
+    every method here is exact or analytic, so the result does not depend on it.
+    """
+    del seed
     a, b = as_seeds_items_samples(a, "a"), as_seeds_items_samples(b, "b")
     if a.shape[1] != b.shape[1]:
         raise ItemMismatch(f"the sides scored different item sets ({a.shape[1]} vs {b.shape[1]} items); compare runs evaluated on the same items")
     n_items = a.shape[1]
     item_a, item_b = a.mean(axis=2), b.mean(axis=2)  # [seeds, items]: each item's samples averaged
-    diffs = item_a.mean(axis=0) - item_b.mean(axis=0)  # per item, over seeds
-    delta = 100 * float(diffs.mean())
-    rng = np.random.default_rng(seed)
-    sd = float(diffs.std(ddof=1)) if n_items > 1 else 0.0
-    effect_size = TTestPower().solve_power(nobs=n_items, alpha=ALPHA, power=POWER, alternative="two-sided") if n_items > 1 else float("nan")
-    mde = 100 * sd * float(np.asarray(effect_size).reshape(-1)[0])  # statsmodels answers with a 1-element array
-    out: dict[str, Any] = {"delta": delta, "mde": mde, "n_items": n_items, "n_seeds": (a.shape[0], b.shape[0]), "confidence": confidence}
+    delta = 100 * float(item_a.mean() - item_b.mean())
+    alpha = 1 - confidence
+    trained_seeds = [k for k, fixed in zip((a.shape[0], b.shape[0]), untrained) if not fixed]
+    out: dict[str, Any] = {"delta": delta, "n_items": n_items, "n_seeds": (a.shape[0], b.shape[0]), "confidence": confidence, "alpha": alpha,
+                           "min_training_seeds": min(trained_seeds) if trained_seeds else None}
 
-    if n_items < 2:
-        return out | {"ci_lower": float("nan"), "ci_upper": float("nan"), "p_value": float("nan"), "method": "one item: no uncertainty"}
-    if a.shape[0] == 1 and b.shape[0] == 1:
-        if sd == 0:  # every item moved by the same amount (e.g. identical sides): the interval is that point
-            ci = (delta, delta)
-            p_value = 1.0 if delta == 0 else 0.0
-        else:
-            boot = stats.bootstrap((diffs,), np.mean, n_resamples=n_resamples, confidence_level=confidence, method="BCa", random_state=rng)
-            ci = (100 * float(boot.confidence_interval.low), 100 * float(boot.confidence_interval.high))
-            p_value = float(stats.ttest_rel(item_a[0], item_b[0]).pvalue)
-        out |= {"ci_lower": ci[0], "ci_upper": ci[1], "p_value": p_value, "method": "paired bootstrap over items (BCa); paired t-test"}
-        if a.shape[2] == 1 and b.shape[2] == 1 and np.isin(a, (0, 1)).all() and np.isin(b, (0, 1)).all():
-            out |= mcnemar(a[0, :, 0], b[0, :, 0])
-        return out
+    if n_items < 2 and max(a.shape[0], b.shape[0]) < 2:
+        test = {"ci_lower": float("nan"), "ci_upper": float("nan"), "p_value": float("nan"), "mde": float("nan"), "method": "one item: no uncertainty"}
+    elif a.shape[0] == 1 and b.shape[0] == 1:
+        binary = a.shape[2] == b.shape[2] == 1 and np.isin(a, (0, 1)).all() and np.isin(b, (0, 1)).all()
+        test = _mcnemar_exact(a[0, :, 0], b[0, :, 0], confidence) if binary else _paired_t(item_a[0], item_b[0], confidence)
+    else:
+        test = _welch(item_a, item_b, confidence)
+    out |= test
+    return out | {"verdict": verdict(out)}
 
-    # Two levels: scipy resamples the items (the same items for both sides: paired); the statistic
-    # then resamples each side's training seeds, so between-seed variance enters the interval.
-    seed_rng = np.random.default_rng(rng.integers(1 << 32))
 
-    def statistic(items: np.ndarray, axis: int = -1) -> np.ndarray:
-        items = np.asarray(items, dtype=int)
-        seeds_a = seed_rng.integers(0, item_a.shape[0], size=(*items.shape[:-1], item_a.shape[0]))
-        seeds_b = seed_rng.integers(0, item_b.shape[0], size=(*items.shape[:-1], item_b.shape[0]))
-        mean_a = item_a[seeds_a[..., :, None], items[..., None, :]].mean(axis=(-2, -1))
-        mean_b = item_b[seeds_b[..., :, None], items[..., None, :]].mean(axis=(-2, -1))
-        return mean_a - mean_b
+def _paired_t(a: np.ndarray, b: np.ndarray, confidence: float) -> dict[str, Any]:
+    """One seed a side, scores not binary: the paired t-test over items and its own interval."""
+    from scipy import stats
 
-    boot = stats.bootstrap((np.arange(n_items),), statistic, n_resamples=n_resamples, confidence_level=confidence,
-                           method="percentile", random_state=rng, vectorized=True)
-    resampled = boot.bootstrap_distribution
-    p_value = float(min(1.0, 2 * min((resampled <= 0).mean(), (resampled >= 0).mean())))
-    return out | {"ci_lower": 100 * float(boot.confidence_interval.low), "ci_upper": 100 * float(boot.confidence_interval.high),
-                  "p_value": p_value, "method": "two-level bootstrap, items (paired) then training seeds (percentile)"}
+    diffs = a - b
+    n = len(diffs)
+    sd = float(diffs.std(ddof=1))
+    mde = _mde(100 * sd / math.sqrt(n), n - 1, 1 - confidence)
+    method = "paired t-test over items (scipy ttest_rel) and its t-interval"
+    if sd == 0:  # every item moved by the same amount (e.g. identical sides): no variance, the point is the interval
+        d = 100 * float(diffs.mean())
+        return {"ci_lower": d, "ci_upper": d, "p_value": 1.0 if d == 0 else float("nan"), "mde": mde,
+                "method": method + ("" if d == 0 else "; every item differs by the same amount: no variance, no test")}
+    result = stats.ttest_rel(a, b)
+    ci = result.confidence_interval(confidence_level=confidence)
+    return {"ci_lower": 100 * float(ci.low), "ci_upper": 100 * float(ci.high), "p_value": float(result.pvalue), "mde": mde, "method": method}
+
+
+def _mcnemar_exact(a: np.ndarray, b: np.ndarray, confidence: float) -> dict[str, Any]:
+    """One binary sample per item: exact McNemar p and the Clopper-Pearson interval that inverts the same test.
+
+    Given m discordant items, A wins k ~ Binomial(m, pi) of them and the paired difference is
+    (m / n)(2 pi - 1). statsmodels' exact McNemar p doubles the smaller binomial tail at pi = 1/2;
+    the Clopper-Pearson interval for pi is the set of pi that equal-tailed test keeps, so "p < alpha"
+    and "the interval excludes 0" are one statement.
+    """
+    from scipy import stats
+
+    result = mcnemar(a, b)
+    n = len(a)
+    a_only, b_only = result["mcnemar_table"][0][1], result["mcnemar_table"][1][0]
+    m = a_only + b_only
+    diffs = a.astype(float) - b.astype(float)
+    mde = _mde(100 * float(diffs.std(ddof=1)) / math.sqrt(n), n - 1, 1 - confidence)
+    method = "exact McNemar test (statsmodels) and its Clopper-Pearson interval over the discordant items"
+    if m == 0:  # no item differs: the difference is exactly 0
+        return result | {"ci_lower": 0.0, "ci_upper": 0.0, "p_value": 1.0, "mde": mde, "method": method}
+    ci = stats.binomtest(a_only, m).proportion_ci(confidence_level=confidence, method="exact")
+    to_points = lambda pi: 100 * (m / n) * (2 * float(pi) - 1)  # noqa: E731
+    return result | {"ci_lower": to_points(ci.low), "ci_upper": to_points(ci.high), "p_value": result["mcnemar_p_value"], "mde": mde, "method": method}
+
+
+def _welch(item_a: np.ndarray, item_b: np.ndarray, confidence: float) -> dict[str, Any]:
+    """Several training seeds on a side: Welch's t-test on per-seed scores (a single-score side: its items)."""
+    from scipy import stats
+
+    def observations(items: np.ndarray) -> np.ndarray:  # [seeds, items] -> what the side's score varies over
+        return items.mean(axis=1) if items.shape[0] > 1 else items[0]
+
+    obs_a, obs_b = observations(item_a), observations(item_b)
+    with warnings.catch_warnings():  # seeds that score alike: scipy warns of precision loss, the answer is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(obs_a, obs_b, equal_var=False)
+    se = 100 * math.sqrt(obs_a.var(ddof=1) / len(obs_a) + obs_b.var(ddof=1) / len(obs_b))
+    ci = result.confidence_interval(confidence_level=confidence)
+    method = "Welch's t-test (scipy ttest_ind) on per-seed scores, with its t-interval"
+    if not math.isfinite(float(result.pvalue)):  # no variance on either side (e.g. seeds that all score 0)
+        d = 100 * float(obs_a.mean() - obs_b.mean())
+        return {"ci_lower": d, "ci_upper": d, "p_value": 1.0 if d == 0 else float("nan"), "mde": 0.0, "method": method + "; no variance, no test"}
+    return {"ci_lower": 100 * float(ci.low), "ci_upper": 100 * float(ci.high), "p_value": float(result.pvalue),
+            "mde": _mde(se, float(result.df), 1 - confidence), "method": method}
+
+
+def _mde(se_points: float, df: float, alpha: float) -> float:
+    """The smallest true difference found with 80% power by a two-sided t-test with this standard error
+    and degrees of freedom: statsmodels' one-sample t power at n = df + 1 gives the effect in SDs; one
+    SD is se * sqrt(n)."""
+    from statsmodels.stats.power import TTestPower
+
+    if not (df >= 1 and math.isfinite(se_points)):
+        return float("nan")
+    nobs = df + 1
+    effect = TTestPower().solve_power(nobs=nobs, alpha=alpha, power=POWER, alternative="two-sided")
+    return float(np.asarray(effect).reshape(-1)[0]) * se_points * math.sqrt(nobs)  # statsmodels may answer with a 1-element array
 
 
 def mcnemar(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
@@ -142,10 +211,34 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     return {"mcnemar_p_value": float(result.pvalue), "mcnemar_table": table}
 
 
+def adjust_p_values(p_values: Any, method: str = "holm", alpha: float = ALPHA) -> list[float]:
+    """Family-wise adjusted p-values (statsmodels `multipletests`): "holm" (step-down, controls the
+    family-wise error rate) or "fdr_bh" (Benjamini-Hochberg, controls the false discovery rate).
+    NaN p-values (no test) stay NaN and do not count toward the family."""
+    from statsmodels.stats.multitest import multipletests
+
+    if method not in ("holm", "fdr_bh"):
+        raise ValueError(f"unknown p-value adjustment '{method}'; choose holm or fdr_bh")
+    p = np.asarray(p_values, dtype=float).reshape(-1)
+    out = np.full(p.shape, np.nan)
+    tested = np.isfinite(p)
+    if tested.any():
+        out[tested] = multipletests(p[tested], alpha=alpha, method=method)[1]
+    return [float(x) for x in out]
+
+
 def verdict(result: dict[str, Any], a_name: str = "A", b_name: str = "B") -> str:
-    """"A better", "B better" or "not resolved": the CI must exclude 0."""
-    if result["ci_lower"] > 0:
-        return f"{a_name} better"
-    if result["ci_upper"] < 0:
-        return f"{b_name} better"
-    return "not resolved"
+    """"A better", "B better" or "not resolved": resolved when the deciding p-value (family-adjusted
+    where there is one) is below alpha and the CI excludes 0 (the same statement for one test; both
+    are checked). A resolved verdict with a trained side of fewer than 2 training seeds says so."""
+    low, high = result["ci_lower"], result["ci_upper"]
+    p = result.get("p_adjusted", result.get("p_value"))
+    alpha = result.get("alpha", ALPHA)
+    significant = p is None or (p == p and p < alpha)  # a bare CI (no p) decides by the CI alone, as before
+    if not significant or not (low > 0 or high < 0):
+        return "not resolved"
+    text = f"{a_name} better" if low > 0 else f"{b_name} better"
+    seeds = result.get("min_training_seeds")
+    if seeds is not None and seeds < MIN_SEEDS:
+        text += f" ({seeds} training seed{'s' if seeds != 1 else ''})"
+    return text
