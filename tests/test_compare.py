@@ -48,6 +48,41 @@ def test_a_run_directory_stands_for_its_newest_evaluated_checkpoint(tmp_path):
         eval_dir_of(tmp_path / "nothing")
 
 
+def test_a_run_with_a_selected_checkpoint_stands_for_that_one(tmp_path):
+    """Tables and verdicts show the checkpoint `semibench select` picked; compare takes the same one."""
+    run = tmp_path / "runs" / "math-dpo-s1-smol-seed0-x"
+    write_eval(run / "eval" / "step_000010", "math_heldout", math_rows({"q1": [0]}))
+    write_eval(run / "eval" / "step_000030", "math_heldout", math_rows({"q1": [1]}))
+    (run / "selected.json").write_text(json.dumps({"step": 10, "by": "numina_valid", "score": 1.0}))
+    assert eval_dir_of(run) == run / "eval" / "step_000010"
+
+
+def test_repeated_items_count_once_each_and_unscored_items_are_dropped(tmp_path):
+    """A question that occurs twice is two items (the side's score is its file's mean); an Arena-Hard game with
+    no usable verdict (`scores: [null]`) is dropped from both sides, not a crash."""
+    rows_a = math_rows({"q1": [1], "q2": [1], "q3": [0]}) + [{"key": "k1b", "question": "q1", "gold": "1", "scores": [0]}]
+    rows_b = math_rows({"q1": [0], "q2": [0], "q3": [0]}) + [{"key": "k1b", "question": "q1", "gold": "1", "scores": [0]}]
+    write_eval(tmp_path / "a", "math_heldout", rows_a)
+    write_eval(tmp_path / "b", "math_heldout", rows_b)
+    [row] = compare_evals(tmp_path / "a", tmp_path / "b")
+    assert row["n_items"] == 4 and row["score_a"] == pytest.approx(50.0)  # 2 of 4 rows, as the file says
+    games = lambda scores: [{"key": f"k{i}", "uid": f"u{i}", "scores": [s]} for i, s in enumerate(scores)]  # noqa: E731
+    write_eval(tmp_path / "c", "arena_hard--local-tiny", games([1.0, None, 0.5, 1.0]))
+    write_eval(tmp_path / "d", "arena_hard--local-tiny", games([0.0, 0.0, 0.5, 0.0]))
+    [row] = compare_evals(tmp_path / "c", tmp_path / "d")
+    assert row["n_items"] == 3 and row["items_dropped"] == 1 and row["delta"] == pytest.approx(100 * 2 / 3)
+
+
+def test_json_is_strict_when_no_test_could_be_made(tmp_path):
+    write_eval(tmp_path / "a", "math_heldout", math_rows({"q1": [1]}))
+    write_eval(tmp_path / "b", "math_heldout", math_rows({"q1": [0]}))
+    result = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "NaN" not in result.output
+    [row] = json.loads(result.output)
+    assert row["p_value"] is None and row["verdict"] == "not resolved"
+
+
 def test_the_cli_prints_delta_ci_and_verdict(tmp_path):
     a = {f"q{i}": [1.0] for i in range(30)}
     b = {f"q{i}": [float(i % 3 == 0)] for i in range(30)}
@@ -56,7 +91,7 @@ def test_the_cli_prints_delta_ci_and_verdict(tmp_path):
     result = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json"])
     assert result.exit_code == 0, result.output
     [row] = json.loads(result.output)
-    assert row["verdict"] == "A better" and row["ci_lower"] > 0 and row["mcnemar_p_value"] < 0.001
+    assert row["verdict"] == "A better (1 training seed)" and row["ci_lower"] > 0 and row["p_value"] == row["mcnemar_p_value"] < 0.001
 
 
 def test_judged_benchmarks_pair_per_instruction_and_per_question(tmp_path):

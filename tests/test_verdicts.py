@@ -1,4 +1,4 @@
-"""The grid's verdicts: planned pairs, training seeds pooled into one arm, written and printed."""
+"""The grid's verdicts: planned pairs, training seeds pooled into one arm, one family per benchmark, written and printed."""
 
 import json
 
@@ -37,16 +37,68 @@ def test_verdicts_pair_the_grid_and_pool_training_seeds(tmp_path):
     }
     online_vs_offline = next(r for r in rows if r["a"] == "Online DPO (s=1)" and r["b"] == "Offline DPO (s=∞)")
     assert (online_vs_offline["seeds_a"], online_vs_offline["seeds_b"]) == (2, 1)  # seeds 0 and 1 are one arm
-    assert "two-level" in online_vs_offline["note"] and online_vs_offline["verdict"] == "A better"
+    assert "Welch" in online_vs_offline["method"] and online_vs_offline["verdict"] == "A better (1 training seed)"  # offline: 1 seed
     assert online_vs_offline["ci_lower"] > 0 and online_vs_offline["n_items"] == 60
+    online_vs_seed = next(r for r in rows if r["a"] == "Online DPO (s=1)" and r["b"] == "Seed (tiny)")
+    assert online_vs_seed["verdict"] == "A better"  # 2 training seeds against the untrained model: nothing to qualify
     offline_vs_seed = next(r for r in rows if r["a"] == "Offline DPO (s=∞)")
-    assert offline_vs_seed["note"] == "1 training seed: seed-to-seed variance not measured"
+    assert offline_vs_seed["verdict"] in ("not resolved", "A better (1 training seed)")
+    # One family: the 5 planned comparisons on math_heldout, adjusted together with Holm (statsmodels).
+    from statsmodels.stats.multitest import multipletests
+
+    assert {r["family_size"] for r in rows} == {5} and {r["adjustment"] for r in rows} == {"holm"}
+    assert [r["p_adjusted"] for r in rows] == list(multipletests([r["p_value"] for r in rows], method="holm")[1])
 
     result = CliRunner().invoke(app, ["verdicts", str(root)])
     assert result.exit_code == 0, result.output
     assert (root / "tables" / "verdicts.md").read_text() == result.output.rstrip("\n") + "\n"
-    assert "| math | math_heldout | Online DPO (s=1) | Offline DPO (s=∞) |" in result.output
-    assert (root / "tables" / "verdicts.csv").read_text().startswith("task,benchmark,a,b,delta,ci_lower,ci_upper")
+    assert "| math | math_heldout | Online DPO (s=1) | Offline DPO (s=∞) | 2/1 |" in result.output
+    assert "p (Holm)" in result.output and "math/math_heldout: 5 tests" in result.output
+    assert (root / "tables" / "verdicts.csv").read_text().startswith("task,benchmark,a,b,delta,ci_lower,ci_upper,p_value,p_adjusted,family_size")
+
+
+def test_a_verdict_significant_alone_is_not_resolved_in_its_family(tmp_path):
+    """Exact McNemar p = 2 / 2^6 = 0.031 for A alone solving 6 of 160: resolved as one test, not after Holm over 3."""
+    root = tmp_path / "runs"
+    base = np.zeros(160)
+    base[:5] = 1
+    write_binary(make_seed(root, "tiny", []) / "eval", base)
+    lifted = base.copy()
+    lifted[10:16] = 1
+    for sync in ("inf", "1"):
+        write_binary(make_run(root, "math", "dpo", sync) / "eval" / "step_000004", lifted if sync == "1" else base)
+    rows = verdict_rows(root)
+    online_vs_seed = next(r for r in rows if r["a"] == "Online DPO (s=1)" and r["b"] == "Seed (tiny)")
+    assert online_vs_seed["p_value"] == 2 / 2 ** 6 and online_vs_seed["family_size"] == 3
+    assert online_vs_seed["p_adjusted"] == 3 * 2 / 2 ** 6 and online_vs_seed["verdict"] == "not resolved"
+
+
+def write_binary(eval_dir, solved, bench="math_heldout", scores=None):
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    rows = [{"key": f"k{i}", "question": f"q{i}", "gold": "1", "scores": scores[i] if scores else [float(x)]} for i, x in enumerate(solved)]
+    (eval_dir / f"{bench}.samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_seeds_of_one_arm_with_different_samples_per_item(tmp_path):
+    """Seed 0 drew 1 sample per item, seed 1 drew 4: each seed contributes its item means (this crashed with
+    numpy's "inhomogeneous shape")."""
+    root = tmp_path / "runs"
+    write_binary(make_seed(root, "tiny", []) / "eval", np.zeros(30))
+    run0 = make_run(root, "math", "dpo", "1", **{"train.seed": 0})
+    run1 = make_run(root, "math", "dpo", "1", **{"train.seed": 1})
+    write_binary(run0 / "eval" / "step_000004", np.ones(30))
+    write_binary(run1 / "eval" / "step_000004", np.ones(30), scores=[[1.0, 1.0, 0.0, 1.0]] * 30)
+    [row] = verdict_rows(root)
+    assert row["seeds_a"] == 2 and row["delta"] == 100 * (1 + 0.75) / 2
+
+
+def test_an_item_no_judge_could_score_is_dropped_from_both_sides(tmp_path):
+    root = tmp_path / "runs"
+    write_binary(make_seed(root, "tiny", []) / "eval", np.zeros(20), bench="arena_hard--local-tiny")
+    scores = [[1.0]] * 19 + [[None]]
+    write_binary(make_run(root, "math", "dpo", "1") / "eval" / "step_000004", np.ones(20), bench="arena_hard--local-tiny", scores=scores)
+    [row] = verdict_rows(root)
+    assert row["n_items"] == 19 and row["items_dropped"] == 1 and row["delta"] == 100.0
 
 
 def test_different_items_across_the_sides_are_not_compared(tmp_path):
@@ -55,4 +107,4 @@ def test_different_items_across_the_sides_are_not_compared(tmp_path):
     run = make_run(root, "math", "dpo", "1")
     write_samples(run / "eval" / "step_000004", np.full(50, 0.2), n_items=50)
     [row] = verdict_rows(root)
-    assert row["verdict"] == "not compared" and "different items" in row["note"]
+    assert row["verdict"] == "not compared" and "different items" in row["method"]

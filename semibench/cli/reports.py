@@ -65,37 +65,37 @@ def leaderboard(
 
 @app.command()
 def compare(
-    a: Path = typer.Argument(..., help="an eval dir, a run dir (its newest evaluated checkpoint) or a checkpoint dir"),
+    a: Path = typer.Argument(..., help="an eval dir, a run dir (its selected checkpoint, else its newest evaluated one) or a checkpoint dir"),
     b: Path = typer.Argument(..., help="the same, for the other side"),
     benchmarks: Optional[str] = typer.Option(None, help="comma-separated; default: every benchmark both sides scored"),
-    seed: int = typer.Option(0, help="the bootstrap's seed"),
+    seed: int = typer.Option(0, help="kept for scripts: every test used is exact or analytic, so results do not depend on it"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON list"),
 ) -> None:
     """A vs B, paired item by item: delta in points, its 95% CI, p-value, minimum detectable effect, verdict."""
-    import json
-
-    from semibench.reports.compare import compare_evals
+    from semibench.reports.compare import compare_evals, format_p, json_without_nan
 
     try:
         rows = compare_evals(a, b, [x for x in benchmarks.split(",") if x] if benchmarks else None, seed)
     except ConfigError as exc:
         fail(str(exc))
     if as_json:
-        typer.echo(json.dumps(rows, default=list))
+        typer.echo(json_without_nan(rows))
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"A = {rows[0]['a']}\nB = {rows[0]['b']}", caption=(
-        "delta = A - B in points; 95% CI: paired bootstrap over items (BCa), items' samples averaged first; p: paired t-test "
-        "(McNemar: exact, one binary sample per item); MDE: minimum detectable effect at 80% power, alpha 0.05. "
-        "1 training seed a side: seed-to-seed variance not measured."))
+        "delta = A - B in points, items' samples averaged first. One test per benchmark decides, its p and 95% CI from "
+        "the same inversion: exact McNemar with its Clopper-Pearson interval (one binary sample per item), else the "
+        "paired t-test over items. MDE: minimum detectable effect at 80% power, alpha 0.05. Not adjusted for "
+        "multiple benchmarks (`semibench verdicts` adjusts a grid's family). \"(1 training seed)\": seed-to-seed "
+        "variance was not measured, so the verdict may not survive another training seed."))
     for column in ("benchmark", "items", "x N", "A", "B", "delta", "95% CI", "p", "McNemar p", "MDE", "verdict"):
         table.add_column(column, justify="left" if column in ("benchmark", "verdict") else "right")
     for r in rows:
         mcnemar_p = r.get("mcnemar_p_value")
         table.add_row(r["benchmark"], str(r["n_items"]), str(r["samples_per_item"]), f"{r['score_a']:.2f}", f"{r['score_b']:.2f}", f"{r['delta']:+.2f}",
-                      f"[{r['ci_lower']:+.2f}, {r['ci_upper']:+.2f}]", f"{r['p_value']:.3g}", "-" if mcnemar_p is None else f"{mcnemar_p:.3g}",
+                      f"[{r['ci_lower']:+.2f}, {r['ci_upper']:+.2f}]", format_p(r["p_value"]), "-" if mcnemar_p is None else format_p(mcnemar_p),
                       f"{r['mde']:.2f}", r["verdict"])
     Console(width=170).print(table)
 
@@ -107,13 +107,12 @@ def verdicts(
     as_json: bool = typer.Option(False, "--json", help="print one JSON list instead of writing files"),
 ) -> None:
     """Every comparison the grid was built for, paired per item and seed-aware: runs/tables/verdicts.md + .csv."""
-    import json
-
     from semibench.reports import verdicts as v
+    from semibench.reports.compare import json_without_nan
 
     if as_json:
         try:
-            typer.echo(json.dumps(v.verdict_rows(runs)))
+            typer.echo(json_without_nan(v.verdict_rows(runs)))
         except FileNotFoundError as exc:
             fail(str(exc))
         return

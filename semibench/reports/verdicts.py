@@ -3,7 +3,10 @@
 For every benchmark the runs scored: each regime against the seed model, the regimes of one
 objective against each other, and online DPO against GRPO, within a task. Runs that differ only in
 `train.seed` form one arm: their per-item scores stack to [training seeds, items, samples] and
-`semibench.stats.compare_scores` bootstraps seeds as well as items. Reads eval files only.
+`semibench.stats.compare_scores` makes one test per comparison (Welch over training seeds where an
+arm has several). The comparisons of one benchmark within one task are one family: their p-values
+are adjusted together (Holm by default, `adjust_p_values`) and the adjusted p decides. Reads eval
+files only.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from typing import Any
 import numpy as np
 
 from semibench.config import to_json
-from semibench.reports.compare import benchmarks_in, item_scores
+from semibench.reports.compare import benchmarks_in, format_p, item_scores, scored_items
 from semibench.reports.results import Run, read_runs
 from semibench.reports.tables import method_label
 from semibench.runs import RunDir, atomic_write_text
-from semibench.stats import compare_scores, verdict
+from semibench.stats import ALPHA, MIN_SEEDS, adjust_p_values, compare_scores, verdict
 
-COLUMNS = ["task", "benchmark", "a", "b", "delta", "ci_lower", "ci_upper", "p_value", "mde", "n_items", "seeds_a", "seeds_b", "verdict", "note"]
+COLUMNS = ["task", "benchmark", "a", "b", "delta", "ci_lower", "ci_upper", "p_value", "p_adjusted", "family_size", "adjustment", "mde",
+           "n_items", "seeds_a", "seeds_b", "verdict", "method"]
+ADJUSTMENT = "holm"
 
 
 @dataclass
@@ -34,6 +39,10 @@ class Arm:
     objective: str
     sync_every: int | None
     eval_dirs: list[Path]  # one per training seed
+
+    @property
+    def untrained(self) -> bool:
+        return not self.task  # the seed model: no training seed to vary
 
 
 def arms(runs: list[Run]) -> list[Arm]:
@@ -71,7 +80,8 @@ def planned_pairs(all_arms: list[Arm]) -> list[tuple[Arm, Arm]]:
 
 
 def _stacked(arm: Arm, bench: str) -> dict[str, list[list[float]]] | None:
-    """Item identity -> per-seed sample scores, when every seed of the arm scored the same items."""
+    """Item identity -> per-seed sample scores, when every seed of the arm scored the same items. Seeds that
+    drew different numbers of samples per item contribute their item means (one value per item each)."""
     per_seed = []
     for eval_dir in arm.eval_dirs:
         if not (eval_dir / f"{bench}.samples.jsonl").is_file():
@@ -80,22 +90,46 @@ def _stacked(arm: Arm, bench: str) -> dict[str, list[list[float]]] | None:
     keys = per_seed[0].keys()
     if any(s.keys() != keys for s in per_seed):
         return None
-    return {k: [s[k] for s in per_seed] for k in keys}
+    stacked = {k: [s[k] for s in per_seed] for k in keys}
+    lengths = {len(x) for seeds in stacked.values() for x in seeds if x is not None}
+    if len(lengths) > 1:
+        stacked = {k: [None if x is None else [sum(x) / len(x)] for x in seeds] for k, seeds in stacked.items()}
+    return stacked
 
 
 def compare_arms(a: Arm, b: Arm, bench: str, seed: int = 0) -> dict[str, Any] | None:
+    """One test of A against B on one benchmark (raw p; `verdict_rows` adjusts it within its family)."""
     scores_a, scores_b = _stacked(a, bench), _stacked(b, bench)
     if scores_a is None or scores_b is None:
         return None
     row = {"task": a.task or b.task, "benchmark": bench, "a": a.label, "b": b.label, "seeds_a": len(a.eval_dirs), "seeds_b": len(b.eval_dirs)}
     if scores_a.keys() != scores_b.keys():
-        return row | {"verdict": "not compared", "note": "the two sides scored different items"}
-    keys = sorted(scores_a)
+        return row | {"verdict": "not compared", "method": "the two sides scored different items"}
+    # Items a judge left unscored in any seed of either side are dropped from both (arena-hard-auto drops them).
+    usable = lambda stacked: {k: (None if any(x is None for x in seeds) else seeds) for k, seeds in stacked.items()}  # noqa: E731
+    keys = scored_items(usable(scores_a), usable(scores_b))
+    dropped = len(scores_a) - len(keys)
+    if len({len(x) for k in keys for x in scores_a[k] + scores_b[k]}) > 1:  # the sides drew different samples per item
+        scores_a, scores_b = ({k: [[sum(x) / len(x)] for x in s[k]] for k in keys} for s in (scores_a, scores_b))
     # {item: [seeds][samples]} -> [seeds, items, samples], items in one order on both sides
     a_scores, b_scores = (np.array([scores[k] for k in keys], dtype=float).transpose(1, 0, 2) for scores in (scores_a, scores_b))
-    result = compare_scores(a_scores, b_scores, seed=seed)
-    note = "1 training seed: seed-to-seed variance not measured" if max(row["seeds_a"], row["seeds_b"]) == 1 else result["method"]
-    return row | {k: result[k] for k in ("delta", "ci_lower", "ci_upper", "p_value", "mde", "n_items")} | {"verdict": verdict(result, "A", "B"), "note": note}
+    result = compare_scores(a_scores, b_scores, seed=seed, untrained=(a.untrained, b.untrained))
+    return row | result | {"items_dropped": dropped}
+
+
+def adjust_families(rows: list[dict[str, Any]], method: str = ADJUSTMENT) -> list[dict[str, Any]]:
+    """Adjust every (task, benchmark) family's p-values together and let the adjusted p decide its verdicts."""
+    out = [dict(r) for r in rows]
+    families: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in out:
+        if "p_value" in r:
+            families.setdefault((r["task"], r["benchmark"]), []).append(r)
+    for family in families.values():
+        tested = sum(1 for r in family if r["p_value"] == r["p_value"])
+        for r, adjusted in zip(family, adjust_p_values([r["p_value"] for r in family], method)):
+            r |= {"p_adjusted": adjusted, "family_size": tested, "adjustment": method}
+            r["verdict"] = verdict(r, "A", "B")
+    return out
 
 
 def verdict_rows(runs_root: Path, seed: int = 0) -> list[dict[str, Any]]:
@@ -107,7 +141,7 @@ def verdict_rows(runs_root: Path, seed: int = 0) -> list[dict[str, Any]]:
             row = compare_arms(a, b, bench, seed)
             if row is not None:
                 rows.append(row)
-    return sorted(rows, key=lambda r: (r["task"], r["benchmark"]))  # stable: the planned order within a benchmark
+    return adjust_families(sorted(rows, key=lambda r: (r["task"], r["benchmark"])))  # stable: the planned order within a benchmark
 
 
 def _fmt(value: Any, spec: str = "+.2f") -> str:
@@ -115,16 +149,22 @@ def _fmt(value: Any, spec: str = "+.2f") -> str:
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["### Verdicts: paired, per item", "",
-             "| task | benchmark | A | B | A − B | 95% CI | p | MDE | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["### Verdicts: paired, per item, family-wise adjusted", "",
+             "| task | benchmark | A | B | seeds A/B | A − B | 95% CI | p | p (Holm) | MDE | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ci = f"[{_fmt(r.get('ci_lower'))}, {_fmt(r.get('ci_upper'))}]" if r.get("ci_lower") is not None else "–"
-        lines.append(f"| {r['task']} | {r['benchmark']} | {r['a']} | {r['b']} | {_fmt(r.get('delta'))} | {ci} | "
-                     f"{_fmt(r.get('p_value'), '.3g')} | {_fmt(r.get('mde'), '.2f')} | {r['verdict']} |")
-    notes = sorted({r["note"] for r in rows if r.get("note")})
-    lines += ["", "Points (x 100). 95% CI: paired bootstrap over items (samples averaged per item first; with several training "
-              "seeds, items then seeds); p: paired t-test (bootstrap with several seeds); MDE: minimum detectable effect, 80% power, "
-              "alpha 0.05. A verdict needs the CI to exclude 0. " + " ".join(f"Note: {n}." for n in notes)]
+        lines.append(f"| {r['task']} | {r['benchmark']} | {r['a']} | {r['b']} | {r['seeds_a']}/{r['seeds_b']} | {_fmt(r.get('delta'))} | {ci} | "
+                     f"{format_p(r.get('p_value'))} | {format_p(r.get('p_adjusted'))} | {_fmt(r.get('mde'), '.2f')} | {r['verdict']} |")
+    families = sorted({(r["task"], r["benchmark"], r.get("family_size")) for r in rows if r.get("family_size")})
+    methods = sorted({r["method"] for r in rows if r.get("method")})
+    lines += ["", "Points (x 100), items' samples averaged first. Each row is one test, its p and 95% CI from the same inversion: "
+              + "; ".join(methods) + ". The seed model has no training seed; a trained arm with several seeds is tested over them "
+              "(Welch), so seed-to-seed variance is in its CI, p and MDE (minimum detectable effect, 80% power, alpha 0.05). "
+              f"**Family**: the comparisons the grid was built for on one benchmark within one task ("
+              + ", ".join(f"{task or '–'}/{bench}: {n}" for task, bench, n in families)
+              + f" tests); p (Holm) is Holm's step-down adjustment over the family (statsmodels), and a verdict needs it below {ALPHA}. "
+              f"The CI is per comparison, not adjusted. \"(1 training seed)\": a trained side had fewer than {MIN_SEEDS} training "
+              "seeds, so seed-to-seed variance was not measured and another seed may undo the verdict."]
     return "\n".join(lines) + "\n"
 
 
