@@ -87,9 +87,10 @@ def test_truncation_keeps_the_cls_token_and_counts(athene):
 
 
 def test_rewarder_builds_athene_from_config(athene):
-    cfg = RewardConfig(if_reward="reward_model", reward_model=str(athene), rm_cls_token=CLS, rm_device="cpu", rm_batch_size=2)
+    # The dtype pinned: `auto` is bf16 on AVX512-BF16 and fp32 on AVX2, and the two score differently.
+    cfg = RewardConfig(if_reward="reward_model", reward_model=str(athene), rm_cls_token=CLS, rm_device="cpu", rm_batch_size=2, dtype="float32")
     rewarder = Rewarder(cfg, ["if"])
-    direct = ScalarRewardModel(str(athene), cls_token=CLS, dtype=torch.bfloat16, device="cpu")  # the Rewarder's dtype
+    direct = ScalarRewardModel(str(athene), cls_token=CLS, dtype=torch.float32, device="cpu")  # the Rewarder's dtype
     got = rewarder(["if", "if"], ["Say hi.", "Explain rain."], [None, None], ["hi", "Clouds get heavy."])
     assert got == direct(["Say hi.", "Explain rain."], ["hi", "Clouds get heavy."])
     assert rewarder.instruction.device == torch.device("cpu") and rewarder.instruction.batch_size == 2
