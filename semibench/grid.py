@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import shlex
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -240,7 +241,7 @@ def seed_settings(cfg: RunConfig, settings):
     return settings
 
 
-def evaluate_seed(cfg: RunConfig, out: Path, benchmarks, settings, progress=None) -> Path:
+def evaluate_seed(cfg: RunConfig, out: Path, benchmarks, settings, progress=None) -> dict[str, dict]:
     """The untrained model's scores, once per base model: the tables' first row, every curve's step 0."""
     from semibench.evals.data import seed_origin
     from semibench.evals.evaluate import evaluate
@@ -250,35 +251,69 @@ def evaluate_seed(cfg: RunConfig, out: Path, benchmarks, settings, progress=None
     record = seed_record(cfg)
     atomic_write_json(path / "seed.json", record)  # the row's record for the reports (and `semibench eval --origin`)
     # The seed row's held-out sets are the grid's: its training source, handed over as the origin.
-    evaluate(Path(resolve_model(cfg.model.name)), benchmarks, seed_settings(cfg, settings), out_dir=path / "eval", progress=progress,
-             origin=seed_origin(record, path / "seed.json"))
-    return path
+    return evaluate(Path(resolve_model(cfg.model.name)), benchmarks, seed_settings(cfg, settings), out_dir=path / "eval", progress=progress,
+                    origin=seed_origin(record, path / "seed.json"))
 
 
-def evaluate_run(cfg: RunConfig, out: Path, benchmarks, settings, progress=None, select_by: str | None = None) -> None:
+def evaluate_run(cfg: RunConfig, out: Path, benchmarks, settings, progress=None, select_by: str | None = None) -> list[dict]:
     """Final checkpoint on every benchmark; intermediate checkpoints on the validation benchmarks only.
 
     With `select_by` (a validation benchmark), as the paper: every checkpoint is scored on it, the best
     is recorded in selected.json, and that one (not the final one) is scored on every benchmark.
+    Returns every result it evaluated or found.
     """
     from semibench.evals.evaluate import evaluate
 
     run = RunDir(out, cfg)
+    results: list[dict] = []
     if select_by:
         from semibench.reports.results import select_checkpoint
 
         for checkpoint in run.done_checkpoints():
-            evaluate(checkpoint, [select_by], settings, progress=progress)
+            results += evaluate(checkpoint, [select_by], settings, progress=progress).values()
         chosen = select_checkpoint(run.path, select_by)
         chosen.record()
-        evaluate(chosen.checkpoint, benchmarks, settings, progress=progress)
-        return
+        return results + list(evaluate(chosen.checkpoint, benchmarks, settings, progress=progress).values())
     validation = [b for b in benchmarks if b in VALIDATION]
     for checkpoint in run.done_checkpoints():
         if checkpoint == run.checkpoint(cfg.train.steps):
-            evaluate(checkpoint, benchmarks, settings, progress=progress)
+            results += evaluate(checkpoint, benchmarks, settings, progress=progress).values()
         elif validation:  # none asked for: intermediate checkpoints are for selection and resume only
-            evaluate(checkpoint, validation, settings, progress=progress)
+            results += evaluate(checkpoint, validation, settings, progress=progress).values()
+    return results
+
+
+STEP_PHASES = ("time/sync", "time/generate", "time/reward", "time/train")
+
+
+@dataclass
+class WallSplit:
+    """Where a grid's wall clock went, in seconds: engine starts, generation, reward, training steps,
+    the training runs' other time (model loading, checkpoints), and evaluation per benchmark."""
+
+    started: float = field(default_factory=time.time)  # wall-clock epoch: results dated before it are not this grid's
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + max(0.0, seconds)
+
+    def add_training(self, run: RunDir, first_step: int, wall_s: float) -> None:
+        """A train() call: its steps' phases from metrics.jsonl, the rest of its wall as setup."""
+        rows = [r for r in run.read_metrics() if r.get("step", 0) >= first_step]
+        for key in STEP_PHASES:
+            self.add(key.removeprefix("time/"), sum(r.get(key, 0.0) for r in rows))
+        self.add("training setup and checkpoints", wall_s - sum(r.get(k, 0.0) for r in rows for k in STEP_PHASES))
+
+    def add_evaluations(self, results, wall_s: float) -> None:
+        """Results this grid produced (dated after it started), per benchmark; their engine starts apart."""
+        import datetime
+
+        fresh = [r for r in results if datetime.datetime.fromisoformat(r["date"]).timestamp() >= self.started - 1]
+        engine = sum(r.get("engine_start_seconds") or 0.0 for r in fresh)
+        self.add("eval engine start", engine)
+        for r in fresh:
+            self.add(f"eval {r['benchmark']}", r["seconds"] - (r.get("engine_start_seconds") or 0.0))
+        self.add("eval other (loading, judges)", wall_s - sum(r["seconds"] for r in fresh))
 
 
 @dataclass
@@ -289,23 +324,33 @@ class GridHooks:
     on_step: Callable[[int, dict], None] = lambda step, row: None
     on_phase: Callable[[str], None] = lambda text: None
     on_run_end: Callable[[int, RunConfig], None] = lambda i, cfg: None
+    on_eval: Callable[[str, int, int], None] = lambda label, done, total: None  # prompts done of a benchmark
 
 
-def run_local(spec: GridSpec, out: Path, benchmarks, settings, hooks: GridHooks | None = None) -> list[RunConfig]:
-    """Train and evaluate every run of the grid in this process; skip what is done, resume what is not."""
+def run_local(spec: GridSpec, out: Path, benchmarks, settings, hooks: GridHooks | None = None, split: WallSplit | None = None) -> list[RunConfig]:
+    """Train and evaluate every run of the grid in this process; skip what is done, resume what is not.
+    `split`, when given, collects where the wall clock went."""
     from semibench.training.train import train
 
     hooks = hooks or GridHooks()
+    split = split if split is not None else WallSplit()
     configs = expand(spec)
     for model in dict.fromkeys(c.model.name for c in configs):
         hooks.on_phase(f"evaluating the seed model {model}")
-        evaluate_seed(next(c for c in configs if c.model.name == model), out, benchmarks, settings)
+        tick = time.monotonic()
+        results = evaluate_seed(next(c for c in configs if c.model.name == model), out, benchmarks, settings, progress=hooks.on_eval)
+        split.add_evaluations(results.values(), time.monotonic() - tick)
     for i, cfg in enumerate(configs):
         hooks.on_run_start(i, cfg)
-        if not is_done(Path(out) / run_id(cfg)):
+        run = RunDir(out, cfg)
+        if not is_done(run.path):
+            first_step, tick = len(run.read_metrics()) if run.metrics_path.is_file() else 0, time.monotonic()
             train(cfg, out, progress=hooks.on_step)
+            split.add_training(run, first_step, time.monotonic() - tick)
         hooks.on_phase("evaluating")
-        evaluate_run(cfg, out, benchmarks, settings, select_by=defaults_for(spec.preset).select_by.get(cfg.task.name))
+        tick = time.monotonic()
+        results = evaluate_run(cfg, out, benchmarks, settings, progress=hooks.on_eval, select_by=defaults_for(spec.preset).select_by.get(cfg.task.name))
+        split.add_evaluations(results, time.monotonic() - tick)
         hooks.on_run_end(i, cfg)
     return configs
 

@@ -102,6 +102,6 @@ def test_intermediate_checkpoints_get_the_validation_benchmarks_only(tmp_path, m
         mark_done(tmp_path / run_id(cfg) / "checkpoints" / f"step_{step:06d}")
     (tmp_path / run_id(cfg) / "checkpoints" / "step_000003").mkdir()  # unfinished: never evaluated
     calls = []
-    monkeypatch.setattr(evaluate, "evaluate", lambda checkpoint, chosen, settings, progress=None: calls.append((checkpoint.name, list(chosen))))
+    monkeypatch.setattr(evaluate, "evaluate", lambda checkpoint, chosen, settings, progress=None: calls.append((checkpoint.name, list(chosen))) or {})
     grid.evaluate_run(cfg, tmp_path, benchmarks, evaluate.EvalSettings())
     assert calls == expected

@@ -98,8 +98,8 @@ def eval_(
 
     import transformers
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from semibench.cli.progress import progress_view
     from semibench.evals import evaluate as ev
     from semibench.evals.data import checkpoint_origin, read_origin
 
@@ -126,9 +126,8 @@ def eval_(
     log.setLevel(logging.ERROR)
     echo = logging.StreamHandler(sys.stderr)
     log.addHandler(echo)
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     try:
-        with Progress(*columns, console=console) as bar:
+        with progress_view(console, with_info=False) as bar:
             jobs: dict[str, int] = {}
 
             def on_progress(label: str, done: int, total: int) -> None:

@@ -60,10 +60,13 @@ def grid(
     if launcher == "slurm":
         slurm = grid_lib.SlurmSettings(slurm_partition, slurm_nodes, slurm_gpus_per_node, time_min=slurm_time, cluster=slurm_cluster)
         grid_lib.run_slurm(spec, out, chosen, settings, slurm, on_job_done=lambda done, total: typer.echo(f"jobs finished: {done}/{total}", err=True))
+        split = None
     else:
-        _run_grid_locally(grid_lib, spec, rows, out, chosen, settings)
+        split = _run_grid_locally(grid_lib, spec, rows, out, chosen, settings)
     written = grid_lib.aggregate(out, leaderboard_out)
     _print_grid_results(out, written)
+    if split is not None:
+        _print_wall_split(split)
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -102,14 +105,14 @@ def _print_grid(spec, rows: list[dict], benchmarks) -> None:
 def _run_grid_locally(grid_lib, spec, rows, out: Path, benchmarks, settings) -> None:
     import transformers
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from semibench.cli.progress import progress_view
 
     transformers.utils.logging.disable_progress_bar()
     console = Console(stderr=True)
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
     todo_steps = sum(r["steps"] for r in rows if not r["done"])
     state = {"done": sum(r["done"] for r in rows), "current": None}
-    with Progress(*columns, console=console) as bar:
+    with progress_view(console) as bar:
         whole = bar.add_task("grid (steps)", total=max(todo_steps, 1), info="")
         current = bar.add_task("run", total=1, info="", visible=False)
 
@@ -134,7 +137,30 @@ def _run_grid_locally(grid_lib, spec, rows, out: Path, benchmarks, settings) -> 
             state["current"] = None
             bar.update(whole, info=status())
 
-        grid_lib.run_local(spec, out, benchmarks, settings, grid_lib.GridHooks(on_run_start, on_step, on_phase, on_run_end))
+        def on_eval(label, done, total):
+            name = rows[state["current"]]["run_id"][:40] if state["current"] is not None else "seed model"
+            bar.update(current, description=f"{name} eval", total=max(total, 1), completed=done, visible=True, info=label)
+
+        split = grid_lib.WallSplit()
+        grid_lib.run_local(spec, out, benchmarks, settings, grid_lib.GridHooks(on_run_start, on_step, on_phase, on_run_end, on_eval), split)
+        return split
+
+
+def _print_wall_split(split) -> None:
+    """Where the grid's time went: the phases a user can act on (engine starts, generation, training, each benchmark)."""
+    import time
+
+    from rich.console import Console
+    from rich.table import Table
+
+    wall = time.time() - split.started
+    table = Table(title=f"wall split: {duration(wall)} in all (this invocation; finished work it skipped is not counted)")
+    table.add_column("phase")
+    table.add_column("time", justify="right")
+    table.add_column("share", justify="right")
+    for phase, seconds in sorted(split.seconds.items(), key=lambda kv: -kv[1]):
+        table.add_row(phase, duration(seconds), f"{100 * seconds / max(wall, 1e-9):.0f}%")
+    Console(width=170).print(table)
 
 
 def _print_grid_results(out: Path, written: dict) -> None:

@@ -74,8 +74,8 @@ def _resumable(run_dir: Path):
 def _run_training(cfg, out: Path) -> None:
     import transformers
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from semibench.cli.progress import progress_view
     from semibench.config import regime_label
     from semibench.runs import RunDir, is_done
     from semibench.training.train import train as train_run
@@ -101,9 +101,8 @@ def _run_training(cfg, out: Path) -> None:
         console.print(f"warning: {line}", style="yellow", markup=False, soft_wrap=True)
     console.print(f"[bold]{run.path.name}[/]: {cfg.loss.objective} on {cfg.task.name}, s={sync} ({regime_label(cfg.train.sync_every)}), model {cfg.model.name}, "
                   f"engine {cfg.train.engine}{' (pipelined)' if cfg.train.pipeline and cfg.train.sync_every != 1 else ''}")
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[info]}")]
     try:
-        with Progress(*columns, console=console, transient=False) as bar:
+        with progress_view(console) as bar:
             job = bar.add_task("train", total=cfg.train.steps, info="loading data and models")
 
             def on_step(step: int, row: dict) -> None:

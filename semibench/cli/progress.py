@@ -1,0 +1,110 @@
+"""Progress for `train`, `eval` and `grid`: rich bars on a terminal, plain periodic lines in a log.
+
+Under nohup, Slurm or CI stdout/stderr is a file, and rich draws nothing until the end; tqdm, Lightning
+and TRL print plain lines there instead, and so does this. `progress_view(console)` returns rich's
+`Progress` on a terminal and `PlainProgress` otherwise: the same calls (add_task, update, advance, as a
+context manager), printed as one line for all visible tasks, e.g.
+
+    [02:41:07] grid (steps) 45/360 12% 5m12s ETA 36m21s runs: 1 done, 1 running, 10 left | math-dpo-s1-... 15/30 50% 1m03s ETA 1m03s reward 0.412
+
+at most one line every `SEMIBENCH_PROGRESS_SECONDS` (default 10) and never more than one per update,
+plus a line whenever a task finishes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+def progress_view(console, with_info: bool = True):
+    """Rich bars with ETA when `console` is a terminal, plain periodic lines otherwise."""
+    if console.is_terminal:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+        return Progress(*columns, *([TextColumn("{task.fields[info]}")] if with_info else []), console=console)
+    return PlainProgress(console.file)
+
+
+def clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+@dataclass
+class _Task:
+    description: str
+    total: float
+    completed: float = 0.0
+    info: str = ""
+    visible: bool = True
+    started: float = field(default_factory=time.monotonic)
+    start_completed: float = 0.0  # what was already done when timing started (a resumed run's steps)
+
+    def line(self, now: float) -> str:
+        elapsed = now - self.started
+        total = max(self.total, 1)
+        text = f"{self.description} {self.completed:g}/{self.total:g} {100 * self.completed / total:.0f}% {clock(elapsed)}"
+        done_here = self.completed - self.start_completed
+        if 0 < done_here and self.completed < self.total:
+            text += f" ETA {clock(elapsed / done_here * (self.total - self.completed))}"
+        return text + (f" {self.info}" if self.info else "")
+
+
+class PlainProgress:
+    """rich.progress.Progress's calls, printed as throttled plain lines (module docstring)."""
+
+    def __init__(self, stream: TextIO | None = None, interval_s: float | None = None):
+        self.stream = stream or sys.stderr
+        self.interval_s = float(os.environ.get("SEMIBENCH_PROGRESS_SECONDS", 10)) if interval_s is None else interval_s
+        self.tasks: dict[int, _Task] = {}
+        self.last_print = float("-inf")
+
+    def __enter__(self) -> "PlainProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if any(t.visible and t.completed < t.total for t in self.tasks.values()):
+            self._print()  # where it stopped
+
+    def add_task(self, description: str, total: float | None = 100.0, completed: float = 0, visible: bool = True, **fields: Any) -> int:
+        task_id = len(self.tasks)
+        self.tasks[task_id] = _Task(description, total or 1.0, completed, str(fields.get("info", "")), visible, start_completed=completed)
+        return task_id
+
+    def update(self, task_id: int, *, completed: float | None = None, total: float | None = None, advance: float | None = None,
+               description: str | None = None, visible: bool | None = None, **fields: Any) -> None:
+        task = self.tasks[task_id]
+        if description is not None and description != task.description:  # a new job in this slot: its clock restarts
+            task.description, task.started = description, time.monotonic()
+            task.start_completed = completed if completed is not None else 0.0
+        if total is not None:
+            task.total = total
+        if completed is not None:
+            if completed < task.completed:  # reset for the next job
+                task.started, task.start_completed = time.monotonic(), completed
+            task.completed = completed
+        if advance:
+            task.completed += advance
+        if visible is not None:
+            task.visible = visible
+        if "info" in fields:
+            task.info = str(fields["info"])
+        finished = task.visible and task.completed >= task.total and (completed is not None or advance)
+        if finished or time.monotonic() - self.last_print >= self.interval_s:
+            self._print()
+
+    def advance(self, task_id: int, advance: float = 1) -> None:
+        self.update(task_id, advance=advance)
+
+    def _print(self) -> None:
+        now = time.monotonic()
+        parts = [t.line(now) for t in self.tasks.values() if t.visible]
+        if parts:
+            print(f"[{time.strftime('%H:%M:%S')}] " + " | ".join(parts), file=self.stream, flush=True)
+        self.last_print = now
