@@ -51,8 +51,27 @@ def step_breakdown(preset: str, task: str, steps: int, overrides: dict) -> list[
             row[key] = statistics.median(m[key] for m in measured)
         row["total_s"] = sum(row[p] for p in PHASES)
         row |= train_efficiency(cfg, measured)
+        row |= generate_efficiency(cfg, measured)
         rows.append(row)
     return rows
+
+
+def generate_efficiency(cfg: config.RunConfig, metrics: list[dict]) -> dict:
+    """The generator's decode rate as a share of its ceiling: generated tokens / generate seconds
+    against this machine's matmul ceiling in the generator's dtype (measured now) over the model's
+    2 N FLOPs per generated token. Decoding a few sequences is bound by memory, not by FLOPs, so
+    this share is far below the trainer's; it says how much batching could still buy."""
+    from semibench.hardware import matmul_ceiling_gflops, resolve_dtype
+    from semibench.models import resolve_model
+
+    dtype = resolve_dtype(cfg.model.generator_dtype)
+    ceiling = matmul_ceiling_gflops(dtype)
+    flops_per_token = 2 * checkpoint_params(resolve_model(cfg.model.name))
+    timed = [m for m in metrics if m.get("time/generate", 0) > 0 and m.get("generated_tokens")]
+    rate = statistics.median(m["generated_tokens"] / m["time/generate"] for m in timed) if timed else None
+    ceiling_tokens_per_s = ceiling * 1e9 / flops_per_token
+    return {"generate_tokens_per_s": rate, "generate_ceiling_tokens_per_s": ceiling_tokens_per_s, "generator_dtype": dtype,
+            "generate_pct_of_ceiling": None if rate is None else 100 * rate / ceiling_tokens_per_s}
 
 
 def train_efficiency(cfg: config.RunConfig, metrics: list[dict]) -> dict:
@@ -160,13 +179,23 @@ def semibench_overrides(objective: str, engine: str, steps: int) -> dict:
             "train.micro_batch_size": shape["micro_batch"], "train.resume_every": 0}
 
 
+def compute_precision(cfg: config.RunConfig, machine=None) -> str:
+    """The dtype semibench's trainer computes in for `cfg` on this machine ("bfloat16" under bf16
+    autocast, else its master dtype): what TRL's side must be given for a fair comparison."""
+    from semibench.hardware import resolve_autocast
+
+    return resolve_autocast(cfg.model.autocast_dtype, machine) or cfg.model.dtype
+
+
 def trl_config(objective: str, cfg: config.RunConfig, steps: int, out: str):
-    """TRL's config for the same step as `cfg`: bf16 mixed precision (as semibench's autocast), no
-    gradient checkpointing and the KV cache on in generation (TRL's online DPO turns it off when
-    checkpointing: 8x slower generation), T = 1, same lengths, batch, samples, lr, beta."""
+    """TRL's config for the same step as `cfg`: the precision semibench resolved (bf16 mixed precision
+    where the CPU computes in bf16, fp32 where it would be emulated: `bf16=True` on AVX2 would time TRL
+    emulating bf16 against semibench in fp32), no gradient checkpointing and the KV cache on in
+    generation (TRL's online DPO turns it off when checkpointing: 8x slower generation), T = 1, same
+    lengths, batch, samples, lr, beta."""
     shape = TRL_SHAPES[objective]
     common = dict(
-        output_dir=out, use_cpu=True, bf16=True, report_to=[], seed=cfg.train.seed, gradient_accumulation_steps=1,
+        output_dir=out, use_cpu=True, bf16=compute_precision(cfg) == "bfloat16", report_to=[], seed=cfg.train.seed, gradient_accumulation_steps=1,
         temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p, top_k=0, gradient_checkpointing=False,
         max_steps=steps, logging_steps=1, save_strategy="no", dataloader_num_workers=0, learning_rate=cfg.optim.lr,
         generation_kwargs={"use_cache": True},
@@ -249,7 +278,8 @@ def against_trl(objective: str, preset: str, steps_per_block: int, rounds: int, 
     out = []
     for side in sides:
         med = statistics.median(seconds[side])
-        row = {"side": side, "steps": len(seconds[side]), "s_per_step": med, "samples_per_s": per_step / med, "load": " ".join(loads)}
+        row = {"side": side, "steps": len(seconds[side]), "s_per_step": med, "samples_per_s": per_step / med, "load": " ".join(loads),
+               "precision": compute_precision(base)}
         for key in PHASES:
             row[key] = statistics.median(r[key] for r in phases[side]) if phases[side] else None
         out.append(row)

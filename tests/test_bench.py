@@ -21,7 +21,8 @@ def test_trl_and_semibench_run_the_same_step(objective, tmp_path):
     assert (trl.temperature, trl.top_p, trl.learning_rate) == (cfg.sampling.temperature, cfg.sampling.top_p, cfg.optim.lr)
     beta = cfg.loss.kl_beta if objective == "grpo" else cfg.loss.dpo_beta
     assert trl.beta in (beta, [beta])  # online DPO keeps a one-element list as a float
-    # Both sides train in bf16 autocast over fp32 weights, and TRL generates with its KV cache on.
-    assert trl.bf16 and cfg.model.autocast_dtype == "bfloat16" and cfg.model.dtype == "float32"
+    # Both sides compute in the precision semibench resolved on this CPU (bf16 autocast where native, fp32
+    # on AVX2) over fp32 weights, and TRL generates with its KV cache on.
+    assert trl.bf16 == (bench.compute_precision(cfg) == "bfloat16") and cfg.model.dtype == "float32"
     assert not trl.gradient_checkpointing and trl.generation_kwargs == {"use_cache": True}
     assert cfg.train.micro_batch_size == prompts * samples  # one forward over the step's sequences, as TRL

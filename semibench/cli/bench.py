@@ -34,12 +34,14 @@ def bench_step(
     except ConfigError as exc:
         fail(str(exc))
     table(f"one online step, preset {preset}, task {task} (medians)",
-          ["objective", "steps", "sync s", "generate s", "reward s", "train s", "total s", "gen tok/s", "tokens", "reward",
-           "train GFLOP/s", "ceiling GFLOP/s", "% of ceiling"],
-          [[r["objective"], r["steps"], *(r[k] for k in bench.PHASES), r["total_s"], f"{r['tokens_per_s']:.1f}", f"{r['generated_tokens']:.0f}",
-            f"{r['reward']:.3f}", r["train_gflops"], f"{r['ceiling_gflops']:.0f}", r["pct_of_ceiling"]] for r in rows],
-          f"train GFLOP/s = 8 x params x trained tokens / train s (policy fwd+bwd, reference fwd); ceiling: a 2048^2 matmul in "
-          f"{rows[0]['compute_dtype']}, measured in this run")
+          ["objective", "steps", "sync s", "generate s", "reward s", "train s", "total s", "gen tok/s", "gen ceiling tok/s", "gen % of ceiling",
+           "tokens", "reward", "train GFLOP/s", "ceiling GFLOP/s", "train % of ceiling"],
+          [[r["objective"], r["steps"], *(r[k] for k in bench.PHASES), r["total_s"], r["generate_tokens_per_s"], f"{r['generate_ceiling_tokens_per_s']:.0f}",
+            r["generate_pct_of_ceiling"], f"{r['generated_tokens']:.0f}", f"{r['reward']:.3f}", r["train_gflops"], f"{r['ceiling_gflops']:.0f}",
+            r["pct_of_ceiling"]] for r in rows],
+          f"gen tok/s = generated tokens / generate s; its ceiling = a 2048^2 matmul's GFLOP/s in {rows[0]['generator_dtype']} / (2 x params) "
+          f"FLOPs per token. train GFLOP/s = 8 x params x trained tokens / train s (policy fwd+bwd, reference fwd); its ceiling: a 2048^2 "
+          f"matmul in {rows[0]['compute_dtype']}. Both ceilings measured in this run.")
 
 
 @bench_app.command("pipeline")
@@ -102,7 +104,8 @@ def bench_trl(
     table(f"online {objective.upper()} vs TRL 1.16, {preset}: {shape['prompts']} prompts x {shape['samples']} samples/step (medians)",
            ["side", "steps", "s/step", "samples/s", "vs TRL", "generate", "reward", "train", "sync"],
            [[r["side"], r["steps"], r["s_per_step"], r["samples_per_s"], r["ratio"], r["time/generate"], r["time/reward"], r["time/train"], r["time/sync"]] for r in rows],
-           f"load 1/5/15 min between blocks: {rows[0]['load']}")
+           f"both sides compute in {rows[0]['precision']} (semibench's `auto` on this machine; TRL's bf16 flag follows it). "
+           f"Load 1/5/15 min between blocks: {rows[0]['load']}")
 
 
 @bench_app.command("sync")
