@@ -166,3 +166,27 @@ def bench_math_fuzz(
           ["items", "controls", "controls lost", "scored 1 (hostile)", "killed at deadline", "seconds", "items/s"],
           [[items, controls, lost, sum(1 for s, (_, _, e) in zip(scores, rows) if e is None and s == 1.0), timeouts, seconds, items / seconds]])
 
+
+
+@bench_app.command("verdicts")
+def bench_verdicts(
+    seeds: str = typer.Option("1v1,2v2,3v3,3v0,5v5", help="training seeds per side, A v B; 0 = the untrained seed model"),
+    effect: float = typer.Option(8.0, help="the true effect, in points, for the coverage and power rows"),
+    seed_sd: float = typer.Option(4.0, "--seed-sd", help="the SD of one training seed's shift of its arm, in points"),
+    items: int = typer.Option(160, help="items per evaluation (one binary sample each)"),
+    reps: int = typer.Option(2000, help="simulated comparisons per row"),
+) -> None:
+    """How often a verdict is wrong: false "better" under a null with a per-seed shift, coverage and power under a true effect."""
+    from semibench.calibration import simulate
+
+    rows = []
+    for pair in (p for p in seeds.split(",") if p):
+        a, b = (int(x) for x in pair.split("v"))
+        null, true = simulate(a, b, 0.0, seed_sd, items, reps, seed=1), simulate(a, b, effect, seed_sd, items, reps, seed=2)
+        rows.append([f"{a} vs {'seed model' if b == 0 else b}", 100 * null["resolved"], 100 * null["resolved_unqualified"], 100 * null["coverage"],
+                     100 * true["coverage"], 100 * true["resolved"], 100 * true["wrong_sign"]])
+    table(f"verdict calibration: {items} items x 1 binary sample, solve rates U(2%, 30%), seed shift SD {seed_sd:g} points, {reps} comparisons a row",
+          ["seeds A vs B", "null: % 'better'", "null: % bare 'better'", "null: CI coverage %", f"+{effect:g}: CI coverage %", f"+{effect:g}: % resolved (power)",
+           f"+{effect:g}: % wrong sign"], rows,
+          "one test per comparison (semibench.stats.compare_scores), alpha 0.05, no family adjustment; 'bare' = without the '(1 training seed)' "
+          "qualifier. Nominal: 5% 'better' under the null, 95% coverage.")
