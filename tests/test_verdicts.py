@@ -108,3 +108,14 @@ def test_different_items_across_the_sides_are_not_compared(tmp_path):
     write_samples(run / "eval" / "step_000004", np.full(50, 0.2), n_items=50)
     [row] = verdict_rows(root)
     assert row["verdict"] == "not compared" and "different items" in row["method"]
+
+
+def test_replication_counts_same_unresolved_and_flipped_verdicts():
+    from semibench.reports.verdicts import replication
+
+    row = lambda a, delta, v: {"task": "mixed", "benchmark": "math_heldout", "a": a, "b": "Seed", "delta": delta, "verdict": v}  # noqa: E731
+    first = [row("offline", 8.0, "A better"), row("online", 2.0, "A better"), row("grpo", -5.0, "B better"), row("semi", 1.0, "not resolved")]
+    second = [row("offline", 6.0, "A better"), row("online", 0.5, "not resolved"), row("grpo", 4.0, "A better"), row("semi", 3.0, "A better")]
+    r = replication(first, second)
+    assert (r["matched"], r["resolved_first"], r["same"], r["unresolved_second"], r["flipped"], r["resolved_second_only"]) == (4, 3, 1, 1, 1, 1)
+    assert r["sign_disagreements"] == 1 and [x["outcome"] for x in r["rows"]] == ["same", "unresolved_second", "flipped", "resolved_second_only"]

@@ -105,8 +105,10 @@ def verdicts(
     runs: Path = typer.Argument(Path("runs"), help="a runs tree (the --out of grid or train)"),
     out: Optional[Path] = typer.Option(None, help="default: <runs>/tables"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON list instead of writing files"),
+    against: Optional[Path] = typer.Option(None, "--against", help="a second runs tree of the same grid (another task.data_seed or "
+                                           "machine): print how many verdicts replicate, and write <out>/replication.md"),
 ) -> None:
-    """Every comparison the grid was built for, paired per item and seed-aware: runs/tables/verdicts.md + .csv."""
+    """Every comparison the grid was built for, paired per item and seed-aware, Holm-adjusted per benchmark: runs/tables/verdicts.md + .csv."""
     from semibench.reports import verdicts as v
     from semibench.reports.compare import json_without_nan
 
@@ -118,4 +120,12 @@ def verdicts(
         return
     written = _report(v.write_verdicts, runs, out or runs / "tables", f"no pair of evaluated runs with per-sample scores under {runs}")
     typer.echo(written["verdicts"].read_text())
+    if against is not None:
+        second = v.verdict_rows(against)
+        if not second:
+            fail(f"no pair of evaluated runs with per-sample scores under {against}")
+        from semibench.runs import atomic_write_text
 
+        text = v.replication_markdown(v.replication(v.verdict_rows(runs), second), str(runs), str(against))
+        atomic_write_text((out or runs / "tables") / "replication.md", text)
+        typer.echo(text)

@@ -184,3 +184,44 @@ def write_verdicts(runs_root: Path, out_dir: Path) -> dict[str, Path]:
     atomic_write_text(Path(out_dir) / "verdicts.md", to_markdown(rows))
     atomic_write_text(Path(out_dir) / "verdicts.csv", to_csv(rows))
     return {"verdicts": Path(out_dir) / "verdicts.md"}
+
+
+def replication(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the verdicts of one grid hold in another (other training prompts and held-out items, another
+    machine): comparisons matched by (task, benchmark, A, B). Counts the first grid's resolved verdicts
+    the second resolves the same way, leaves unresolved, or reverses (a flip: the worst outcome)."""
+    key = lambda r: (r["task"], r["benchmark"], r["a"], r["b"])  # noqa: E731
+    second_by_key = {key(r): r for r in second}
+    rows, counts = [], {"resolved_first": 0, "same": 0, "unresolved_second": 0, "flipped": 0, "resolved_second_only": 0, "matched": 0}
+    for r in first:
+        other = second_by_key.get(key(r))
+        if other is None or "delta" not in r or "delta" not in other:
+            continue
+        counts["matched"] += 1
+        resolved, resolved_other = r["verdict"] != "not resolved", other["verdict"] != "not resolved"
+        if resolved:
+            counts["resolved_first"] += 1
+            same_side = r["verdict"].split(" ")[0] == other["verdict"].split(" ")[0]
+            outcome = "same" if resolved_other and same_side else "flipped" if resolved_other else "unresolved_second"
+            counts[outcome] += 1
+        else:
+            outcome = "resolved_second_only" if resolved_other else "unresolved_both"
+            counts["resolved_second_only"] += resolved_other
+        rows.append({**{k: r[k] for k in ("task", "benchmark", "a", "b")}, "delta_first": r["delta"], "delta_second": other["delta"],
+                     "verdict_first": r["verdict"], "verdict_second": other["verdict"], "outcome": outcome,
+                     "sign_agrees": (r["delta"] > 0) == (other["delta"] > 0) or r["delta"] == other["delta"] == 0})
+    return counts | {"sign_disagreements": sum(not r["sign_agrees"] for r in rows), "rows": rows}
+
+
+def replication_markdown(result: dict[str, Any], first: str, second: str) -> str:
+    lines = [f"### Replication: {first} vs {second}", "",
+             "| task | benchmark | A | B | A − B (first) | A − B (second) | verdict (first) | verdict (second) | outcome |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['task']} | {r['benchmark']} | {r['a']} | {r['b']} | {r['delta_first']:+.2f} | {r['delta_second']:+.2f} | "
+                     f"{r['verdict_first']} | {r['verdict_second']} | {r['outcome'].replace('_', ' ')} |")
+    c = result
+    lines += ["", f"{c['matched']} comparisons matched; {c['resolved_first']} resolved in the first grid: {c['same']} resolved the same way in the "
+              f"second, {c['unresolved_second']} not resolved there, **{c['flipped']} flipped**; {c['resolved_second_only']} resolved only in the "
+              f"second. Point estimates disagree in sign on {c['sign_disagreements']} of {c['matched']} (resolved or not)."]
+    return "\n".join(lines) + "\n"
