@@ -64,8 +64,11 @@ def _kill_after(cmd: list[str], out: Path, num_rows: int) -> Path:
     proc.wait()
     [run] = _run_dirs(out)
     assert not (run / "DONE").exists()
-    [state] = [p for p in (run / "state").iterdir() if (p / "DONE").exists()]  # only the newest is kept
-    return state
+    # Normally only the newest complete state is kept; a kill between writing the next one and pruning the
+    # previous leaves both (seen under load), and resume takes the newest.
+    complete = sorted(p for p in (run / "state").iterdir() if (p / "DONE").exists())
+    assert complete, "no complete state to resume from"
+    return complete[-1]
 
 
 def _descendants(pid: int) -> list[int]:
