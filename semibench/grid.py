@@ -44,6 +44,10 @@ class GridDefaults:
     benchmarks: tuple[str, ...]
     eval: dict[str, Any]  # EvalSettings fields
     eval_every: int = 0  # also evaluate every K steps (validation curves); 0 = final checkpoint only
+    seeds: tuple[int, ...] = (0,)  # training seeds per arm when --seeds is not given
+    # Training seeds whose intermediate checkpoints are scored (the validation curves); None = every seed.
+    # Every seed exports the same checkpoints (the runs differ only in train.seed, so they pool into one arm).
+    validation_seeds: tuple[int, ...] | None = None
     # task -> the validation benchmark whose best checkpoint the tables report (the paper's protocol,
     # `semibench select`); absent: the final checkpoint.
     select_by: dict[str, str] = field(default_factory=dict)
@@ -67,20 +71,26 @@ GRID_DEFAULTS: dict[str, GridDefaults] = {
         generate_tokens_per_s=2000.0,
         train_tokens_per_s=20000.0,
     ),
-    # The embedded default: SmolLM2-135M-Instruct on a 2-core CPU, the whole grid in about 30 min.
+    # The embedded default: SmolLM2-135M-Instruct on a 2-core CPU, 3 training seeds per arm.
     "smol": GridDefaults(
         semi_online={"math": (4,), "if": (4,), "mixed": (4,)},
         benchmarks=("math_heldout", "ifeval"),
         # Sampled as the paper evaluates (greedy SmolLM2 copies the prompt's "[answer]" placeholder
-        # and scores 0 on held-out math; at T 0.6 it scores a few %, so a change can show).
-        # Sized for power within the budget: in the previous default (40 items x 4 samples) the
-        # between-item variance of paired differences was ~0 next to the sampling noise, so the
-        # minimum detectable effect depends on completions, not on how they split; 160 items x 1
-        # sample costs the same and is the robust split when items do differ (off-vs-seed math:
-        # MDE 6.7 vs 9.0 points). ~1.3 min per checkpoint for both benchmarks.
-        eval={"samples_per_prompt": 1, "temperature": 0.6, "top_p": 0.9, "max_new_tokens": 192, "limit": 160, "heldout_size": 160},
-        # Validation curves: held-out math at steps 0 (seed row), 10, 20 and 30 of every run.
+        # and scores 0 on held-out math; at T 0.6 it scores a few %, so a change can show). 160 items
+        # x 1 sample: the previous default (40 x 4) showed ~0 between-item variance of paired
+        # differences, so completions, not their split, set the item noise. <= 128 tokens: held-out
+        # math answers have a median of 15 (5 of 160 pass 128, none of them right); IFEval answers
+        # mostly run on (96 of 160 hit 192), and IFEval generation is the grid's largest evaluation
+        # cost, so IFEval here is "instruction following within 128 tokens" (docs/grid.md).
+        eval={"samples_per_prompt": 1, "temperature": 0.6, "top_p": 0.9, "max_new_tokens": 128, "limit": 160, "heldout_size": 160},
+        # 3 training seeds per arm: one seed cannot measure seed-to-seed variance, and 1 vs 1 says
+        # "better" 22% of the time under a null with a 4-point seed shift (docs/verdicts.md).
+        seeds=(0, 1, 2),
+        # Validation curves: held-out math at step 10 of every run's seed 0 (step 0 is the seed row,
+        # step 20 the final evaluation): the cost curves, without scoring every seed's midpoint.
         eval_every=10,
+        validation_seeds=(0,),
+        overrides={"train.steps": 20},  # 30 -> 20: three seeds; most of the 30-step gain was there by 20
         reference_gflops=406.0,  # the 2-core Xeon's bf16 ceiling, where the throughputs above were measured
     ),
     # The paper (Table 4, §2): semi-online s in {10, 100} on math and {5, 10} on chat; mixed at 10,
@@ -107,12 +117,16 @@ class GridSpec:
     objectives: tuple[str, ...] = ("dpo", "grpo")
     sync_every: tuple[int | None, ...] | None = None  # None: the paper's default per task and objective
     preset: str = "smol"
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] | None = None  # None: the preset's (GridDefaults.seeds)
     overrides: dict[str, Any] = field(default_factory=dict)  # `--set` for every run
 
 
 def defaults_for(preset: str) -> GridDefaults:
     return GRID_DEFAULTS.get(preset, GRID_DEFAULTS["smol"])
+
+
+def seeds_of(spec: GridSpec) -> tuple[int, ...]:
+    return spec.seeds if spec.seeds is not None else defaults_for(spec.preset).seeds
 
 
 def sync_values(spec: GridSpec, task: str, objective: str) -> tuple[int | None, ...]:
@@ -145,7 +159,7 @@ def expand(spec: GridSpec) -> list[RunConfig]:
     for task in spec.tasks:
         for objective in spec.objectives:
             for s in sync_values(spec, task, objective):
-                for seed in spec.seeds:
+                for seed in seeds_of(spec):
                     configs.append(config.resolve(spec.preset, run_overrides(spec, task, objective, s, seed)))
     return configs
 
@@ -274,7 +288,8 @@ def evaluate_run(cfg: RunConfig, out: Path, benchmarks, settings, progress=None,
         chosen = select_checkpoint(run.path, select_by)
         chosen.record()
         return results + list(evaluate(chosen.checkpoint, benchmarks, settings, progress=progress).values())
-    validation = [b for b in benchmarks if b in VALIDATION]
+    curve_seeds = defaults_for(cfg.preset).validation_seeds
+    validation = [b for b in benchmarks if b in VALIDATION and (curve_seeds is None or cfg.train.seed in curve_seeds)]
     for checkpoint in run.done_checkpoints():
         if checkpoint == run.checkpoint(cfg.train.steps):
             results += evaluate(checkpoint, benchmarks, settings, progress=progress).values()

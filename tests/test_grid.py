@@ -105,3 +105,23 @@ def test_intermediate_checkpoints_get_the_validation_benchmarks_only(tmp_path, m
     monkeypatch.setattr(evaluate, "evaluate", lambda checkpoint, chosen, settings, progress=None: calls.append((checkpoint.name, list(chosen))) or {})
     grid.evaluate_run(cfg, tmp_path, benchmarks, evaluate.EvalSettings())
     assert calls == expected
+
+
+def test_the_default_grid_trains_three_seeds_per_arm_and_draws_curves_from_seed_0(tmp_path, monkeypatch):
+    """`semibench grid --tasks mixed`: DPO offline / semi-online / online and GRPO, 3 training seeds each, all
+    exporting the same checkpoints (one arm each); only seed 0's midpoints are scored for the cost curves."""
+    from semibench import grid
+    from semibench.evals import evaluate
+    from semibench.runs import mark_done
+
+    configs = expand(GridSpec(tasks=("mixed",), preset="smol"))
+    assert len(configs) == 12 and sorted({c.train.seed for c in configs}) == [0, 1, 2]
+    assert {(c.loss.objective, c.train.sync_every) for c in configs} == {("dpo", None), ("dpo", 4), ("dpo", 1), ("grpo", 1)}
+    assert {(c.train.steps, c.train.checkpoint_every) for c in configs} == {(20, 10)}
+    calls = []
+    monkeypatch.setattr(evaluate, "evaluate", lambda checkpoint, chosen, settings, progress=None: calls.append((checkpoint.name, list(chosen))) or {})
+    for cfg in [c for c in configs if c.loss.objective == "grpo"][:2]:  # seeds 0 and 1
+        for step in (10, 20):
+            mark_done(tmp_path / run_id(cfg) / "checkpoints" / f"step_{step:06d}")
+        grid.evaluate_run(cfg, tmp_path, ["math_heldout", "ifeval"], evaluate.EvalSettings())
+    assert calls == [("step_000010", ["math_heldout"]), ("step_000020", ["math_heldout", "ifeval"]), ("step_000020", ["math_heldout", "ifeval"])]

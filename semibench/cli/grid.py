@@ -16,7 +16,7 @@ def grid(
     objectives: str = typer.Option("dpo,grpo", help="comma-separated objectives"),
     sync_every: Optional[str] = typer.Option(None, "--sync-every", help="e.g. 1,10,inf; default: the paper's grid (DPO offline/semi-online/online, GRPO online)"),
     preset: str = typer.Option("smol", help="tiny | smol (CPU default) | paper (GPUs) | your own"),
-    seeds: str = typer.Option("0", help="comma-separated training seeds"),
+    seeds: Optional[str] = typer.Option(None, help="comma-separated training seeds; default: the preset's (smol: 0,1,2: seed-to-seed variance is measured)"),
     benchmarks: Optional[str] = typer.Option(None, help="comma-separated; default: the preset's"),
     set_: list[str] = typer.Option([], "--set", help="config override applied to every run"),
     eval_set: list[str] = typer.Option([], "--eval-set", help="eval setting override, e.g. --eval-set limit=50"),
@@ -41,7 +41,7 @@ def grid(
             objectives=tuple(o for o in objectives.split(",") if o),
             sync_every=grid_lib.parse_sync_list(sync_every),
             preset=preset,
-            seeds=_seeds(seeds),
+            seeds=_seeds(seeds) if seeds else None,
             overrides=config.parse_set_args(set_),
         )
         rows = grid_lib.describe(spec, out)
