@@ -62,3 +62,20 @@ def test_the_wall_split_takes_step_phases_from_metrics_and_evaluations_from_thei
     split.add_evaluations(results, wall_s=85.0)
     assert split.seconds["eval ifeval"] == 30.0 and split.seconds["eval math_heldout"] == 30.0
     assert split.seconds["eval engine start"] == 20.0 and split.seconds["eval other (loading, judges)"] == 5.0
+
+
+def test_the_eta_ignores_time_spent_before_any_progress(monkeypatch):
+    """A grid evaluates the seed model (minutes, no training step) before its first step: the step ETA must
+    come from the steps' own rate, not from the minutes before them."""
+    from semibench.cli import progress
+
+    now = [1000.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    stream = io.StringIO()
+    bar = PlainProgress(stream, interval_s=0)
+    whole = bar.add_task("grid (steps)", total=100)
+    now[0] += 600  # ten minutes of seed-model evaluation
+    bar.update(whole, info="runs: 0 done")  # the first run starts
+    now[0] += 5
+    bar.advance(whole)  # one step in 5 s
+    assert "grid (steps) 1/100 1% 10m05s ETA 8m15s" in stream.getvalue().splitlines()[-1]  # 99 steps x 5 s, elapsed 10 min

@@ -43,16 +43,18 @@ class _Task:
     completed: float = 0.0
     info: str = ""
     visible: bool = True
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=lambda: time.monotonic())
     start_completed: float = 0.0  # what was already done when timing started (a resumed run's steps)
+    # The rate behind the ETA counts from the last update before progress began: a grid's seed-model
+    # evaluation (minutes, no steps) must not make its step ETA read 17 hours.
+    rate_from: float = field(default_factory=lambda: time.monotonic())
 
     def line(self, now: float) -> str:
-        elapsed = now - self.started
         total = max(self.total, 1)
-        text = f"{self.description} {self.completed:g}/{self.total:g} {100 * self.completed / total:.0f}% {clock(elapsed)}"
+        text = f"{self.description} {self.completed:g}/{self.total:g} {100 * self.completed / total:.0f}% {clock(now - self.started)}"
         done_here = self.completed - self.start_completed
         if 0 < done_here and self.completed < self.total:
-            text += f" ETA {clock(elapsed / done_here * (self.total - self.completed))}"
+            text += f" ETA {clock((now - self.rate_from) / done_here * (self.total - self.completed))}"
         return text + (f" {self.info}" if self.info else "")
 
 
@@ -80,23 +82,26 @@ class PlainProgress:
     def update(self, task_id: int, *, completed: float | None = None, total: float | None = None, advance: float | None = None,
                description: str | None = None, visible: bool | None = None, **fields: Any) -> None:
         task = self.tasks[task_id]
+        now = time.monotonic()
         if description is not None and description != task.description:  # a new job in this slot: its clock restarts
-            task.description, task.started = description, time.monotonic()
+            task.description, task.started, task.rate_from = description, now, now
             task.start_completed = completed if completed is not None else 0.0
         if total is not None:
             task.total = total
         if completed is not None:
             if completed < task.completed:  # reset for the next job
-                task.started, task.start_completed = time.monotonic(), completed
+                task.started, task.rate_from, task.start_completed = now, now, completed
             task.completed = completed
         if advance:
             task.completed += advance
+        if task.completed == task.start_completed:  # still no progress: the rate starts from here
+            task.rate_from = now
         if visible is not None:
             task.visible = visible
         if "info" in fields:
             task.info = str(fields["info"])
         finished = task.visible and task.completed >= task.total and (completed is not None or advance)
-        if finished or time.monotonic() - self.last_print >= self.interval_s:
+        if finished or now - self.last_print >= self.interval_s:
             self._print()
 
     def advance(self, task_id: int, advance: float = 1) -> None:
