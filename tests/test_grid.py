@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from semibench import config
 from semibench.cli import app
-from semibench.grid import GridSpec, SlurmSettings, expand, job_command, parse_sync_list
+from semibench.grid import GridSpec, expand, parse_sync_list
+from semibench.slurm import SlurmSettings, job_command
 from semibench.runs import run_id
 
 runner = CliRunner()

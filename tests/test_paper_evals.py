@@ -286,14 +286,16 @@ def test_table1_has_the_papers_numinamath_column_and_the_paper_grid_evaluates_it
 def test_seed_row_is_prompted_like_the_trained_checkpoints(tmp_path):
     """--preset paper trains with model.chat_template=llama3 (saved in every checkpoint's tokenizer); the seed row,
     the hub model with its own template, must get the same prompts, here on the tiny model (ChatML of its own)."""
-    from semibench.grid import evaluate_seed
+    from semibench.grid import evaluate_seed, seed_dir
     from semibench.training.train import train
 
     cfg = config.resolve("tiny", {"model.chat_template": "llama3", "train.steps": 1})
     run = train(cfg, tmp_path / "runs")
     settings = EvalSettings(heldout_size=4, **FAST)
     evaluate(run / "checkpoints" / "step_000001", ["math_heldout"], settings)
-    row = evaluate_seed(cfg, tmp_path / "runs", ["math_heldout"], settings)
+    results = evaluate_seed(cfg, tmp_path / "runs", ["math_heldout"], settings)
+    row = seed_dir(tmp_path / "runs", cfg.model.name)
+    assert results["math_heldout"]["n"] == 4  # evaluate_seed hands back its results (the grid's wall split reads them)
 
     trained = [r["prompt"] for r in rows(run / "eval" / "step_000001" / "math_heldout.samples.jsonl")]
     seed = [r["prompt"] for r in rows(row / "eval" / "math_heldout.samples.jsonl")]
@@ -309,7 +311,7 @@ def test_seed_row_is_prompted_like_the_trained_checkpoints(tmp_path):
 def test_slurm_seed_job_carries_the_chat_template(tmp_path):
     import shlex
 
-    from semibench.grid import seed_job_command
+    from semibench.slurm import seed_job_command
 
     cfg = config.resolve("paper", {"task.name": "math"})
     command = seed_job_command(cfg, tmp_path, ["numina_test"], EvalSettings(samples_per_prompt=50, temperature=0.6))

@@ -58,8 +58,10 @@ def grid(
     except (TypeError, ValueError) as exc:
         fail(f"bad --eval-set: {exc}")
     if launcher == "slurm":
-        slurm = grid_lib.SlurmSettings(slurm_partition, slurm_nodes, slurm_gpus_per_node, time_min=slurm_time, cluster=slurm_cluster)
-        grid_lib.run_slurm(spec, out, chosen, settings, slurm, on_job_done=lambda done, total: typer.echo(f"jobs finished: {done}/{total}", err=True))
+        from semibench import slurm as slurm_lib
+
+        slurm = slurm_lib.SlurmSettings(slurm_partition, slurm_nodes, slurm_gpus_per_node, time_min=slurm_time, cluster=slurm_cluster)
+        slurm_lib.run_slurm(spec, out, chosen, settings, slurm, on_job_done=lambda done, total: typer.echo(f"jobs finished: {done}/{total}", err=True))
         split = None
     else:
         split = _run_grid_locally(grid_lib, spec, rows, out, chosen, settings)
