@@ -132,6 +132,15 @@ class DistConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    """Where a run reports besides metrics.jsonl (trackers.py). Not part of the run id: logging changes no numerics."""
+
+    report_to: tuple[str, ...] = ()  # tensorboard, mlflow, wandb, trackio (or all / none); --report-to
+    project: str = "semibench"  # the W&B and trackio project; MLflow's experiment when no group is set
+    group: str = ""  # runs that line up (the grid sets it): W&B and trackio group, MLflow experiment
+
+
+@dataclass(frozen=True)
 class RunConfig:
     preset: str = "smol"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -142,8 +151,10 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     dist: DistConfig = field(default_factory=DistConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
 
+REPORT_TO = ("tensorboard", "mlflow", "wandb", "trackio", "all", "none")
 OBJECTIVES = ("dpo", "grpo", "group_dpo", "group_dpo_grpo")
 TASKS = ("math", "if", "mixed")
 DTYPES = DTYPE_NAMES
@@ -309,6 +320,7 @@ def validate(cfg: RunConfig) -> None:
         (cfg.train.rollout_chunk_steps >= 1, "train.rollout_chunk_steps must be >= 1"),
         (not cfg.train.generator_gpus or cfg.train.engine == "vllm", "train.generator_gpus places the vLLM engine: set train.engine=vllm too"),
         (re.fullmatch(r"\d*", cfg.train.generator_gpus) is not None, "train.generator_gpus is one GPU index, e.g. 7 (the engine runs without tensor parallelism)"),
+        (all(t in REPORT_TO for t in cfg.log.report_to), f"log.report_to (--report-to) takes a comma list of {', '.join(REPORT_TO)}; got {','.join(cfg.log.report_to)}"),
     ]
     for ok, message in checks + _numeric_domains(cfg):
         if not ok:

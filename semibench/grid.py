@@ -136,8 +136,30 @@ def run_overrides(spec: GridSpec, task: str, objective: str, sync_every: int | N
     d = defaults_for(spec.preset)
     # Validation curves need checkpoints every eval_every steps; otherwise keep the preset's own value.
     out = ({"train.checkpoint_every": d.eval_every} if d.eval_every else {}) | d.overrides | spec.overrides
+    if "log.report_to" in spec.overrides and "log.group" not in spec.overrides:  # trackers group the grid's runs (not in the run id)
+        out["log.group"] = grid_group(spec)
     out |= {"task.name": task, "loss.objective": objective, "train.sync_every": "inf" if sync_every is None else sync_every, "train.seed": seed}
     return out
+
+
+def grid_group(spec: GridSpec) -> str:
+    """The trackers' group of a grid's runs: preset and tasks, so a re-run or an added seed lines up with the rest."""
+    return f"grid-{spec.preset}-{'+'.join(spec.tasks)}"
+
+
+def report_evaluations(cfg: RunConfig, out: Path) -> int:
+    """A run's evaluation results on disk, and the seed model's as step 0, into the run's trackers (log.report_to)
+    as eval/<bench> and eval/<bench>_se_items at the checkpoint's step; each result once. Returns the rows logged."""
+    from semibench import trackers
+
+    if not trackers.requested(cfg):
+        return 0
+    from semibench.reports.results import read_evals
+
+    points = {0: read_evals(seed_dir(out, cfg.model.name) / "eval").get(0, {})}
+    for step, results in read_evals(RunDir(out, cfg).evals).items():
+        points[step] = points.get(step, {}) | results
+    return trackers.log_evaluations(cfg, out, {s: r for s, r in points.items() if r})
 
 
 def expand(spec: GridSpec) -> list[RunConfig]:
@@ -359,6 +381,7 @@ def run_local(spec: GridSpec, out: Path, benchmarks, settings, hooks: GridHooks 
         tick = time.monotonic()
         results = evaluate_run(cfg, out, benchmarks, settings, progress=hooks.on_eval, select_by=defaults_for(spec.preset).select_by.get(cfg.task.name))
         split.add_evaluations(results, time.monotonic() - tick)
+        report_evaluations(cfg, out)
         hooks.on_run_end(i, cfg)
     return configs
 

@@ -22,15 +22,17 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from semibench.config import ConfigError, RunConfig, from_dict, to_json
+from semibench.config import ConfigError, RunConfig, from_dict, to_dict, to_json
 
 DONE = "DONE"
 
 
 def run_id(cfg: RunConfig) -> str:
-    """Readable prefix + a hash of the whole resolved config: same config, same directory."""
+    """Readable prefix + a hash of the whole resolved config but its `log` section (where metrics are reported
+    changes no numerics): same config, same directory, with or without --report-to."""
     sync = "inf" if cfg.train.sync_every is None else str(cfg.train.sync_every)
-    digest = hashlib.sha256(to_json(cfg).encode()).hexdigest()[:8]
+    hashed = {k: v for k, v in to_dict(cfg).items() if k != "log"}  # the bytes of to_json before `log` existed: ids unchanged
+    digest = hashlib.sha256(json.dumps(hashed, indent=2, sort_keys=True).encode()).hexdigest()[:8]
     return f"{cfg.task.name}-{cfg.loss.objective}-s{sync}-{cfg.preset}-seed{cfg.train.seed}-{digest}"
 
 

@@ -29,6 +29,7 @@ def grid(
     slurm_gpus_per_node: int = typer.Option(8, "--slurm-gpus-per-node"),
     slurm_time: int = typer.Option(24 * 60, "--slurm-time", help="minutes per job"),
     slurm_cluster: Optional[str] = typer.Option(None, "--slurm-cluster", help="submitit cluster: auto (default), slurm, or local (jobs as local processes)"),
+    report_to: Optional[str] = typer.Option(None, "--report-to", help="every run also logs to: comma list of tensorboard, mlflow, wandb, trackio, or none; grouped by grid (docs/trackers.md)"),
 ) -> None:
     """The main job: offline / semi-online / online x DPO / GRPO x tasks; train, evaluate, then leaderboard, figures and tables."""
     quiet_library_bars()
@@ -42,7 +43,7 @@ def grid(
             sync_every=grid_lib.parse_sync_list(sync_every),
             preset=preset,
             seeds=_seeds(seeds) if seeds else None,
-            overrides=config.parse_set_args(set_),
+            overrides=config.parse_set_args(set_) | ({"log.report_to": report_to} if report_to is not None else {}),
         )
         rows = grid_lib.describe(spec, out)
         chosen = grid_lib.with_defaults(spec, benchmarks)
@@ -51,6 +52,12 @@ def grid(
     _print_grid(spec, rows, chosen)
     if dry_run:
         return
+    from semibench.trackers import check_installed, requested
+
+    try:  # a --report-to tracker that is not installed: one line, nothing trained
+        check_installed(requested(config.resolve(spec.preset, {**spec.overrides, "task.name": spec.tasks[0]})))
+    except ValueError as exc:
+        fail(str(exc))
     if launcher not in ("local", "slurm"):
         fail(f"--launcher must be local or slurm, got {launcher!r}")
     try:
@@ -61,7 +68,8 @@ def grid(
         from semibench import slurm as slurm_lib
 
         slurm = slurm_lib.SlurmSettings(slurm_partition, slurm_nodes, slurm_gpus_per_node, time_min=slurm_time, cluster=slurm_cluster)
-        slurm_lib.run_slurm(spec, out, chosen, settings, slurm, on_job_done=lambda done, total: typer.echo(f"jobs finished: {done}/{total}", err=True))
+        for cfg in slurm_lib.run_slurm(spec, out, chosen, settings, slurm, on_job_done=lambda done, total: typer.echo(f"jobs finished: {done}/{total}", err=True)):
+            grid_lib.report_evaluations(cfg, out)  # the jobs trained and evaluated; --report-to gets their eval/* series here
         split = None
     else:
         split = _run_grid_locally(grid_lib, spec, rows, out, chosen, settings)

@@ -26,6 +26,7 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="override any config key: --set optim.lr=1e-6"),
     out: Path = typer.Option(Path("runs"), help="runs root directory"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue runs/<id> from its newest state, with its own config.json"),
+    report_to: Optional[str] = typer.Option(None, "--report-to", help="also log to: comma list of tensorboard, mlflow, wandb, trackio (offline by default), or none (= --set log.report_to=...)"),
 ) -> None:
     """Train one run: generator synced every --sync-every steps, DPO or GRPO, on math, IF or both.
 
@@ -38,11 +39,18 @@ def train(
         if preset is not None or set_ or any(v is not None for v in (task, objective, sync_every, steps, seed)):
             fail("--resume takes the run's own config.json; drop the other options (a changed config is a new run)")
         cfg, out = _resumable(resume)
+        if report_to is not None:  # where metrics go is not part of the run: allowed with --resume
+            try:
+                cfg = config.apply_overrides(cfg, {"log.report_to": report_to})
+                config.validate(cfg)
+            except ConfigError as exc:
+                fail(str(exc))
         _run_training(cfg, out)
         return
     try:
         overrides = config.parse_set_args(set_)
-        for key, value in (("task.name", task), ("loss.objective", objective), ("train.sync_every", sync_every), ("train.steps", steps), ("train.seed", seed)):
+        for key, value in (("task.name", task), ("loss.objective", objective), ("train.sync_every", sync_every), ("train.steps", steps), ("train.seed", seed),
+                           ("log.report_to", report_to)):
             if value is not None:
                 overrides[key] = value
         cfg = config.resolve(preset or "smol", overrides)
@@ -78,8 +86,13 @@ def _run_training(cfg, out: Path) -> None:
     from semibench.cli.progress import progress_view
     from semibench.config import regime_label
     from semibench.runs import RunDir, is_done
+    from semibench.trackers import check_installed, requested
     from semibench.training.train import train as train_run
 
+    try:  # a --report-to tracker that is not installed: one line before anything else is printed or trained
+        check_installed(requested(cfg))
+    except ConfigError as exc:
+        fail(str(exc))
     transformers.utils.logging.disable_progress_bar()  # our bar is the one that matters
     if not is_main_rank():  # torchrun: rank 0 shows progress; the others just train
         try:

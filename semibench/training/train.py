@@ -33,6 +33,7 @@ from semibench.rewards import Rewarder, length_normalized_reward
 from semibench.runs import RunDir, RunLock, atomic_write_json, is_done, mark_done
 from semibench.sync import check_fresh, window_start
 from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts
+from semibench.trackers import check_installed, open_trackers, requested
 from semibench.training import dist, losses, rollouts
 from semibench.training.checkpoint import WindowStart, export_hf, latest_state, load_state, prune_states, save_state, saves_mid_window
 from semibench.training.pipeline import OfflineDataset, RolloutProducer
@@ -62,6 +63,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     if is_done(run.path):
         return run.path
     world = dist.init()  # one process: a world of one; under torchrun: FSDP2 over all ranks
+    check_installed(requested(cfg))  # --report-to a tracker that is not installed: one line, nothing trained
     pools = load_prompts(cfg.task)  # bad data fails here, before anything is written
     lock = RunLock(run.path) if world.is_main else None  # one process per run directory; RunLocked names the holder
     if is_done(run.path):  # finished by the holder we may have waited behind
@@ -78,6 +80,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     # models.window, for the lag diagnostic).
     window = WindowStart(keep=saves_mid_window(s, cfg.train.resume_every, cfg.train.steps), model=models.window)
     start = resume(cfg, run, world, models, generator, optimizer, window)
+    reporters = open_trackers(cfg, run.path, start) if world.is_main else None  # --report-to: the same rows, rank 0 only
     # Offline is a fixed dataset: a returning prompt reuses its first occurrence's samples, kept
     # beside the run so a resume reuses exactly the same (pipeline.OfflineDataset).
     offline = None
@@ -146,6 +149,8 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
             row["tokens_per_s"] = batch.chunk_tokens / max(batch.chunk_seconds, 1e-9)  # of the generator, while generating
             if world.is_main:
                 run.append_metrics(row)
+                if reporters is not None:
+                    reporters.log(row)
                 if progress is not None:
                     progress(step, row)
 
@@ -160,6 +165,8 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     finally:
         producer.close()
         rewarder.close()
+        if reporters is not None:
+            reporters.close()
     if world.is_main:
         atomic_write_json(run.path / "summary.json", summarize(cfg, run))
         mark_done(run.path)
