@@ -55,13 +55,24 @@ def score_alpaca_eval(
 @score_app.command("arena_hard")
 def score_arena_hard(
     judgments: Path = typer.Option(..., help="arena-hard model_judgment/<judge>/ directory of <model>.jsonl files"),
-    baseline: str = typer.Option("gpt-4-0314", help="the model in position A of game 1 (anchored at 1000, i.e. 50%)"),
+    baseline: str = typer.Option("gpt-4-0314", help="v0.1: the model in position A of game 1 (anchored at 1000, i.e. 50%)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    version: str = typer.Option("v0.1", "--version", help="v0.1 (gpt-4-0314 baseline, BT win rate, 95% CI) or v2.0 (show_result.py)"),
+    answers: Optional[Path] = typer.Option(None, "--answers", help="v2.0: model_answer/ directory (baselines included), for style control"),
+    style_control: Optional[str] = typer.Option(None, "--style-control", help="v2.0: length,markdown | length | markdown (show_result.py -f)"),
+    category: str = typer.Option("hard_prompt", "--category", help="v2.0: hard_prompt | creative_writing (show_result.py -c)"),
 ) -> None:
-    """Arena-Hard-Auto v0.1 score: Bradley–Terry win rate vs the baseline with a 95% bootstrap CI (100 rounds)."""
+    """Arena-Hard-Auto scores. v0.1: Bradley–Terry win rate vs the baseline with a 95% bootstrap CI (100 rounds).
+    v2.0: show_result.py's score per model in points with its 5-95% interval, plain or style-controlled."""
     import json
 
     from semibench.evals.scoring.arena_hard import score_judgments
+
+    if version == "v2.0":
+        _score_arena_hard_v2(judgments, answers, style_control, category, as_json)
+        return
+    if version != "v0.1":
+        fail(f"--version {version}: use v0.1 or v2.0")
 
     try:
         scores = score_judgments(judgments, baseline)
@@ -82,6 +93,34 @@ def score_arena_hard(
     Console().print(table)
 
 
+def _score_arena_hard_v2(judgments: Path, answers: Path | None, style_control: str | None, category: str, as_json: bool) -> None:
+    import json
+
+    from semibench.evals.scoring.arena_hard_v2 import score_v2
+
+    features = tuple(f for f in (style_control or "").replace(" ", ",").split(",") if f)
+    try:
+        result = score_v2(judgments, answers, category, features)
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    style = f"style-controlled ({result['style_control']})" if features else "no style control"
+    table = Table(title=f"Arena-Hard v2.0 {category} vs {result['baseline']}, {style}: {judgments}")
+    for column in ("model", "score", "5-95% interval", "battles", "dropped judgments"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for model, m in sorted(result["models"].items(), key=lambda kv: kv[1]["score"], reverse=True):
+        table.add_row(model, f"{m['score']:.1f}", f"(-{m['score'] - m['ci_lower']:.1f} / +{m['ci_upper'] - m['score']:.1f})", str(m["battles"]), str(m["dropped"]))
+    console = Console()
+    console.print(table)
+    for note in result["notes"]:
+        console.print(note)
+
+
 @app.command("eval")
 @settings_options(EvalSettings)
 def eval_(
@@ -92,7 +131,7 @@ def eval_(
                                           "the held-out sets and wildchat_valid's reward model follow (default: the checkpoint's own run)"),
     settings: EvalSettings = None,
 ) -> None:
-    """Score a checkpoint: MATH-500, GSM8K, IFEval (lm-eval), AMC23, held-out math, AlpacaEval 2.0, Arena-Hard v0.1."""
+    """Score a checkpoint: MATH-500, GSM8K, IFEval (lm-eval), AMC23, held-out math, AlpacaEval 2.0, Arena-Hard v0.1 and v2.0."""
     quiet_library_bars()
     import logging
 
