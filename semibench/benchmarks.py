@@ -37,6 +37,7 @@ class Benchmark:
     validation: bool = False  # held out from training and cheap: scored on intermediate checkpoints too
     decimals: int = 2  # leaderboard digits (a per-token reward of ~1e-3 needs more than a percentage)
     lmeval: LMEvalTask | None = None
+    leaderboard_metrics: tuple[str, ...] = ()  # `metrics` keys the leaderboard CSV adds as `<bench>_<key>` columns
 
 
 _MATH_VERIFY = "evals.math:run_math"
@@ -64,8 +65,12 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
                                                                                "prompt_level_loose_acc,none", "inst_level_loose_acc,none"))),
     Benchmark("alpaca_eval", "AlpacaEval 2.0", "chat", "evals.pairwise:run_alpaca_eval", "length_controlled_winrate",
               "AlpacaEval 2.0 against gpt4_1106_preview (not shipped: CC BY-NC)", judged=True),
-    Benchmark("arena_hard", "ArenaHard", "chat", "evals.pairwise:run_arena_hard", "score",
+    Benchmark("arena_hard", "ArenaHard v0.1", "chat", "evals.pairwise:run_arena_hard", "score",
               "Arena-Hard v0.1 against gpt-4-0314", judged=True),
+    # Headline: upstream's official v2.0 configuration, hard prompts with style control (length + markdown).
+    Benchmark("arena_hard_v2", "ArenaHard v2.0 (style-controlled)", "chat", "evals.pairwise:run_arena_hard", "score",
+              "Arena-Hard v2.0: 500 hard prompts vs o3-mini-2025-01-31, 250 creative writing vs gemini-2.0-flash-001",
+              judged=True, leaderboard_metrics=("style_control", "hard_prompt_plain", "creative_writing", "creative_writing_plain")),
     Benchmark("wildchat_valid", "WildChat valid", "chat", "evals.wildchat:run_wildchat_valid", "reward_len_norm",
               "the paper's WildChat validation split, scored by a reward model (checkpoint selection)", validation=True, decimals=6),
 )}

@@ -13,7 +13,9 @@ ones. Arena-Hard: the v0.1 judge system prompt and template (arena-hard-auto `co
 Apache-2.0), greedy, verdict `[[A>>B]]`..`[[B>>A]]` parsed as in `scoring.arena_hard`; an API judge
 gets upstream's second attempt ("continue your judgment ..."), a local judge that wrote no verdict
 is asked for one by forced choice: the label with the highest log-likelihood after "My final verdict
-is: " (recorded per game as `verdict_source`, since upstream would skip that game).
+is: " (recorded per game as `verdict_source`, since upstream would skip that game). Arena-Hard v2.0
+(`version="v2.0"`): the system prompt of each question's category (`utils/judge_utils.py`), one judge call,
+and `gen_judgment.py`'s v2.0 get_score (last match of `[[..]]`, else `[..]`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ ARENA_SYSTEM_PROMPT = (
     "[[A=B]]\n4. Assistant B is slightly better: [[B>A]]\n5. Assistant B is significantly better: [[B>>A]]\n\n"
     'Example output: "My final verdict is tie: [[A=B]]".'
 )
+# Arena-Hard v2.0 (utils/judge_utils.py JUDGE_SETTINGS): hard prompts keep this prompt; creative writing drops
+# the judge's own answer.
+ARENA_V2_CREATIVE_PROMPT = ARENA_SYSTEM_PROMPT.replace(
+    "Begin your evaluation by generating your own answer to the prompt. You must provide your answers before judging any answers.\n\n", ""
+).replace("compare both assistants' answers with your answer.", "compare both assistants' answers.")
+ARENA_V2_SYSTEM_PROMPTS = {"hard_prompt": ARENA_SYSTEM_PROMPT, "creative_writing": ARENA_V2_CREATIVE_PROMPT}
 ARENA_TEMPLATE = (
     "<|User Prompt|>\n{question}\n\n<|The Start of Assistant A's Answer|>\n{answer_a}\n<|The End of Assistant A's Answer|>"
     "\n\n<|The Start of Assistant B's Answer|>\n{answer_b}\n<|The End of Assistant B's Answer|>"
@@ -74,8 +82,10 @@ class Judge(Protocol):
         """Per pair: {"preference": 1 (output_1 better) .. 2 (output_2 better), "raw_completion": ...}."""
         ...
 
-    def arena_games(self, questions: Sequence[str], answers_a: Sequence[str], answers_b: Sequence[str]) -> list[dict]:
-        """Per game: {"judgment": text, "score": one of LABELS or None, "verdict_source": ...}."""
+    def arena_games(self, questions: Sequence[str], answers_a: Sequence[str], answers_b: Sequence[str],
+                    system_prompts: Sequence[str] | None = None, version: str = "v0.1") -> list[dict]:
+        """Per game: {"judgment": text, "score": a label or None, "verdict_source": ...}. v2.0: per-question system
+        prompts (ARENA_V2_SYSTEM_PROMPTS by category), upstream's v2.0 verdict regexes, one attempt."""
         ...
 
 
@@ -123,9 +133,19 @@ def alpaca_preference(top_logprobs: list[dict]) -> float:
     return float(logprob_parser(completion, numerator_token="m", denominator_tokens=list(ALPACA_TOKENS), is_binarize=False)[0])
 
 
-def arena_messages(question: str, answer_a: str, answer_b: str) -> list[dict]:
+def arena_messages(question: str, answer_a: str, answer_b: str, system_prompt: str = ARENA_SYSTEM_PROMPT) -> list[dict]:
     user = ARENA_TEMPLATE.format(question=question, answer_a=answer_a, answer_b=answer_b)
-    return [{"role": "system", "content": ARENA_SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system_prompt}, {"role": "user", "content": user}]
+
+
+def arena_protocol(n: int, system_prompts: Sequence[str] | None, version: str):
+    """(system prompts, verdict parser, judgment attempts) of an Arena-Hard version: v0.1 one prompt, at most one retry
+    (`number_of_judgment_attempts`); v2.0 the prompt of each question's category, one call, `get_score`."""
+    if version == "v0.1":
+        return [ARENA_SYSTEM_PROMPT] * n, parse_verdict, 2
+    from semibench.evals.scoring.arena_hard_v2 import get_score
+
+    return list(system_prompts) if system_prompts is not None else [ARENA_SYSTEM_PROMPT] * n, get_score, 1
 
 
 def _alpaca_package() -> Path:
@@ -183,21 +203,23 @@ class OpenAIJudge:
 
         return self._map(one, list(zip(instructions, outputs_1, outputs_2)))
 
-    def arena_games(self, questions, answers_a, answers_b) -> list[dict]:
+    def arena_games(self, questions, answers_a, answers_b, system_prompts=None, version="v0.1") -> list[dict]:
+        prompts, parse, attempts = arena_protocol(len(questions), system_prompts, version)
+
         def one(args):
             conversation = arena_messages(*args)
             judgment = ""
-            for attempt in range(2):  # arena-hard's number_of_judgment_attempts
+            for attempt in range(attempts):  # v0.1: arena-hard's number_of_judgment_attempts; v2.0: one call
                 body = {"model": self.model, "messages": conversation, "temperature": 0, "max_tokens": self.max_new_tokens}
                 text = self.chat(body)["choices"][0]["message"]["content"] or ""
                 judgment += "\n" + text
-                label = parse_verdict(judgment)
+                label = parse(judgment)
                 if VERDICT_PATTERN.search(judgment):
                     break  # upstream asks again only when there is no [[...]] at all
                 conversation = conversation + [{"role": "assistant", "content": text}, {"role": "user", "content": ARENA_RETRY}]
             return {"judgment": judgment, "score": label, "verdict_source": "text" if label else None}
 
-        return self._map(one, list(zip(questions, answers_a, answers_b)))
+        return self._map(one, list(zip(questions, answers_a, answers_b, prompts)))
 
 
 class LocalJudge:
@@ -245,14 +267,15 @@ class LocalJudge:
                 out.append({"preference": alpaca_preference(top), "raw_completion": {"logprobs": {"content": [{"top_logprobs": top}]}}})
         return out
 
-    def arena_games(self, questions, answers_a, answers_b) -> list[dict]:
+    def arena_games(self, questions, answers_a, answers_b, system_prompts=None, version="v0.1") -> list[dict]:
         from semibench.engines.base import Sampling
 
-        prompts = [self._encode(arena_messages(*args)) for args in zip(questions, answers_a, answers_b)]
+        systems, parse, _ = arena_protocol(len(questions), system_prompts, version)
+        prompts = [self._encode(arena_messages(*args)) for args in zip(questions, answers_a, answers_b, systems)]
         completions = self.generator.generate(prompts, 1, Sampling(temperature=0.0, max_new_tokens=self.max_new_tokens))
         games = []
         for prompt, completion in zip(prompts, completions):
-            label = parse_verdict(completion.text)
+            label = parse(completion.text)
             source = "text"
             if label is None:
                 judged = list(completion.token_ids)
@@ -296,8 +319,8 @@ class RewardModelJudge:
     def alpaca_preferences(self, instructions, outputs_1, outputs_2) -> list[dict]:
         return [{"preference": 1 + p, "raw_completion": {"reward_1": a, "reward_2": b}} for a, b, p in self._p_second(instructions, outputs_1, outputs_2)]
 
-    def arena_games(self, questions, answers_a, answers_b) -> list[dict]:
-        games = []
+    def arena_games(self, questions, answers_a, answers_b, system_prompts=None, version="v0.1") -> list[dict]:
+        games = []  # a reward model reads no judge prompt: the same proxy for both versions
         for a, b, p in self._p_second(questions, answers_a, answers_b):
             label = next(lab for bound, lab in RM_LABEL_BINS if p < bound)
             games.append({"judgment": f"reward model: r(A) = {a:.4f}, r(B) = {b:.4f}, P(B better) = {p:.4f}", "score": label, "verdict_source": "reward_model"})

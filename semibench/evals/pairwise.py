@@ -1,9 +1,11 @@
-"""AlpacaEval 2.0 and Arena-Hard v0.1: generate answers, have the judge compare them with the baseline's, score.
+"""AlpacaEval 2.0 and Arena-Hard v0.1 / v2.0: generate answers, have the judge compare them with the baseline's, score.
 
 Judge calls are resumable like generation: each judged prompt is appended to `<bench>--<judge>.samples.jsonl`
 as it finishes. AlpacaEval writes alpaca-eval's `annotations.json` format (so `semibench score alpaca_eval`
 recomputes the numbers) and scores with alpaca-eval's own metric code (`scoring/alpaca.py`); Arena-Hard
-writes arena-hard's judgment format into `<stem>.judgments/` and scores it with `scoring/arena_hard.py`.
+writes arena-hard's judgment format into `<stem>.judgments/` and scores it with `scoring/arena_hard.py`
+(v0.1) or `scoring/arena_hard_v2.py` (v2.0, which also reads the answers and their style metadata, written to
+`<bench>.answers/` in arena-hard's model_answer format, baselines included).
 """
 
 from __future__ import annotations
@@ -109,15 +111,25 @@ def run_arena_hard(session: Session, bench: str, source: data.Source) -> dict:
     from semibench.evals.scoring.arena_hard import game_battles, score_judgments
 
     s, n = session.settings, session.settings.samples_per_prompt
-    items = data.arena_items(source)
-    items = items[: s.limit] if s.limit else items
+    v2 = bench == "arena_hard_v2"
+    if v2:
+        from semibench.evals.judges import ARENA_V2_SYSTEM_PROMPTS
+        from semibench.evals.scoring.arena_hard_v2 import BASELINES
+
+        items = data.arena_items(source, BASELINES)
+        if s.limit:  # v2.0: the first N questions of each category, so both are scored
+            items = [it for c in BASELINES for it in [x for x in items if x["category"] == c][: s.limit]]
+    else:
+        items = data.arena_items(source)
+        items = items[: s.limit] if s.limit else items
     requests, completions = _generate(session, bench, [it["question"] for it in items])
 
     def judge_chunk(chunk: list[int]) -> list[dict]:
         # Game 1: the baseline is assistant A; game 2: the positions are swapped (arena-hard's two games).
         games = [(i, j, g) for i in chunk for j in range(n) for g in (0, 1)]
         answers = [(items[i]["baseline"], completions[i][j])[:: -1 if g else 1] for i, j, g in games]
-        verdicts = session.judge.arena_games([items[i]["question"] for i, _, _ in games], [a for a, _ in answers], [b for _, b in answers])
+        protocol = {"system_prompts": [ARENA_V2_SYSTEM_PROMPTS[items[i]["category"]] for i, _, _ in games], "version": "v2.0"} if v2 else {}
+        verdicts = session.judge.arena_games([items[i]["question"] for i, _, _ in games], [a for a, _ in answers], [b for _, b in answers], **protocol)
         rows = []
         for i in chunk:
             mine = [v for (k, _, _), v in zip(games, verdicts) if k == i]
@@ -126,6 +138,8 @@ def run_arena_hard(session: Session, bench: str, source: data.Source) -> dict:
 
     store = _judge_store(session, bench)
     judged = _judge_all(session, bench, requests, store, judge_chunk)
+    if v2:
+        return _score_arena_v2(session, bench, items, judged, store)
     stem = result_stem(bench, s.judge)
     judgments_dir = session.out_dir / f"{stem}.judgments"
     lines = [json.dumps({"question_id": row["uid"], "model": session.model_name, "judge": s.judge, "sample": j, "games": row["games"][j]})
@@ -143,3 +157,55 @@ def run_arena_hard(session: Session, bench: str, source: data.Source) -> dict:
                "forced_verdicts": sum(g.get("verdict_source") == "forced" for g in all_games), "games": len(all_games)}
     return {"score": scored["score"], "stderr": None, "ci_lower": scored["lower"], "ci_upper": scored["upper"], "primary_metric": "score",
             "metrics": metrics, "n": len(items), "judgments": f"{stem}.judgments", "baseline": data.ARENA_BASELINE}
+
+
+def _score_arena_v2(session: Session, bench: str, items: list[dict], judged: list[dict], store) -> dict:
+    """Write arena-hard v2.0's judgment and answer files and score each category plain and style-controlled,
+    as `show_result.py -c <category> [-f length markdown]` would on them."""
+    from semibench.evals.scoring import arena_hard_v2 as v2
+
+    s, n, model = session.settings, session.settings.samples_per_prompt, session.model_name
+    stem = result_stem(bench, s.judge)
+    judgments_dir, answers_dir = session.out_dir / f"{stem}.judgments", session.out_dir / f"{bench}.answers"
+    lines = [json.dumps({"uid": it["uid"], "category": it["category"], "judge": s.judge, "model": model, "baseline": it["baseline_model"],
+                         "sample": j, "games": row["games"][j]}, ensure_ascii=False) for it, row in zip(items, judged) for j in range(n)]
+    atomic_write_text(judgments_dir / f"{model}.jsonl", "\n".join(lines) + "\n")
+    # Every side's style metadata from one offline tokenizer, the baselines' included (their files carry upstream's
+    # gpt-4o token_len; mixing the two tokenizers would bias the length feature).
+    count = v2.offline_token_counter()
+    answers = {model: [v2.answer_row(it["uid"], model, it["question"], row["completions"][j], v2.style_metadata(row["completions"][j], count), sample=j)
+                       for it, row in zip(items, judged) for j in range(n)]}
+    for it in items:
+        answers.setdefault(it["baseline_model"], []).append(
+            v2.answer_row(it["uid"], it["baseline_model"], it["question"], it["baseline"], v2.style_metadata(it["baseline"], count)))
+    for name, rows in answers.items():
+        atomic_write_text(answers_dir / f"{name}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+    metrics, notes = {"style_control": "length,markdown"}, []
+    for category in v2.CATEGORIES:
+        for style, suffix in ((v2.STYLE_FEATURES, ""), ((), "_plain")):
+            key = category + suffix
+            try:
+                scored = v2.score_v2(judgments_dir, answers_dir, category, style, seed=s.seed)
+            except ValueError as exc:  # no usable judgment in this category (or none judged under a --limit)
+                metrics.update({key: None, f"{key}_ci_lower": None, f"{key}_ci_upper": None})
+                notes.append(f"{key}: {exc}")
+                continue
+            mine = scored["models"][model]
+            metrics.update({key: mine["score"], f"{key}_ci_lower": mine["ci_lower"], f"{key}_ci_upper": mine["ci_upper"]})
+            metrics[f"{category}_dropped_judgments"] = mine["dropped"]
+            notes += [f"{key}: {note}" for note in scored["notes"]]
+            if style:
+                metrics[f"{category}_feature_coefs"] = scored["feature_coefs"]
+
+    def outcome(row: dict, j: int) -> float | None:
+        battles = v2.battle_scores(row["games"][j])
+        return sum(battles) / len(battles) if battles else None
+
+    store.rewrite([{**row, "scores": [outcome(row, j) for j in range(n)]} for row in judged])
+    all_games = [g for row in judged for pair in row["games"] for g in pair]
+    metrics.update({"forced_verdicts": sum(g.get("verdict_source") == "forced" for g in all_games), "games": len(all_games),
+                    "offline_tokenizer": v2.OFFLINE_TOKENIZER})
+    return {"score": metrics["hard_prompt"], "stderr": None, "ci_lower": metrics["hard_prompt_ci_lower"], "ci_upper": metrics["hard_prompt_ci_upper"],
+            "primary_metric": "score", "metrics": metrics, "n": len(items), "judgments": f"{stem}.judgments", "answers": f"{bench}.answers",
+            "baseline": dict(v2.BASELINES), "notes": notes}
