@@ -85,7 +85,7 @@ def test_tables_hold_fixture_numbers(tree, tmp_path):
     col = {h: i for i, h in enumerate(header)}
     assert [r[0] for r in rows] == ["Seed (tiny)", "Offline DPO (s=∞) on mixed", "Semi-online DPO (s=2) on mixed", "Online DPO (s=1) on mixed", "GRPO (n=8) on mixed"]
     assert [r[col["Held-out math"]] for r in rows] == ["20.0000", "22.0000", "30.0000", "34.5000", "31.2500"]
-    assert rows[3][col["ArenaHard [local:tiny] ci_lower"]] == "9.5000"
+    assert rows[3][col["ArenaHard v0.1 [local:tiny] ci_lower"]] == "9.5000"
     md = (tmp_path / "tables" / "table3.md").read_text()
     assert "| Online DPO (s=1) on mixed | 3/4 | 34.5 (4.5) | 17.2 (1.5) | 11.5 (-2.0, +1.5) |" in md
     assert "Updates: optimizer updates taken / steps" in md

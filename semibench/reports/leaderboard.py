@@ -47,8 +47,11 @@ SCHEMA = {
     "<bench>_se_items": "standard error over items in percent (each item's samples averaged first): which items were drawn; empty where the score is not a mean over items",
     "<bench>_sd_seeds": "standard deviation over sampling seeds in percent (sample j of every item is seed j); empty with one sample per item",
     "<bench>_stderr": "the evaluator's own standard error in percent: over sampling seeds when N > 1 (the paper's), else over items; empty when a CI is given instead",
-    "<bench>_ci_lower / _ci_upper": "95% confidence interval bounds in percent (ArenaHard bootstrap)",
+    "<bench>_ci_lower / _ci_upper": "confidence interval bounds in percent (ArenaHard bootstrap: v0.1 95%, v2.0 upstream's 5-95%)",
     "<bench>@<judge>": "judged benchmarks: one column group per judge, never mixed",
+    "arena_hard": "Arena-Hard v0.1 (gpt-4-0314 baseline): Bradley-Terry win rate, 95% CI, no style control",
+    "arena_hard_v2": "Arena-Hard v2.0 hard prompts vs o3-mini-2025-01-31, style-controlled (length + markdown), 5-95% interval: upstream's headline",
+    "arena_hard_v2_style_control / _hard_prompt_plain / _creative_writing / _creative_writing_plain": "the features controlled (`length,markdown`); hard prompts without style control; creative writing (vs gemini-2.0-flash-001) with and without",
     "eval_samples_per_prompt": "samples per prompt N (score = mean over them)",
     "eval_temperature / eval_top_p / eval_max_new_tokens": "eval sampling settings (temperature 0 = greedy)",
     "eval_limit": "prompts per benchmark when limited (empty = the full set)",
@@ -90,6 +93,9 @@ def rows_for(run: Run) -> list[dict]:
             row[key] = _number(result["score"], decimals)
             for field in ("se_items", "sd_seeds", "stderr", "ci_lower", "ci_upper"):
                 row[f"{key}_{field}"] = _number(result.get(field), decimals)
+            for name in _extra_metrics(key):  # e.g. Arena-Hard v2.0's style control and its other scores
+                value = (result.get("metrics") or {}).get(name)
+                row[f"{key}_{name}"] = value if isinstance(value, str) else _number(value, decimals)
         versions = [r.get("versions") or {} for r in group.values()]
         row["judges"] = ";".join(sorted({r["judge"] for r in group.values() if r.get("judge")}))
         row["semibench_version"] = ";".join(sorted({v.get("semibench", "") for v in versions} - {""}))
@@ -98,6 +104,11 @@ def rows_for(run: Run) -> list[dict]:
         row["_keys"] = sorted(group)
         rows.append(row)
     return rows
+
+
+def _extra_metrics(key: str) -> tuple[str, ...]:
+    bench = key.partition("@")[0]
+    return BENCHMARKS[bench].leaderboard_metrics if bench in BENCHMARKS else ()
 
 
 def _plain(value) -> str:
@@ -141,7 +152,7 @@ def _sort_key(row: dict) -> tuple:
 
 def to_csv(rows: list[dict]) -> str:
     keys = sorted({k for r in rows for k in r["_keys"]}, key=_benchmark_rank)
-    columns = IDENTITY + [k + suffix for k in keys for suffix in SCORE_SUFFIXES] + SAMPLING + PROVENANCE
+    columns = IDENTITY + [k + suffix for k in keys for suffix in SCORE_SUFFIXES + [f"_{m}" for m in _extra_metrics(k)]] + SAMPLING + PROVENANCE
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
