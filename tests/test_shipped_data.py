@@ -21,9 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "tasks" / "data"
 README = SHIPPED / "README.md"
 # Default grid (math_heldout, ifeval) and `semibench eval`'s CPU set; the rows each must hold.
-ROWS = {"ifeval": 541, "math500": 500, "gsm8k": 1319, "amc23": 40, "arena_hard": 500}
+ROWS = {"ifeval": 541, "math500": 500, "gsm8k": 1319, "amc23": 40, "arena_hard": 500, "arena_hard_v2": 750}
 SHIPPED_FILES = ("ifeval/input_data.jsonl", "math500/test.jsonl", "gsm8k/test.jsonl", "gsm8k/LICENSE", "amc23/test.jsonl",
-                 "arena-hard-v0.1/question.jsonl", "arena-hard-v0.1/model_answer/gpt-4-0314.jsonl", "arena-hard-v0.1/LICENSE")
+                 "arena-hard-v0.1/question.jsonl", "arena-hard-v0.1/model_answer/gpt-4-0314.jsonl", "arena-hard-v0.1/LICENSE",
+                 "arena-hard-v2.0/question.jsonl", "arena-hard-v2.0/model_answer/o3-mini-2025-01-31.jsonl",
+                 "arena-hard-v2.0/model_answer/gemini-2.0-flash-001.jsonl", "arena-hard-v2.0/LICENSE")
 
 
 @pytest.fixture
@@ -43,7 +45,7 @@ def no_hub(monkeypatch, tmp_path):
     monkeypatch.setattr(datasets, "load_dataset", hub_called)
 
 
-@pytest.mark.parametrize("bench", ["math_heldout", "ifeval", "gsm8k", "math500", "amc23", "arena_hard"])
+@pytest.mark.parametrize("bench", ["math_heldout", "ifeval", "gsm8k", "math500", "amc23", "arena_hard", "arena_hard_v2"])
 def test_default_and_cpu_benchmarks_resolve_to_the_shipped_data(bench, no_hub):
     source = benchmarks.resolve(bench, None)
     if bench == "math_heldout":
@@ -68,6 +70,11 @@ def test_shipped_items_have_the_published_row_counts(no_hub):
     assert len(amc) == ROWS["amc23"] and amc[0][1] == "27"  # 27.0 in the file
     arena = benchmarks.arena_items(benchmarks.resolve("arena_hard", None))
     assert len(arena) == ROWS["arena_hard"] and all(item["question"] and item["baseline"] for item in arena)
+    from semibench.evals.scoring.arena_hard_v2 import BASELINES
+
+    v2 = benchmarks.arena_items(benchmarks.resolve("arena_hard_v2", None), BASELINES)
+    assert len(v2) == ROWS["arena_hard_v2"] and all(item["question"] and item["baseline"] for item in v2)
+    assert {c: sum(i["category"] == c and i["baseline_model"] == b for i in v2) for c, b in BASELINES.items()} == {"hard_prompt": 500, "creative_writing": 250}
     for bench in ("ifeval", "math500", "gsm8k"):
         source = benchmarks.resolve(bench, None)
         rows = benchmarks.read_jsonl(source.path / BENCHMARKS[bench].local_files[0])
@@ -202,4 +209,6 @@ def test_shipped_files_match_the_readme():
 
 def test_shipped_files_are_byte_identical_to_the_fixture_copy(shared_data):
     for name in SHIPPED_FILES:
+        if name.startswith("arena-hard-v2.0/") and not (shared_data / name).is_file():
+            continue  # not in the fixture copy; test_arena_hard_v2 checks these against upstream's git blobs
         assert (SHIPPED / name).read_bytes() == (shared_data / name).read_bytes(), name

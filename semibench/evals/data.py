@@ -1,7 +1,7 @@
 """Where each benchmark's data comes from, and its items.
 
 Resolution order: --data-dir (or SEMIBENCH_DATA_DIR), then the data shipped in the project's own
-`tasks/data/` (IFEval, MATH-500, GSM8K test, AMC23, Arena-Hard v0.1; see its README), then the
+`tasks/data/` (IFEval, MATH-500, GSM8K test, AMC23, Arena-Hard v0.1 and v2.0; see its README), then the
 Hugging Face hub or its cache. A directory counts for a benchmark only when it holds every file the
 benchmark needs. Nothing here looks outside the project and the directory the user names.
 
@@ -38,6 +38,7 @@ ALPACA_DF_GAMED = "alpaca_eval/df_gamed.csv"
 ALPACA_HUB = "tatsu-lab/alpaca_eval"  # dataset repo: alpaca_eval_gpt4_baseline.json, df_gamed.csv
 ARENA_DIR = "arena-hard-v0.1"
 ARENA_BASELINE = "gpt-4-0314"
+ARENA_V2_DIR = "arena-hard-v2.0"  # its baselines, one per category: scoring.arena_hard_v2.BASELINES
 NUMINA_SPLIT = {"numina_test": "test", "numina_valid": "valid"}  # benchmark -> paper_data split
 PAPER_FILES = {"numina": "numina/train.jsonl", "wildchat": "wildchat/train.jsonl"}  # under --data-dir
 
@@ -142,6 +143,14 @@ def resolve(bench: str, data_dir: Path | None, origin: Origin | None = None) -> 
         if local is None:
             raise DataMissing(f"arena_hard: no data; pass {_hint(data_dir, files)} (from github.com/lmarena/arena-hard-auto data/)")
         return Source("local", local / ARENA_DIR, str(local / ARENA_DIR))
+    if bench == "arena_hard_v2":
+        from semibench.evals.scoring.arena_hard_v2 import BASELINES
+
+        files = (f"{ARENA_V2_DIR}/question.jsonl", *(f"{ARENA_V2_DIR}/model_answer/{b}.jsonl" for b in BASELINES.values()))
+        local = _local(data_dir, files)
+        if local is None:
+            raise DataMissing(f"arena_hard_v2: no data; pass {_hint(data_dir, files)} (from github.com/lmarena/arena-hard-auto data/)")
+        return Source("local", local / ARENA_V2_DIR, str(local / ARENA_V2_DIR))
     raise ConfigError(f"unknown benchmark '{bench}'")
 
 
@@ -244,7 +253,7 @@ def alpaca_df_gamed(data_dir: Path | None) -> Path | None:
 
 def read_jsonl(path: Path) -> list[dict]:
     rows = []
-    for line_no, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for line_no, line in enumerate(Path(path).read_text().split("\n"), 1):  # not splitlines: answers hold U+2028
         if line.strip():
             try:
                 rows.append(json.loads(line))
@@ -260,16 +269,20 @@ def alpaca_items(source: Source) -> list[dict]:
     return rows
 
 
-def arena_items(source: Source) -> list[dict]:
-    """[{uid, question, baseline}] in question.jsonl order."""
+def arena_items(source: Source, baselines: dict[str, str] | None = None) -> list[dict]:
+    """[{uid, category, question, baseline, baseline_model}] in question.jsonl order. `baselines`: category -> baseline
+    model (v2.0); None: every question against gpt-4-0314 (v0.1)."""
     answers = {}
-    for row in read_jsonl(source.path / "model_answer" / f"{ARENA_BASELINE}.jsonl"):
-        content = row["messages"][-1]["content"]
-        answers[row["uid"]] = content["answer"] if isinstance(content, dict) else content
+    for model in sorted(set((baselines or {}).values())) or [ARENA_BASELINE]:
+        for row in read_jsonl(source.path / "model_answer" / f"{model}.jsonl"):
+            content = row["messages"][-1]["content"]
+            answers[model, row["uid"]] = content["answer"] if isinstance(content, dict) else content
     items = []
     for row in read_jsonl(source.path / "question.jsonl"):
         question = row.get("prompt") or row["turns"][0]["content"]  # v0.1 files use "prompt"; older ones "turns"
-        if row["uid"] not in answers:
-            raise DataMissing(f"arena_hard: no {ARENA_BASELINE} answer for question {row['uid']}; pass the complete v0.1 data")
-        items.append({"uid": row["uid"], "question": question, "baseline": answers[row["uid"]]})
+        model = baselines[row["category"]] if baselines else ARENA_BASELINE
+        if (model, row["uid"]) not in answers:
+            raise DataMissing(f"{source.path.name}: no {model} answer for question {row['uid']}; pass the complete data")
+        items.append({"uid": row["uid"], "category": row.get("category"), "question": question, "baseline": answers[model, row["uid"]],
+                      "baseline_model": model})
     return items
