@@ -133,7 +133,7 @@ class DistConfig:
 
 @dataclass(frozen=True)
 class LogConfig:
-    """Where a run reports besides metrics.jsonl (trackers.py). Not part of the run id: logging changes no numerics."""
+    """Where a run reports besides metrics.jsonl (semibench/trackers/). Not part of the run id: logging changes no numerics."""
 
     report_to: tuple[str, ...] = ()  # tensorboard, mlflow, wandb, trackio (or all / none); --report-to
     project: str = "semibench"  # the W&B and trackio project; MLflow's experiment when no group is set

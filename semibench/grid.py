@@ -25,6 +25,7 @@ from semibench import config
 from semibench.benchmarks import VALIDATION
 from semibench.config import ConfigError, RunConfig, regime_label
 from semibench.runs import RunDir, atomic_write_json, is_done, run_id
+from semibench.wallclock import STEP_PHASES, WallSplit
 
 INF = None  # sync_every never
 
@@ -198,7 +199,7 @@ def measured_step_seconds(out: Path, cfg: RunConfig) -> float | None:
         if (other.generator_dtype, other.autocast_dtype) != (cfg.model.generator_dtype, cfg.model.autocast_dtype):
             continue  # an fp32 run's speed says nothing of a bf16 one's
         rows = run.read_metrics()[1:]  # step 0 pays warm-up
-        seconds += [sum(r.get(k, 0.0) for k in ("time/sync", "time/generate", "time/reward", "time/train")) for r in rows]
+        seconds += [sum(r.get(k, 0.0) for k in STEP_PHASES) for r in rows]
     return statistics.median(seconds) if seconds else None
 
 
@@ -311,39 +312,6 @@ def evaluate_run(cfg: RunConfig, out: Path, benchmarks, settings, progress=None,
         elif validation:  # none asked for: intermediate checkpoints are for selection and resume only
             results += evaluate(checkpoint, validation, settings, progress=progress).values()
     return results
-
-
-STEP_PHASES = ("time/sync", "time/generate", "time/reward", "time/train")
-
-
-@dataclass
-class WallSplit:
-    """Where a grid's wall clock went, in seconds: engine starts, generation, reward, training steps,
-    the training runs' other time (model loading, checkpoints), and evaluation per benchmark."""
-
-    started: float = field(default_factory=time.time)  # wall-clock epoch: results dated before it are not this grid's
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def add(self, phase: str, seconds: float) -> None:
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + max(0.0, seconds)
-
-    def add_training(self, run: RunDir, first_step: int, wall_s: float) -> None:
-        """A train() call: its steps' phases from metrics.jsonl, the rest of its wall as setup."""
-        rows = [r for r in run.read_metrics() if r.get("step", 0) >= first_step]
-        for key in STEP_PHASES:
-            self.add(key.removeprefix("time/"), sum(r.get(key, 0.0) for r in rows))
-        self.add("training setup and checkpoints", wall_s - sum(r.get(k, 0.0) for r in rows for k in STEP_PHASES))
-
-    def add_evaluations(self, results, wall_s: float) -> None:
-        """Results this grid produced (dated after it started), per benchmark; their engine starts apart."""
-        import datetime
-
-        fresh = [r for r in results if datetime.datetime.fromisoformat(r["date"]).timestamp() >= self.started - 1]
-        engine = sum(r.get("engine_start_seconds") or 0.0 for r in fresh)
-        self.add("eval engine start", engine)
-        for r in fresh:
-            self.add(f"eval {r['benchmark']}", r["seconds"] - (r.get("engine_start_seconds") or 0.0))
-        self.add("eval other (loading, judges)", wall_s - sum(r["seconds"] for r in fresh))
 
 
 @dataclass

@@ -44,7 +44,7 @@ def test_the_wall_split_takes_step_phases_from_metrics_and_evaluations_from_thei
     import json
     import time
 
-    from semibench.grid import WallSplit
+    from semibench.wallclock import WallSplit
     from semibench.runs import RunDir
 
     run = RunDir.at(tmp_path / "run")

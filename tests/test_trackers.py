@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from semibench import config, trackers
+from semibench.trackers import adapters, records
 from semibench.runs import RunDir, run_id
 
 # trackio reads TRACKIO_DIR once, when imported: one store for this module, in a temporary directory.
@@ -105,10 +106,10 @@ def expected(run: Path, tracker: str, skip=TIMING) -> dict[str, list[tuple[int, 
     """metrics.jsonl as series, named as the tracker names them (TensorBoard keeps float32)."""
     out: dict[str, list] = {}
     for row in RunDir.at(run).read_metrics():
-        for key, value in trackers.scalars(row).items():
+        for key, value in records.scalars(row).items():
             if key.startswith(skip):
                 continue
-            name = trackers.mlflow_name(key) if tracker == "mlflow" else key
+            name = records.mlflow_name(key) if tracker == "mlflow" else key
             out.setdefault(name, []).append((row["step"], float(np.float32(value)) if tracker == "tensorboard" else value))
     return out
 
@@ -148,7 +149,7 @@ def test_every_tracker_holds_metrics_jsonl_step_for_step(reported):
     assert {"reward/math", "reward/if", "dpo_loss", "kl", "logit_entropy", "staleness", "mismatch_kl_engine", "is_ess", "time/train",
             "tokens_per_s"} <= set(rows[0])
     for name, (series, points) in counts.items():
-        assert series >= 30 and points == sum(len(trackers.scalars(r)) for r in rows), (name, series, points)
+        assert series >= 30 and points == sum(len(records.scalars(r)) for r in rows), (name, series, points)
     print("read back (series, points):", counts)
 
 
@@ -255,7 +256,7 @@ def test_a_tracker_failing_mid_run_warns_once_and_training_goes_on(tmp_path, mon
         if step >= 1:
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(trackers.TensorBoard, "log", full_disk)
+    monkeypatch.setattr(adapters.TensorBoard, "log", full_disk)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
     cfg = config.resolve("tiny", {"task.name": "math", "train.steps": 4, "log.report_to": "tensorboard,mlflow"})
     run = train(cfg, tmp_path / "runs")

@@ -117,6 +117,7 @@ def _run_grid_locally(grid_lib, spec, rows, out: Path, benchmarks, settings) -> 
     from rich.console import Console
 
     from semibench.cli.progress import progress_view
+    from semibench.wallclock import WallSplit
 
     transformers.utils.logging.disable_progress_bar()
     console = Console(stderr=True)
@@ -151,7 +152,7 @@ def _run_grid_locally(grid_lib, spec, rows, out: Path, benchmarks, settings) -> 
             name = rows[state["current"]]["run_id"][:40] if state["current"] is not None else "seed model"
             bar.update(current, description=f"{name} eval", total=max(total, 1), completed=done, visible=True, info=label)
 
-        split = grid_lib.WallSplit()
+        split = WallSplit()
         grid_lib.run_local(spec, out, benchmarks, settings, grid_lib.GridHooks(on_run_start, on_step, on_phase, on_run_end, on_eval), split)
         return split
 
