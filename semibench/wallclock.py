@@ -1,5 +1,5 @@
 """Where a grid's wall clock went: engine starts, generation, reward, training steps, the runs' other
-time, and evaluation per benchmark (the grid's end summary, and `bench` numbers people can check)."""
+time, and evaluation per benchmark. The grid prints it at its end, so the slow phase is measured, not guessed."""
 
 from __future__ import annotations
 
