@@ -67,6 +67,9 @@ class Engine:
     def __init__(self, spec: dict):
         from vllm import LLM
 
+        from semibench.engines import nucleus
+
+        nucleus.install()  # top-p without sorting the vocabulary every decode step
         self.llm = LLM(
             model=spec["path"],
             dtype=spec["dtype"],
