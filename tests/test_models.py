@@ -239,3 +239,22 @@ def test_smollm2_answers_arithmetic(smollm2_dir: Path) -> None:
     out = model.generate(**inputs, max_new_tokens=16, do_sample=False)
     answer = tok.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "5" in answer
+
+
+def test_a_frozen_model_with_bf16_linears_gives_the_autocast_outputs_bit_for_bit(tiny_dir: Path) -> None:
+    """The reference stores its linears in the autocast dtype: same logits, and weight syncs still land."""
+    from semibench.training.dist import copy_weights_
+
+    policy = models.load_causal_lm(str(tiny_dir))
+    stored = models.store_linears_in(models.frozen_copy(policy), torch.bfloat16)
+    assert stored.get_output_embeddings().weight.dtype == torch.bfloat16
+    assert stored.get_input_embeddings().weight.dtype == torch.float32  # untied: the lookup stays fp32
+    assert policy.get_output_embeddings().weight is policy.get_input_embeddings().weight  # the policy is untouched
+    ids = torch.randint(0, policy.config.vocab_size, (3, 17), generator=torch.Generator().manual_seed(0))
+    for _ in range(2):
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # a fresh region: autocast caches the policy's casts within one
+            assert torch.equal(stored(input_ids=ids).logits, policy(input_ids=ids).logits)
+        with torch.no_grad():
+            for p in policy.parameters():
+                p.add_(0.01)
+        copy_weights_(stored, policy)  # ref_sync / a window capture
