@@ -209,3 +209,24 @@ def test_a_correct_5000_digit_answer_scores_1():
     gold = "9" * 5000
     with MathVerifier(num_workers=1, timeout_s=30) as verifier:
         assert verifier([f"The answer is \\boxed{{{gold}}}", "\\boxed{1}"], [gold, gold]) == [1.0, 0.0]
+
+
+def test_a_disk_too_small_for_the_run_stops_it_before_training_with_one_line(tmp_path, monkeypatch):
+    """The check compares the real free space with what the run will write (2 states + exports)."""
+    from semibench.training import checkpoint
+
+    policy = torch.nn.Linear(1000, 1000)  # 4 MB of fp32 weights
+    needed = checkpoint.bytes_needed(policy, checkpoints=2, window_weights=True)
+    assert needed == 4_004_000 * (2 * 4 + 2)
+    checkpoint.check_free_space(tmp_path, needed)  # this disk has 40 MB free
+    free = __import__("shutil").disk_usage(tmp_path).free
+    with pytest.raises(ConfigError) as failure:
+        checkpoint.check_free_space(tmp_path, free + 10**12)
+    assert "GB free on the disk of" in str(failure.value) and "--out" in str(failure.value) and "\n" not in str(failure.value)
+    # Through `train`: nothing trained, nothing that looks done.
+    monkeypatch.setattr(train_module, "bytes_needed", lambda *a, **k: free + 10**12)
+    cfg = tiny()
+    with pytest.raises(ConfigError, match="GB free on the disk of"):
+        train(cfg, tmp_path)
+    run = RunDir(tmp_path, cfg)
+    assert not is_done(run.path) and not (run.path / "metrics.jsonl").exists()

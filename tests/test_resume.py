@@ -114,6 +114,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("whole")
     _run(_command(out))
     [run] = _run_dirs(out)
+    assert (run / "DONE").exists() and not (run / "state").exists()  # resumable state is dropped once the run is done
     return run
 
 

@@ -34,6 +34,7 @@ import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict, set_model_state_dict, set_optimizer_state_dict
 
+from semibench.config import ConfigError
 from semibench.runs import atomic_dir, atomic_write_json, is_done
 from semibench.sync import window_start
 from semibench.training import dist
@@ -138,6 +139,28 @@ def latest_state(root: Path) -> Path | None:
     """The newest complete state directory under `root` (named step_NNNNNN), or None."""
     done = [p for p in sorted(Path(root).glob("step_*")) if not p.name.endswith(".tmp") and is_done(p)]
     return done[-1] if done else None
+
+
+def bytes_needed(model: nn.Module, checkpoints: int, window_weights: bool) -> int:
+    """Disk a run writes, at most: two resumable states at once (the new one is saved before the old
+    is pruned), each weights + AdamW's two moments (+ the window's weights), and its HF exports."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    state = weights * (3 + int(window_weights))
+    return 2 * state + checkpoints * weights
+
+
+def check_free_space(directory: Path, needed: int) -> None:
+    """One clear line before training, instead of a torn state and torch's traceback when the disk fills."""
+    existing = next(p for p in (Path(directory).absolute(), *Path(directory).absolute().parents) if p.exists())  # not created yet
+    free = shutil.disk_usage(existing).free
+    if free < needed:
+        raise ConfigError(f"{free / 1e9:.1f} GB free on the disk of {directory}, and this run writes up to {needed / 1e9:.1f} GB "
+                      "(resumable states and checkpoints): free some space or pass --out on another disk")
+
+
+def drop_states(root: Path) -> None:
+    """A finished run resumes nothing: its states (3x the weights each: 1.7 GB for SmolLM2) go."""
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def prune_states(root: Path, keep: Path) -> None:

@@ -22,20 +22,22 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from semibench.config import ConfigError, LossConfig, RunConfig, regime_label
 from semibench.datafiles import read_spec
 from semibench.engines import load_generator
 from semibench.engines.base import Completion, Generator, Sampling
 from semibench.hardware import torch_dtype
-from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model
+from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model, store_linears_in
 from semibench.rewards import Rewarder, length_normalized_reward
 from semibench.runs import RunDir, RunLock, atomic_write_json, is_done, mark_done
 from semibench.sync import check_fresh, window_start
 from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts
 from semibench.trackers import check_installed, open_trackers, requested
 from semibench.training import dist, losses, rollouts
-from semibench.training.checkpoint import WindowStart, export_hf, latest_state, load_state, prune_states, save_state, saves_mid_window
+from semibench.training.checkpoint import (WindowStart, bytes_needed, check_free_space, drop_states, export_hf, latest_state, load_state, prune_states,
+                                           save_state, saves_mid_window)
 from semibench.training.pipeline import OfflineDataset, RolloutProducer
 
 
@@ -70,6 +72,9 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
         return run.path
     sampler = PromptSampler(pools, cfg.train.prompts_per_step, cfg.task.math_fraction, cfg.train.seed)
     models = load_models(cfg, world)
+    if world.is_main:  # before the engine starts: a full disk is one line, not a torn state and a DCP traceback
+        exports = cfg.train.steps // cfg.train.checkpoint_every if cfg.train.checkpoint_every else 1
+        check_free_space(run.path, bytes_needed(models.policy, exports, models.window is not None))
     # One generator, on rank 0; the other ranks receive its completions (see dist.py).
     generator = dist.rank0_generator(lambda: build_generator(cfg, models), world)
     rewarder = Rewarder(cfg.reward, list(pools), read_spec("templates")["judge"]["pointwise"])
@@ -170,6 +175,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     if world.is_main:
         atomic_write_json(run.path / "summary.json", summarize(cfg, run))
         mark_done(run.path)
+        drop_states(run.states)
         lock.release()
     dist.barrier(world)  # no rank returns before the run is marked done
     return run.path
@@ -259,6 +265,10 @@ def load_models(cfg: RunConfig, world: dist.World = dist.World()) -> Models:
     if cfg.model.autocast_dtype:
         dtype = torch_dtype(cfg.model.autocast_dtype)
         autocast = lambda: torch.autocast(world.device.type, dtype=dtype)  # noqa: E731
+        if not world.sharded:  # FSDP's mixed precision casts shards itself
+            for frozen in (reference, window):
+                if frozen is not None:
+                    store_linears_in(frozen, dtype)
     else:
         autocast = contextlib.nullcontext
     return Models(policy, reference, tokenizer, autocast, path, window)
@@ -267,7 +277,10 @@ def load_models(cfg: RunConfig, world: dist.World = dist.World()) -> Models:
 def build_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     o = cfg.optim
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.adam_betas), eps=o.adam_eps, weight_decay=o.weight_decay)
+    # One fused kernel for the whole update: 0.046 s instead of 0.28-0.36 s a step for SmolLM2 on 2 cores.
+    # FSDP's sharded parameters (DTensors) take the default implementation.
+    fused = not any(isinstance(p, DTensor) for p in params)
+    return torch.optim.AdamW(params, lr=o.lr, betas=tuple(o.adam_betas), eps=o.adam_eps, weight_decay=o.weight_decay, fused=fused)
 
 
 def lr_at(cfg: RunConfig, step: int) -> float:
