@@ -266,9 +266,11 @@ def load_models(cfg: RunConfig, world: dist.World = dist.World()) -> Models:
         dtype = torch_dtype(cfg.model.autocast_dtype)
         autocast = lambda: torch.autocast(world.device.type, dtype=dtype)  # noqa: E731
         if not world.sharded:  # FSDP's mixed precision casts shards itself
-            for frozen in (reference, window):
-                if frozen is not None:
-                    store_linears_in(frozen, dtype)
+            store_linears_in(reference, dtype)  # only ever runs forwards
+            # The window's weights also go to the generator on a mid-window resume: rounding them
+            # is exact only when the generator computes in the same dtype.
+            if window is not None and torch_dtype(cfg.model.generator_dtype) == dtype:
+                store_linears_in(window, dtype)
     else:
         autocast = contextlib.nullcontext
     return Models(policy, reference, tokenizer, autocast, path, window)
