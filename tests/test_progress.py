@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 from semibench.cli.progress import PlainProgress
 
@@ -26,6 +27,18 @@ def test_plain_progress_prints_step_elapsed_eta_and_info_throttled():
             bar.advance(whole)
     lines = stream.getvalue().splitlines()  # and one where it stopped, unfinished
     assert len(lines) == 4 and all("ETA" in line for line in lines) and "grid (steps) 3/10 30%" in lines[2] and lines[3].count("3/10") == 1
+
+
+def test_a_long_quiet_call_still_prints_a_heartbeat_line_and_none_after_the_context():
+    stream = io.StringIO()
+    with PlainProgress(stream, interval_s=3600, heartbeat_s=0.05) as bar:
+        job = bar.add_task("seed model eval", total=160)
+        bar.update(job, completed=0, info="math_heldout")  # then one generate call that reports nothing for a while
+        time.sleep(0.6)
+    during = stream.getvalue().splitlines()
+    time.sleep(0.3)
+    assert len(stream.getvalue().splitlines()) == len(during)  # the heartbeat stops with the context
+    assert len(during) >= 4 and all("seed model eval 0/160 0%" in line and line.endswith("math_heldout") for line in during), during
 
 
 def test_a_train_run_logs_plain_progress_lines_when_not_on_a_terminal(tmp_path):

@@ -8,13 +8,16 @@ context manager), printed as one line for all visible tasks, e.g.
     [02:41:07] grid (steps) 45/360 12% 5m12s ETA 36m21s runs: 1 done, 1 running, 10 left | math-dpo-s1-... 15/30 50% 1m03s ETA 1m03s reward 0.412
 
 at most one line every `SEMIBENCH_PROGRESS_SECONDS` (default 10) and never more than one per update,
-plus a line whenever a task finishes.
+plus a line whenever a task finishes. Inside a context (`with`), a quiet spell of `heartbeat_s` (6x the
+interval) prints the current line again, so one long call (a cold engine's first evaluation: minutes)
+still shows its clock ticking.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -61,18 +64,29 @@ class _Task:
 class PlainProgress:
     """rich.progress.Progress's calls, printed as throttled plain lines (module docstring)."""
 
-    def __init__(self, stream: TextIO | None = None, interval_s: float | None = None):
+    def __init__(self, stream: TextIO | None = None, interval_s: float | None = None, heartbeat_s: float | None = None):
         self.stream = stream or sys.stderr
         self.interval_s = float(os.environ.get("SEMIBENCH_PROGRESS_SECONDS", 10)) if interval_s is None else interval_s
+        self.heartbeat_s = 6 * self.interval_s if heartbeat_s is None else heartbeat_s
         self.tasks: dict[int, _Task] = {}
         self.last_print = float("-inf")
+        self._lock = threading.Lock()  # the heartbeat thread prints too
+        self._stop = threading.Event()
 
     def __enter__(self) -> "PlainProgress":
+        if self.heartbeat_s > 0:
+            threading.Thread(target=self._heartbeat, name="progress-heartbeat", daemon=True).start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
         if any(t.visible and t.completed < t.total for t in self.tasks.values()):
             self._print()  # where it stopped
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s / 4):
+            if time.monotonic() - self.last_print >= self.heartbeat_s:
+                self._print()
 
     def add_task(self, description: str, total: float | None = 100.0, completed: float = 0, visible: bool = True, **fields: Any) -> int:
         task_id = len(self.tasks)
@@ -108,8 +122,9 @@ class PlainProgress:
         self.update(task_id, advance=advance)
 
     def _print(self) -> None:
-        now = time.monotonic()
-        parts = [t.line(now) for t in self.tasks.values() if t.visible]
-        if parts:
-            print(f"[{time.strftime('%H:%M:%S')}] " + " | ".join(parts), file=self.stream, flush=True)
-        self.last_print = now
+        with self._lock:
+            now = time.monotonic()
+            parts = [t.line(now) for t in list(self.tasks.values()) if t.visible]
+            if parts:
+                print(f"[{time.strftime('%H:%M:%S')}] " + " | ".join(parts), file=self.stream, flush=True)
+            self.last_print = now
