@@ -42,3 +42,20 @@ def test_bf16_logits_keep_whole_ties_and_the_same_mass():
     assert torch.equal(kept, logits >= threshold)  # ... is every token at or above its least likely member (ties whole) ...
     without_last = mass - probs.masked_fill(~(logits == threshold), 0).sum(-1)
     assert (without_last < 0.9 + 1e-4).all()  # ... and dropping the boundary's tokens would fall short: minimal
+
+
+def test_install_routes_vllms_sampler_through_the_filter_only_for_top_p_alone(monkeypatch):
+    from semibench.engines import nucleus
+
+    monkeypatch.setattr(sampler, "apply_top_k_top_p", sampler.apply_top_k_top_p)  # restored after the test
+    original = sampler.apply_top_k_top_p
+    nucleus.install()
+    nucleus.install()  # idempotent: one wrapper, not two
+    routed = sampler.apply_top_k_top_p
+    assert routed is not original and routed.semibench_nucleus
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(4, 4096, generator=g) * 3
+    p = torch.tensor([0.9, 0.5, 0.99, 0.2])
+    assert torch.equal(torch.isinf(routed(logits.clone(), None, p)), torch.isinf(vllm_top_p(logits, p)))
+    k = torch.tensor([5, 5, 5, 5])
+    assert torch.equal(routed(logits.clone(), k, p), original(logits.clone(), k, p))  # top-k goes to vLLM's own

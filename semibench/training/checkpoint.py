@@ -151,7 +151,8 @@ def bytes_needed(model: nn.Module, checkpoints: int, window_weights: bool) -> in
 
 def check_free_space(directory: Path, needed: int) -> None:
     """One clear line before training, instead of a torn state and torch's traceback when the disk fills."""
-    existing = next(p for p in (Path(directory).absolute(), *Path(directory).absolute().parents) if p.exists())  # not created yet
+    path = Path(directory).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())  # the run directory may not exist yet
     free = shutil.disk_usage(existing).free
     if free < needed:
         raise ConfigError(f"{free / 1e9:.1f} GB free on the disk of {directory}, and this run writes up to {needed / 1e9:.1f} GB "

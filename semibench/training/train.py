@@ -73,7 +73,8 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     sampler = PromptSampler(pools, cfg.train.prompts_per_step, cfg.task.math_fraction, cfg.train.seed)
     models = load_models(cfg, world)
     if world.is_main:  # before the engine starts: a full disk is one line, not a torn state and a DCP traceback
-        exports = cfg.train.steps // cfg.train.checkpoint_every if cfg.train.checkpoint_every else 1
+        every, steps = cfg.train.checkpoint_every, cfg.train.steps
+        exports = len({*range(every, steps + 1, every), steps}) if every else 1  # as step 7 exports: every K steps and the last
         check_free_space(run.path, bytes_needed(models.policy, exports, models.window is not None))
     # One generator, on rank 0; the other ranks receive its completions (see dist.py).
     generator = dist.rank0_generator(lambda: build_generator(cfg, models), world)
