@@ -36,6 +36,7 @@ from semibench.sync import check_fresh, window_start
 from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts
 from semibench.trackers import check_installed, open_trackers, requested
 from semibench.training import dist, losses, rollouts
+from semibench.training.logprobs import sampled_logprobs
 from semibench.training.checkpoint import (WindowStart, bytes_needed, check_free_space, drop_states, export_hf, latest_state, load_state, prune_states,
                                            save_state, saves_mid_window)
 from semibench.training.pipeline import OfflineDataset, RolloutProducer
@@ -306,7 +307,7 @@ def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False,
     """Token log-probs of the (right-aligned) completion tokens: [B, T], and their entropies [B, T].
 
     The entropy is a [B, T, V] computation: with a gradient only when a loss term uses it
-    (`entropy_grad`), else as a metric outside the graph, so backward keeps no vocab-sized tensor.
+    (`entropy_grad`: then on full fp32 logits), else a metric computed beside the log-probs.
     """
     num_completion = batch.completion_mask.shape[1]
     logits = model(
@@ -315,14 +316,13 @@ def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False,
         position_ids=batch.position_ids,
         logits_to_keep=num_completion + 1,
         use_cache=False,  # a training forward needs no KV cache (and recomputed blocks must not append to one)
-    ).logits[:, :-1].float()  # position t predicts token t + 1
+    ).logits[:, :-1]  # position t predicts token t + 1
     targets = batch.input_ids[:, -num_completion:]
+    if not (with_entropy and entropy_grad):  # a slice at a time, never a vocab-sized fp32 tensor (logprobs.py)
+        return sampled_logprobs(logits, targets, with_entropy)
+    logits = logits.float()
     logps = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
-    entropy = None
-    if with_entropy:
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            entropy = losses.token_entropy(logits if entropy_grad else logits.detach())
-    return logps, entropy
+    return logps, losses.token_entropy(logits)
 
 
 # Per-micro-batch token means; the step reports them as means over all its tokens (on all ranks),
