@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from semibench.allocator import keep_freed_memory
 from semibench.cli import train, grid, evals, reports, bench  # noqa: F401, I001  (register their commands, in --help order)
 from semibench.cli.common import app
 from semibench.config import ConfigError
@@ -19,6 +20,7 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
+    keep_freed_memory()  # before any tensor exists, and inherited by every process a command starts
     try:
         app()
     except ConfigError as exc:  # raised from inside a command's library call
