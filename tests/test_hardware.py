@@ -32,6 +32,29 @@ def test_capability_to_dtype_table(what, arch, features, onednn, expected):
     assert auto_dtype(cpu(arch, features, onednn)) == expected
 
 
+@pytest.mark.parametrize("speedup, expected", [(None, "bfloat16"), (2.1, "bfloat16"), (1.2, "bfloat16"), (1.1, "float32"), (0.52, "float32")])
+def test_bf16_units_count_only_where_bf16_is_measured_faster(speedup, expected):
+    # 2.1: a Zen 4; 0.52: a 2-core Emerald Rapids Xeon without AMX (bf16 178 vs fp32 344 GFLOP/s)
+    machine = Machine("cpu", "test cpu", "x86_64", "AVX512", ("AVX512-BF16",), 2, bf16_speedup=speedup)
+    assert auto_dtype(machine) == expected
+    assert hardware.resolve_autocast("auto", machine) == ("bfloat16" if expected == "bfloat16" else "")
+
+
+def test_the_speed_measurement_is_made_once_and_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMIBENCH_CACHE", str(tmp_path))
+    measured = []
+    monkeypatch.setattr(hardware, "matmul_gflops", lambda dtype, size, seconds: measured.append(dtype) or {"float32": 344.0, "bfloat16": 178.0}[dtype])
+    machine = Machine("cpu", "test cpu", "x86_64", "AVX512", ("AVX512-BF16",), 2)
+    assert hardware.cached_bf16_speedup(machine) == 0.517
+    assert sorted(measured) == ["bfloat16", "float32"]
+    record = json.loads(hardware.speed_cache_path(machine).read_text())
+    assert record["gflops"] == {"float32": 344.0, "bfloat16": 178.0}
+    # Another process (or a run months later) reads the record instead of measuring again, even if
+    # a new measurement would land elsewhere: `auto` and the run ids stay what they were.
+    monkeypatch.setattr(hardware, "matmul_gflops", lambda *a: pytest.fail("measured again"))
+    assert hardware.cached_bf16_speedup(machine) == 0.517
+
+
 def test_cuda_with_bf16_is_bf16_and_without_is_fp32():
     assert auto_dtype(Machine("cuda", "H200", "sm_90", "sm_90", ("sm_90",), 8)) == "bfloat16"
     assert auto_dtype(Machine("cuda", "V100", "sm_70", "sm_70", (), 1)) == "float32"
