@@ -109,7 +109,7 @@ class TrainConfig:
     prompts_per_step: int = 4  # paper: 64 math, 32 chat
     sync_every: int | None = 1  # the one dial: 1 online, k semi-online, None (inf) offline
     ref_sync: bool = True  # re-sync the reference with the generator (paper: yes on math DPO)
-    micro_batch_size: int = 8  # sequences per forward/backward
+    micro_batch_size: int = 8  # at most this many sequences per forward/backward; fewer where splitting by length saves padding (rollouts.micro_batches)
     seed: int = 0
     checkpoint_every: int = 0  # HF export every K steps; 0 = only at the end
     resume_every: int = 10  # resumable state every R steps; 0 = never (a crash restarts the run)

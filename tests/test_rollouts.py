@@ -92,3 +92,60 @@ def test_frac_valid_by_kind_counts_each_kinds_prompts_with_a_unit():
     assert rollouts.frac_valid_by_kind(units, ["math", "math", "math", "if"], 2) == {"if": 1.0, "math": pytest.approx(2 / 3)}
     assert rollouts.frac_valid_by_kind([(4,), (5,)], ["math", "if", "if"], 2) == {"if": 0.5, "math": 0.0}  # GRPO: one sample per unit
     assert rollouts.frac_valid_by_kind([], ["if"], 4) == {"if": 0.0}
+
+
+def test_micro_batches_group_by_length_and_keep_every_unit_once():
+    from semibench.training.rollouts import micro_batches
+
+    units = [(0, 1), (2, 3), (4, 5), (6, 7)]  # DPO pairs: two rows each
+    lengths = [200, 60, 190, 70]
+    # One micro-batch would pad 8 rows to 200 (1,600 tokens); the long pairs together and the short
+    # ones together cost 4 x 200 + 4 x 70 = 1,080 plus one more micro-batch's overhead.
+    assert micro_batches(units, lengths, max_rows=8, overhead_tokens=64) == [[(0, 1), (4, 5)], [(6, 7), (2, 3)]]
+    # A split that saves less than it costs is not made.
+    assert micro_batches(units, lengths, max_rows=8, overhead_tokens=600) == [[(0, 1), (4, 5), (6, 7), (2, 3)]]
+    # The row cap holds whatever the lengths.
+    groups = micro_batches(units, [100] * 4, max_rows=4, overhead_tokens=1)
+    assert [len(g) for g in groups] == [2, 2]
+    assert sorted(u for g in micro_batches(units, lengths, max_rows=2) for u in g) == units
+    assert micro_batches([], [], max_rows=8) == []
+
+
+def test_the_step_is_the_same_update_however_its_units_are_split(monkeypatch):
+    """train_step with length-aware micro-batches gives the update of one micro-batch (up to float order)."""
+    import random
+
+    import torch
+
+    from semibench import config
+    from semibench.engines.base import Completion
+    from semibench.training import rollouts, train as T
+
+    cfg = config.resolve("tiny", {"task.name": "math", "loss.objective": "grpo", "model.autocast_dtype": "", "train.micro_batch_size": 16})
+    g = torch.Generator().manual_seed(0)
+    prompt_ids = [torch.randint(5, 60, (n,), generator=g).tolist() for n in (3, 9)]
+    completions = [Completion(p, tuple(torch.randint(5, 60, (n,), generator=g).tolist()), (-1.0,) * n, "x", 0, True)
+                   for p, n in [(0, 2), (0, 12), (0, 4), (0, 3), (1, 11), (1, 2), (1, 9), (1, 5)]]
+    grid, binary = [[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0]], [True, True]
+
+    packed = []
+    pack_units = rollouts.pack_units
+    monkeypatch.setattr(rollouts, "pack_units", lambda chunk, *a: packed.append(len(chunk)) or pack_units(chunk, *a))
+
+    def update(overhead: int) -> tuple[dict, dict]:
+        monkeypatch.setattr(rollouts, "MICRO_BATCH_OVERHEAD_TOKENS", overhead)
+        models = T.load_models(cfg)
+        optimizer = torch.optim.SGD(models.policy.parameters(), lr=1.0)  # the update is the gradient (Adam would magnify float-order noise in ~0 gradients)
+        metrics = T.train_step(cfg, models, optimizer, prompt_ids, completions, grid, binary, random.Random(0))
+        return metrics, {k: v.detach().clone() for k, v in models.policy.state_dict().items()}
+
+    one_metrics, one = update(10**6)  # never worth a split: one micro-batch of 8 rows
+    assert packed == [8]
+    split_metrics, split = update(0)  # every split that saves a padded token: 8 distinct lengths, 8 micro-batches
+    assert packed[1:] == [1] * 8
+    for key in ("grpo_loss", "kl", "logit_entropy", "grad_norm", "train_tokens"):
+        assert split_metrics[key] == pytest.approx(one_metrics[key], rel=1e-5, abs=1e-7), key
+    initial = T.load_models(cfg).policy.state_dict()
+    assert sum(float((one[n] - initial[n]).abs().sum()) for n in one) > 1e-3  # the update moved the weights
+    for name in one:
+        torch.testing.assert_close(split[name], one[name], rtol=1e-4, atol=1e-6)

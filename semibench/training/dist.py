@@ -187,10 +187,6 @@ def shard_range(num_items: int, world: World) -> range:
     return range(start, start + base + (world.rank < extra))
 
 
-def max_shard_size(num_items: int, world: World) -> int:
-    return -(-num_items // world.size)
-
-
 def broadcast_object(obj: Any, world: World) -> Any:
     """Rank 0's `obj` on every rank (pickled; for rollouts and small metadata, not tensors)."""
     if not world.sharded:

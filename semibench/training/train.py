@@ -357,12 +357,17 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
     metrics["generator_version_min"], metrics["generator_version_max"] = min(versions), max(versions)
 
     optimizer.zero_grad(set_to_none=True)
-    per_micro = max(1, cfg.train.micro_batch_size // len(units[0]))
-    mine = [units[i] for i in dist.shard_range(len(units), world)]
-    chunks = [mine[k : k + per_micro] for k in range(0, len(mine), per_micro)]
+    lengths = rollouts.unit_lengths(units, prompt_ids, completions)
+
+    def rank_chunks(rank: int) -> list[list[rollouts.Unit]]:  # a rank's slice of the units, in micro-batches of similar length
+        mine = dist.shard_range(len(units), dataclasses.replace(world, rank=rank))
+        return rollouts.micro_batches([units[i] for i in mine], [lengths[i] for i in mine], cfg.train.micro_batch_size)
+
+    chunks = rank_chunks(world.rank)
     # FSDP gathers each block's weights in every forward, so all ranks run as many micro-batches as
-    # the busiest one; a rank short of units runs a zero-weighted one (collectives, zero gradient).
-    num_micro = -(-dist.max_shard_size(len(units), world) // per_micro)
+    # the busiest one (every rank can work that out); a rank short of units runs zero-weighted ones
+    # (collectives, zero gradient).
+    num_micro = max(len(rank_chunks(rank)) for rank in range(world.size))
     sums: dict[str, float] = {}
     log_ratios: dict[int, float] = {}  # flat sample index -> log(pi_policy / pi_generator) of the completion (a sample may sit in several units)
     for k in range(num_micro):
