@@ -210,9 +210,9 @@ def micro_batches(units: Sequence[Unit], unit_length: Sequence[int], max_rows: i
 
     A micro-batch is padded to its longest row, so it costs rows x longest. Units are sorted longest
     first (ties by position: deterministic) and cut into contiguous runs minimising the padded tokens
-    plus `overhead_tokens` (default MICRO_BATCH_OVERHEAD_TOKENS) per micro-batch (an exact dynamic programme over the sorted order). A
-    step's loss and metrics do not depend on the split: each unit's term is weighted by its share
-    of the step.
+    plus `overhead_tokens` (default MICRO_BATCH_OVERHEAD_TOKENS) per micro-batch: an exact dynamic
+    programme over the sorted order. A step's loss and metrics do not depend on the split: each
+    unit's term is weighted by its share of the step.
     """
     if not units:
         return []

@@ -36,9 +36,9 @@ from semibench.sync import check_fresh, window_start
 from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts
 from semibench.trackers import check_installed, open_trackers, requested
 from semibench.training import dist, losses, rollouts
-from semibench.training.logprobs import sampled_logprobs
 from semibench.training.checkpoint import (WindowStart, bytes_needed, check_free_space, drop_states, export_hf, latest_state, load_state, prune_states,
                                            save_state, saves_mid_window)
+from semibench.training.logprobs import sampled_logprobs
 from semibench.training.pipeline import OfflineDataset, RolloutProducer
 
 
