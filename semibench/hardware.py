@@ -165,8 +165,13 @@ def cached_bf16_speedup(machine: Machine) -> float:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, path)  # concurrent first runs each write a whole file; the first one read wins from then on
-    return json.loads(path.read_text())["bf16_speedup"]
+    try:  # first writer wins: processes measuring at the same first moment all read back one record
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return float(json.loads(path.read_text())["bf16_speedup"])
 
 
 def kernel_key(machine: Machine) -> str:

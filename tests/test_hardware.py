@@ -53,6 +53,12 @@ def test_the_speed_measurement_is_made_once_and_kept(tmp_path, monkeypatch):
     # a new measurement would land elsewhere: `auto` and the run ids stay what they were.
     monkeypatch.setattr(hardware, "matmul_gflops", lambda *a: pytest.fail("measured again"))
     assert hardware.cached_bf16_speedup(machine) == 0.517
+    # Two processes measuring at once: the first record written is the one both use.
+    path = hardware.speed_cache_path(machine)
+    path.unlink()
+    monkeypatch.setattr(hardware, "matmul_gflops", lambda dtype, size, seconds: path.exists() or path.write_text('{"bf16_speedup": 2.0}') or 1.0)
+    assert hardware.cached_bf16_speedup(machine) == 2.0
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
 
 
 def test_cuda_with_bf16_is_bf16_and_without_is_fp32():
