@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from semibench import allocator
 from semibench.allocator import SETTINGS, keep_freed_memory, user_chose_allocator
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
@@ -34,9 +35,14 @@ def test_a_large_tensor_comes_from_the_heap_once_applied():
     assert probe("keep", env) == ("True", 0)
 
 
-def test_children_inherit_it_and_a_users_allocator_is_left_alone():
+def test_children_inherit_it_and_a_users_allocator_is_left_alone(monkeypatch):
+    # This process's allocator stays glibc's default: mallopt is recorded, not called (the real call
+    # is the subprocess test above).
+    calls = []
+    monkeypatch.setattr(allocator, "_glibc", lambda: type("Libc", (), {"mallopt": staticmethod(lambda p, v: calls.append((p, v)) or 1)})())
     environ: dict[str, str] = {}
     assert keep_freed_memory(environ) is True
+    assert calls == [(-4, 0), (-1, -1)]  # M_MMAP_MAX = 0, M_TRIM_THRESHOLD = SIZE_MAX
     assert environ == SETTINGS
     assert probe("default", {"PATH": "/usr/bin:/bin", **environ}) == ("False", 0)  # read by the child's glibc at start
     for chosen in ({"LD_PRELOAD": "/usr/lib/libjemalloc.so.2"}, {"MALLOC_ARENA_MAX": "2"}, {"GLIBC_TUNABLES": "glibc.malloc.mmap_max=1"}):
