@@ -6,7 +6,7 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassificat
 
 from semibench.datafiles import read_spec
 from semibench.models import resolve_model
-from semibench.rewards.judge import ANSWER_PREFIX, PointwiseJudge
+from semibench.rewards.judge import ANSWER_PREFIX, PointwiseJudge, common_prefix_length, instruction_groups
 from semibench.rewards.reward_model import ScalarRewardModel
 
 TEMPLATE = read_spec("templates")["judge"]["pointwise"]
@@ -23,15 +23,36 @@ def test_judge_reward_is_expected_rating_from_score_token_logprobs(judge):
     scores = judge(instructions, responses)
     assert all(0.0 <= s <= 1.0 for s in scores)
     # Recompute one by hand, unbatched: softmax over the nine rating tokens, E[rating], rescaled.
+    expected = _by_hand(judge, instructions[3], responses[3])
+    assert scores[3] == pytest.approx(expected, abs=1e-5)  # batching with padding changes nothing
+    assert len(set(round(s, 6) for s in scores)) > 1  # graded, not a constant
+
+
+def _by_hand(judge, instruction: str, response: str) -> float:
     tok = judge.tokenizer
-    text = tok.apply_chat_template([{"role": "user", "content": TEMPLATE.format(instruction=instructions[3], response=responses[3])}], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template([{"role": "user", "content": TEMPLATE.format(instruction=instruction, response=response)}], tokenize=False, add_generation_prompt=True)
     ids = torch.tensor([tok.encode(text + ANSWER_PREFIX, add_special_tokens=False)])
     with torch.no_grad():
         logits = judge.model(input_ids=ids).logits[0, -1]
     probs = logits[judge.rating_ids].softmax(-1)
-    expected = (probs * torch.arange(1, 10)).sum().item()
-    assert scores[3] == pytest.approx((expected - 1) / 8, abs=1e-5)  # batching with padding changes nothing
-    assert len(set(round(s, 6) for s in scores)) > 1  # graded, not a constant
+    return ((probs * torch.arange(1, 10)).sum().item() - 1) / 8
+
+
+def test_judge_shares_a_prompts_tokens_and_scores_as_if_it_did_not(judge):
+    """A prompt's samples run their shared start once (KV repeated, suffixes padded in the middle);
+    every score equals the row's own unbatched forward, whatever its length, order or group."""
+    instructions = ["Explain rain."] * 4 + ["Say hi."] * 2 + ["Explain rain."]
+    responses = ["Clouds.", "Water vapour condenses into droplets that grow and fall. " * 3, "rain", "", "hi", "hello there", "Clouds."]
+    scores = judge(instructions, responses)  # batch_size 3: "Explain rain." runs as groups of 3 and 2
+    for instruction, response, score in zip(instructions, responses, scores):
+        assert score == pytest.approx(_by_hand(judge, instruction, response), abs=1e-5)
+    assert scores[0] == pytest.approx(scores[6], abs=1e-6) and scores[0] != pytest.approx(scores[1], abs=1e-4)
+
+
+def test_instruction_groups_and_common_prefix():
+    assert instruction_groups(["a", "b", "a", "a", "b"], 2) == [[0, 2], [3], [1, 4]]
+    assert common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert common_prefix_length([[5, 1], [6, 1]]) == 0
 
 
 def test_judge_truncates_from_the_left_and_counts(judge):
