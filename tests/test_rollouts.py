@@ -144,7 +144,7 @@ def test_pack_shares_prompts_runs_each_once_and_continues_positions():
     prompts, completions = [[5, 6, 7], [8, 9], [5, 6, 7]], [[1, 2], [3], [4, 4, 4]]
     plain = rollouts.pack(prompts, completions, [[-0.5] * len(c) for c in completions], pad_id=0)
     batch = rollouts.pack(prompts, completions, [[-0.5] * len(c) for c in completions], pad_id=0, share_prompts=True)
-    assert batch.shared.input_ids.tolist() == [[5, 6], [0, 8]] and batch.shared.row_prompt.tolist() == [0, 1, 0]
+    assert batch.shared_prompts.input_ids.tolist() == [[5, 6], [0, 8]] and batch.shared_prompts.row_prompt.tolist() == [0, 1, 0]
     assert batch.input_ids.tolist() == [[0, 7, 1, 2], [0, 0, 9, 3], [7, 4, 4, 4]]  # a prompt's last token leads each row
     assert batch.position_ids[0, -3:].tolist() == [2, 3, 4] and batch.position_ids[1, -2:].tolist() == [1, 2]
     assert torch.equal(batch.completion_mask, plain.completion_mask) and torch.equal(batch.generator_logps, plain.generator_logps)

@@ -105,7 +105,7 @@ class TokenBatch:
     """Prompt + completion ids left-padded so every completion ends at the last position.
 
     Right-aligning completions lets the forward compute logits for only the last T + 1 positions.
-    With `shared` set, input_ids (and its mask and positions) hold each row's prompt's last token and
+    With `shared_prompts` set, input_ids (and its mask and positions) hold each row's prompt's last token and
     its completion, padded on the left, and the prompts before them run once (`SharedPrompts`).
     """
 
@@ -114,13 +114,13 @@ class TokenBatch:
     position_ids: Tensor  # [B, L]
     completion_mask: Tensor  # [B, T] 1 on completion tokens (right-aligned)
     generator_logps: Tensor  # [B, T] log-probs the generator sampled with (0 on padding)
-    shared: SharedPrompts | None = None
+    shared_prompts: SharedPrompts | None = None
 
     @property
     def num_tokens(self) -> int:
         """Tokens the forward runs (each shared prompt once)."""
-        shared = 0 if self.shared is None else int(self.shared.attention_mask.sum())
-        return int(self.attention_mask.sum()) + shared
+        prompts = 0 if self.shared_prompts is None else int(self.shared_prompts.attention_mask.sum())
+        return int(self.attention_mask.sum()) + prompts
 
 
 def pack(prompts: list[list[int]], completions: list[list[int]], generator_logps: list[list[float]], pad_id: int,

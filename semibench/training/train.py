@@ -311,8 +311,8 @@ def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False,
     """
     num_completion = batch.completion_mask.shape[1]
     cache, attention_mask = None, batch.attention_mask
-    if batch.shared is not None:  # the distinct prompts first, once; their KV (and its gradient path) per row
-        shared = batch.shared
+    if batch.shared_prompts is not None:  # the distinct prompts first, once; their KV (and its gradient path) per row
+        shared = batch.shared_prompts
         cache = model(input_ids=shared.input_ids, attention_mask=shared.attention_mask, position_ids=shared.position_ids,
                       use_cache=True, logits_to_keep=1).past_key_values
         cache.batch_select_indices(shared.row_prompt)
@@ -439,9 +439,9 @@ def to_device(batch: rollouts.TokenBatch, device: torch.device) -> rollouts.Toke
         return batch
 
     def tensors_to(obj):  # a dataclass of tensors
-        return dataclasses.replace(obj, **{f.name: getattr(obj, f.name).to(device) for f in dataclasses.fields(obj) if f.name != "shared"})
+        return dataclasses.replace(obj, **{f.name: getattr(obj, f.name).to(device) for f in dataclasses.fields(obj) if f.name != "shared_prompts"})
 
-    return dataclasses.replace(tensors_to(batch), shared=batch.shared and tensors_to(batch.shared))
+    return dataclasses.replace(tensors_to(batch), shared_prompts=batch.shared_prompts and tensors_to(batch.shared_prompts))
 
 
 def loss_inputs(plan: rollouts.StepUnits, rows: list[int], batch: rollouts.TokenBatch, logps: torch.Tensor, ref_logps: torch.Tensor,
