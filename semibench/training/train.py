@@ -310,21 +310,12 @@ def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False,
     (`entropy_grad`: then on full fp32 logits), else a metric computed beside the log-probs.
     """
     num_completion = batch.completion_mask.shape[1]
-    cache, attention_mask = None, batch.attention_mask
-    if batch.shared_prompts is not None:  # the distinct prompts first, once; their KV (and its gradient path) per row
-        shared = batch.shared_prompts
-        cache = model(input_ids=shared.input_ids, attention_mask=shared.attention_mask, position_ids=shared.position_ids,
-                      use_cache=True, logits_to_keep=1).past_key_values
-        cache.batch_select_indices(shared.row_prompt)
-        attention_mask = torch.cat([shared.attention_mask[shared.row_prompt], batch.attention_mask], dim=1)
     logits = model(
         input_ids=batch.input_ids,
-        attention_mask=attention_mask,
+        attention_mask=batch.attention_mask,
         position_ids=batch.position_ids,
-        past_key_values=cache,
         logits_to_keep=num_completion + 1,
-        # No KV cache of its own: a training forward needs none, and recomputed (checkpointed) blocks must not append to one.
-        use_cache=cache is not None,
+        use_cache=False,  # a training forward needs no KV cache (and recomputed blocks must not append to one)
     ).logits[:, :-1]  # position t predicts token t + 1
     targets = batch.input_ids[:, -num_completion:]
     if not (with_entropy and entropy_grad):  # a slice at a time, never a vocab-sized fp32 tensor (logprobs.py)
@@ -366,15 +357,11 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
     metrics["generator_version_min"], metrics["generator_version_max"] = min(versions), max(versions)
 
     optimizer.zero_grad(set_to_none=True)
-    shapes = rollouts.unit_shapes(units, prompt_ids, completions)
-    # Each distinct prompt runs once (rollouts.SharedPrompts). Not under FSDP: it reshards a block after each
-    # forward, and a backward through two forwards of one block finds its weights freed. Not under activation
-    # checkpointing: a recomputed block would append to the prompts' cache.
-    share_prompts = not world.sharded and not cfg.dist.activation_checkpointing and min(len(p) for p in prompt_ids) >= 2
+    lengths = rollouts.unit_lengths(units, prompt_ids, completions)
 
     def rank_chunks(rank: int) -> list[list[rollouts.Unit]]:  # a rank's slice of the units, in micro-batches of similar length
         mine = dist.shard_range(len(units), dataclasses.replace(world, rank=rank))
-        return rollouts.micro_batches([units[i] for i in mine], [shapes[i] for i in mine], cfg.train.micro_batch_size, share_prompts)
+        return rollouts.micro_batches([units[i] for i in mine], [lengths[i] for i in mine], cfg.train.micro_batch_size)
 
     chunks = rank_chunks(world.rank)
     # FSDP gathers each block's weights in every forward, so all ranks run as many micro-batches as
@@ -385,7 +372,7 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
     log_ratios: dict[int, float] = {}  # flat sample index -> log(pi_policy / pi_generator) of the completion (a sample may sit in several units)
     for k in range(num_micro):
         chunk, weight = (chunks[k], len(chunks[k]) / len(units)) if k < len(chunks) else (units[:1], 0.0)
-        batch = to_device(rollouts.pack_units(chunk, prompt_ids, completions, models.tokenizer.pad_token_id, share_prompts), world.device)
+        batch = to_device(rollouts.pack_units(chunk, prompt_ids, completions, models.tokenizer.pad_token_id), world.device)
         with models.autocast():
             logps, entropy = forward_logps(models.policy, batch, with_entropy=True, entropy_grad=bool(cfg.loss.entropy_coef))
             with torch.no_grad():
@@ -414,7 +401,7 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
         for key, v in m.items():
             sums[key] = sums.get(key, 0.0) + v * (num_tokens if key in TOKEN_MEANS else len(chunk))
         sums["completion_tokens"] = sums.get("completion_tokens", 0.0) + num_tokens
-        sums["train_tokens"] = sums.get("train_tokens", 0.0) + float(batch.num_tokens)
+        sums["train_tokens"] = sums.get("train_tokens", 0.0) + float(batch.attention_mask.sum())
     grad_norm = dist.clip_grad_norm_(models.policy.parameters(), cfg.optim.grad_clip)
     if not math.isfinite(grad_norm):  # the global norm: every rank takes the same branch
         losses_seen = {k: v for k, v in sums.items() if k.endswith("_loss")}
@@ -437,11 +424,7 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
 def to_device(batch: rollouts.TokenBatch, device: torch.device) -> rollouts.TokenBatch:
     if device.type == "cpu":
         return batch
-
-    def tensors_to(obj):  # a dataclass of tensors
-        return dataclasses.replace(obj, **{f.name: getattr(obj, f.name).to(device) for f in dataclasses.fields(obj) if f.name != "shared_prompts"})
-
-    return dataclasses.replace(tensors_to(batch), shared_prompts=batch.shared_prompts and tensors_to(batch.shared_prompts))
+    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name).to(device) for f in dataclasses.fields(batch)})
 
 
 def loss_inputs(plan: rollouts.StepUnits, rows: list[int], batch: rollouts.TokenBatch, logps: torch.Tensor, ref_logps: torch.Tensor,
