@@ -94,6 +94,13 @@ def test_frac_valid_by_kind_counts_each_kinds_prompts_with_a_unit():
     assert rollouts.frac_valid_by_kind([], ["if"], 4) == {"if": 0.0}
 
 
+def _shapes(lengths, rows=2, prompt_tokens=None):
+    from semibench.training.rollouts import UnitShape
+
+    prompt_tokens = prompt_tokens or [0] * len(lengths)
+    return [UnitShape(i, p, n - p, rows) for i, (n, p) in enumerate(zip(lengths, prompt_tokens))]
+
+
 def test_micro_batches_group_by_length_and_keep_every_unit_once():
     from semibench.training.rollouts import micro_batches
 
@@ -101,18 +108,54 @@ def test_micro_batches_group_by_length_and_keep_every_unit_once():
     lengths = [200, 60, 190, 70]
     # One micro-batch would pad 8 rows to 200 (1,600 tokens); the long pairs together and the short
     # ones together cost 4 x 200 + 4 x 70 = 1,080 plus one more micro-batch's overhead.
-    assert micro_batches(units, lengths, max_rows=8, overhead_tokens=64) == [[(0, 1), (4, 5)], [(6, 7), (2, 3)]]
+    assert micro_batches(units, _shapes(lengths), max_rows=8, overhead_tokens=64) == [[(0, 1), (4, 5)], [(6, 7), (2, 3)]]
     # A split that saves less than it costs is not made.
-    assert micro_batches(units, lengths, max_rows=8, overhead_tokens=600) == [[(0, 1), (4, 5), (6, 7), (2, 3)]]
+    assert micro_batches(units, _shapes(lengths), max_rows=8, overhead_tokens=600) == [[(0, 1), (4, 5), (6, 7), (2, 3)]]
     # The row cap holds whatever the lengths.
-    groups = micro_batches(units, [100] * 4, max_rows=4, overhead_tokens=1)
+    groups = micro_batches(units, _shapes([100] * 4), max_rows=4, overhead_tokens=1)
     assert [len(g) for g in groups] == [2, 2]
-    assert sorted(u for g in micro_batches(units, lengths, max_rows=2) for u in g) == units
+    assert sorted(u for g in micro_batches(units, _shapes(lengths), max_rows=2) for u in g) == units
     assert micro_batches([], [], max_rows=8) == []
 
 
+def test_micro_batches_with_shared_prompts_count_each_prompt_once():
+    """GRPO: 2 prompts x 4 samples. Shared, a micro-batch runs each distinct prompt once, so long
+    prompts no longer decide the split: the samples' lengths do, and a split that would run a prompt
+    twice must save more than the prompt costs."""
+    from semibench.training.rollouts import UnitShape, micro_batches
+
+    units = [(i,) for i in range(8)]
+    completion = [120, 10, 110, 20, 100, 15, 115, 25]
+    shapes = [UnitShape(i // 4, 400, c, 1) for i, c in enumerate(completion)]  # long prompts: 400 tokens
+    by_length = [(0,), (6,), (2,), (4,), (7,), (3,), (5,), (1,)]
+    # Whole rows (410-520 tokens): 8 x 520 in one micro-batch, 4 x 520 + 4 x 425 in two: split.
+    assert micro_batches(units, shapes, max_rows=8, overhead_tokens=64) == [by_length[:4], by_length[4:]]
+    # Shared: 2 x 399 prompt tokens + 8 x 121 in one; two would run both prompts twice: not split.
+    assert micro_batches(units, shapes, max_rows=8, share_prompts=True, overhead_tokens=64) == [by_length]
+    cheap_prompts = [UnitShape(i // 4, 3, c, 1) for i, c in enumerate(completion)]  # prompts cost ~nothing: split by sample length
+    assert micro_batches(units, cheap_prompts, max_rows=8, share_prompts=True, overhead_tokens=64) == [by_length[:4], by_length[4:]]
+    capped = micro_batches(units, shapes, max_rows=3, share_prompts=True, overhead_tokens=0)
+    assert max(len(b) for b in capped) <= 3 and sorted(u for b in capped for u in b) == units
+
+
+def test_pack_shares_prompts_runs_each_once_and_continues_positions():
+    from semibench.training import rollouts
+
+    prompts, completions = [[5, 6, 7], [8, 9], [5, 6, 7]], [[1, 2], [3], [4, 4, 4]]
+    plain = rollouts.pack(prompts, completions, [[-0.5] * len(c) for c in completions], pad_id=0)
+    batch = rollouts.pack(prompts, completions, [[-0.5] * len(c) for c in completions], pad_id=0, share_prompts=True)
+    assert batch.shared_prompts.input_ids.tolist() == [[5, 6], [0, 8]] and batch.shared_prompts.row_prompt.tolist() == [0, 1, 0]
+    assert batch.input_ids.tolist() == [[0, 7, 1, 2], [0, 0, 9, 3], [7, 4, 4, 4]]  # a prompt's last token leads each row
+    assert batch.position_ids[0, -3:].tolist() == [2, 3, 4] and batch.position_ids[1, -2:].tolist() == [1, 2]
+    assert torch.equal(batch.completion_mask, plain.completion_mask) and torch.equal(batch.generator_logps, plain.generator_logps)
+    assert (plain.num_tokens, batch.num_tokens) == (5 + 3 + 6, 3 + 9)
+    with pytest.raises(ValueError, match="2 tokens"):
+        rollouts.pack([[5]], [[1]], [[-0.5]], pad_id=0, share_prompts=True)
+
+
 def test_the_step_is_the_same_update_however_its_units_are_split(monkeypatch):
-    """train_step with length-aware micro-batches gives the update of one micro-batch (up to float order)."""
+    """train_step with length-aware micro-batches gives the update of one micro-batch (up to float
+    order), with each prompt run once or with every row running its prompt."""
     import random
 
     import torch
@@ -121,7 +164,8 @@ def test_the_step_is_the_same_update_however_its_units_are_split(monkeypatch):
     from semibench.engines.base import Completion
     from semibench.training import rollouts, train as T
 
-    cfg = config.resolve("tiny", {"task.name": "math", "loss.objective": "grpo", "model.autocast_dtype": "", "train.micro_batch_size": 16})
+    overrides = {"task.name": "math", "loss.objective": "grpo", "model.autocast_dtype": "", "train.micro_batch_size": 16}
+    cfg = config.resolve("tiny", overrides)
     g = torch.Generator().manual_seed(0)
     prompt_ids = [torch.randint(5, 60, (n,), generator=g).tolist() for n in (3, 9)]
     completions = [Completion(p, tuple(torch.randint(5, 60, (n,), generator=g).tolist()), (-1.0,) * n, "x", 0, True)
@@ -132,20 +176,26 @@ def test_the_step_is_the_same_update_however_its_units_are_split(monkeypatch):
     pack_units = rollouts.pack_units
     monkeypatch.setattr(rollouts, "pack_units", lambda chunk, *a: packed.append(len(chunk)) or pack_units(chunk, *a))
 
-    def update(overhead: int) -> tuple[dict, dict]:
+    def update(overhead: int, share_prompts: bool = True) -> tuple[dict, dict]:
         monkeypatch.setattr(rollouts, "MICRO_BATCH_OVERHEAD_TOKENS", overhead)
-        models = T.load_models(cfg)
+        # Activation checkpointing turns prompt sharing off (a recomputed block must not append to a cache).
+        run_cfg = cfg if share_prompts else config.resolve("tiny", {**overrides, "dist.activation_checkpointing": "true"})
+        models = T.load_models(run_cfg)
         optimizer = torch.optim.SGD(models.policy.parameters(), lr=1.0)  # the update is the gradient (Adam would magnify float-order noise in ~0 gradients)
-        metrics = T.train_step(cfg, models, optimizer, prompt_ids, completions, grid, binary, random.Random(0))
+        metrics = T.train_step(run_cfg, models, optimizer, prompt_ids, completions, grid, binary, random.Random(0))
         return metrics, {k: v.detach().clone() for k, v in models.policy.state_dict().items()}
 
-    one_metrics, one = update(10**6)  # never worth a split: one micro-batch of 8 rows
+    one_metrics, one = update(10**6)  # never worth a split: one micro-batch of 8 rows, each prompt run once
     assert packed == [8]
-    split_metrics, split = update(0)  # every split that saves a padded token: 8 distinct lengths, 8 micro-batches
-    assert packed[1:] == [1] * 8
-    for key in ("grpo_loss", "kl", "logit_entropy", "grad_norm", "train_tokens"):
-        assert split_metrics[key] == pytest.approx(one_metrics[key], rel=1e-5, abs=1e-7), key
+    for share_prompts in (True, False):
+        # Every split that saves a padded token: by sample length when shared, else one per row (8 distinct lengths).
+        del packed[:]
+        split_metrics, split = update(0, share_prompts)
+        assert len(packed) > 1 and (share_prompts or packed == [1] * 8)
+        for key in ("grpo_loss", "kl", "logit_entropy", "grad_norm"):
+            assert split_metrics[key] == pytest.approx(one_metrics[key], rel=1e-5, abs=1e-7), key
+        for name in one:
+            torch.testing.assert_close(split[name], one[name], rtol=1e-4, atol=1e-6)
+    assert split_metrics["train_tokens"] > one_metrics["train_tokens"]  # each prompt ran 4 times instead of once
     initial = T.load_models(cfg).policy.state_dict()
     assert sum(float((one[n] - initial[n]).abs().sum()) for n in one) > 1e-3  # the update moved the weights
-    for name in one:
-        torch.testing.assert_close(split[name], one[name], rtol=1e-4, atol=1e-6)

@@ -109,3 +109,56 @@ def test_entropy_carries_a_gradient_only_when_the_loss_uses_it(entropy_coef, gra
     logps, entropy = forward_logps(models.policy, batch, with_entropy=True, entropy_grad=bool(cfg.loss.entropy_coef))
     assert logps.requires_grad and entropy.requires_grad == grad
     assert torch.isfinite(entropy).all() and (entropy > 0).all()
+
+
+@pytest.mark.parametrize("entropy_grad", [False, True])
+def test_shared_prompts_give_the_forward_of_whole_rows(entropy_grad):
+    """Each distinct prompt run once, its KV repeated per row: the same log-probs, entropies and
+    gradients as every row running its own prompt (rows of uneven prompt and sample lengths, an empty sample)."""
+    from semibench.training import rollouts
+    from semibench.training.train import forward_logps, load_models
+
+    policy = load_models(config.resolve("tiny", {"model.autocast_dtype": ""})).policy
+    prompts = [[5, 6, 7, 8], [9, 10], [5, 6, 7, 8], [9, 10], [5, 6, 7, 8]]
+    completions = [[11, 12, 13], [14], [15, 16, 17, 18, 19], [20, 21], []]
+
+    def run(share: bool):
+        batch = rollouts.pack(prompts, completions, [[-1.0] * len(c) for c in completions], 0, share_prompts=share)
+        logps, entropy = forward_logps(policy, batch, with_entropy=True, entropy_grad=entropy_grad)
+        mask = batch.completion_mask
+        ((logps * mask).sum() + (entropy * mask).sum() * entropy_grad).backward()
+        grads = [p.grad.clone() for p in policy.parameters()]
+        policy.zero_grad(set_to_none=True)
+        return logps.detach() * mask, entropy.detach() * mask, grads
+
+    (logps, entropy, grads), (shared_logps, shared_entropy, shared_grads) = run(False), run(True)
+    torch.testing.assert_close(shared_logps, logps, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(shared_entropy, entropy, rtol=1e-5, atol=1e-5)
+    for got, want in zip(shared_grads, grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert max(float(g.abs().max()) for g in grads) > 1e-2  # a real gradient, not zeros on both sides
+
+
+def test_rows_of_prompts_gradients_repeat_bit_for_bit():
+    """Rows repeat their prompt's KV; the backward adds them back into the prompt. Advanced indexing's
+    backward (the cache's batch_select_indices) adds with atomics in thread order and gave a different
+    last bit from one call to the next on 2 threads; rows_of_prompts must give the same bits every time."""
+    from types import SimpleNamespace
+
+    from semibench.training.train import rows_of_prompts
+
+    torch.manual_seed(0)
+    keys = torch.randn(6, 3, 400, 64, requires_grad=True)  # 6 prompts, SmolLM2's 3 KV heads x 64, 400 positions
+    row_prompt = torch.tensor([0, 1, 0, 2, 0, 1, 3, 4, 5, 2, 2, 0, 1, 3, 4, 5] * 2)
+    upstream = torch.randn(len(row_prompt), 3, 400, 64)
+
+    def gradient() -> torch.Tensor:
+        cache = SimpleNamespace(layers=[SimpleNamespace(keys=keys, values=keys * 2)])
+        rows_of_prompts(cache, row_prompt)
+        keys.grad = None
+        (cache.layers[0].keys * upstream + cache.layers[0].values).sum().backward()
+        return keys.grad.clone()
+
+    first = gradient()
+    torch.testing.assert_close(first[0], upstream[row_prompt == 0].sum(0) + 2 * (row_prompt == 0).sum(), rtol=1e-5, atol=1e-4)
+    assert all(torch.equal(gradient(), first) for _ in range(10))

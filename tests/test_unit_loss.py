@@ -29,10 +29,12 @@ class TokenScores(torch.nn.Module):
         super().__init__()
         self.theta = torch.nn.Parameter(torch.zeros(VOCAB))
 
-    def forward(self, input_ids, attention_mask, position_ids, logits_to_keep, use_cache):
+    def forward(self, input_ids, attention_mask, position_ids, logits_to_keep, use_cache, past_key_values=None):
         targets = input_ids[:, -(logits_to_keep - 1):]  # what the kept positions predict; the last predicts nothing
         logits = torch.zeros(*targets.shape, VOCAB).scatter(-1, targets[..., None], self.theta[targets][..., None])
-        return SimpleNamespace(logits=torch.cat([logits, torch.zeros(len(targets), 1, VOCAB)], dim=1))
+        # Scores depend on the sample's own tokens only, so a shared prompt's cache (train.forward_logps) holds nothing.
+        no_cache = SimpleNamespace(layers=[])
+        return SimpleNamespace(logits=torch.cat([logits, torch.zeros(len(targets), 1, VOCAB)], dim=1), past_key_values=no_cache)
 
 
 def one_step(grid, binary, objective, micro_batch_size):

@@ -84,10 +84,29 @@ def grpo_groups(rewards: list[list[float]], scale_by_std: bool) -> Groups:
 
 
 @dataclass(frozen=True)
+class SharedPrompts:
+    """The distinct prompts of a micro-batch, each run once; the batch's rows then hold only their own tokens.
+
+    A GRPO group's samples and a DPO pair share their prompt (~55 tokens against ~75 sampled on the
+    mixed task), so the shared forward skips up to a third of the step's tokens. Each prompt runs
+    without its last token; its KV is repeated for every row that continues it, and that last token
+    leads each row's own tokens, so the logits of every position a loss reads come from the row's
+    forward, exactly as without sharing.
+    """
+
+    input_ids: Tensor  # [P, Lp] each distinct prompt minus its last token, left-padded
+    attention_mask: Tensor  # [P, Lp]
+    position_ids: Tensor  # [P, Lp]
+    row_prompt: Tensor  # [B] which of the P prompts each row continues
+
+
+@dataclass(frozen=True)
 class TokenBatch:
     """Prompt + completion ids left-padded so every completion ends at the last position.
 
     Right-aligning completions lets the forward compute logits for only the last T + 1 positions.
+    With `shared_prompts` set, input_ids (and its mask and positions) hold each row's prompt's last token and
+    its completion, padded on the left, and the prompts before them run once (`SharedPrompts`).
     """
 
     input_ids: Tensor  # [B, L]
@@ -95,10 +114,20 @@ class TokenBatch:
     position_ids: Tensor  # [B, L]
     completion_mask: Tensor  # [B, T] 1 on completion tokens (right-aligned)
     generator_logps: Tensor  # [B, T] log-probs the generator sampled with (0 on padding)
+    shared_prompts: SharedPrompts | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens the forward runs (each shared prompt once)."""
+        prompts = 0 if self.shared_prompts is None else int(self.shared_prompts.attention_mask.sum())
+        return int(self.attention_mask.sum()) + prompts
 
 
-def pack(prompts: list[list[int]], completions: list[list[int]], generator_logps: list[list[float]], pad_id: int) -> TokenBatch:
-    input_ids, attention_mask = left_pad([list(p) + list(c) for p, c in zip(prompts, completions)], pad_id)
+def pack(prompts: list[list[int]], completions: list[list[int]], generator_logps: list[list[float]], pad_id: int,
+         share_prompts: bool = False) -> TokenBatch:
+    """Rows of prompt + completion; `share_prompts`: run each distinct prompt once (`SharedPrompts`;
+    every prompt needs 2 tokens or more). Sharing is the caller's choice, not the data's: FSDP ranks
+    must all run the same forwards."""
     num_completion = max(max(len(c) for c in completions), 1)
     completion_mask = torch.zeros((len(prompts), num_completion))
     gen_logps = torch.zeros((len(prompts), num_completion))
@@ -106,6 +135,18 @@ def pack(prompts: list[list[int]], completions: list[list[int]], generator_logps
         if c:
             completion_mask[row, num_completion - len(c) :] = 1
             gen_logps[row, num_completion - len(c) :] = torch.tensor(g)
+    if share_prompts:
+        distinct = list(dict.fromkeys(tuple(p) for p in prompts))
+        if min(len(p) for p in distinct) < 2:
+            raise ValueError("share_prompts needs prompts of 2 tokens or more")
+        index = {p: i for i, p in enumerate(distinct)}
+        prompt_ids, prompt_mask = left_pad([p[:-1] for p in distinct], pad_id)
+        row_prompt = torch.tensor([index[tuple(p)] for p in prompts])
+        input_ids, attention_mask = left_pad([[p[-1], *c] for p, c in zip(prompts, completions)], pad_id)
+        before = torch.tensor([len(p) - 1 for p in prompts])[:, None]  # positions the shared prompt took
+        shared = SharedPrompts(prompt_ids, prompt_mask, (prompt_mask.cumsum(-1) - 1).clamp(min=0), row_prompt)
+        return TokenBatch(input_ids, attention_mask, before + (attention_mask.cumsum(-1) - 1).clamp(min=0), completion_mask, gen_logps, shared)
+    input_ids, attention_mask = left_pad([list(p) + list(c) for p, c in zip(prompts, completions)], pad_id)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     return TokenBatch(input_ids, attention_mask, position_ids, completion_mask, gen_logps)
 
@@ -186,7 +227,8 @@ def unit_rows(chunk: Sequence[Unit]) -> list[int]:
     return [i for unit in chunk for i in unit]
 
 
-def pack_units(chunk: Sequence[Unit], prompt_ids: Sequence[Sequence[int]], completions: Sequence[Completion], pad_id: int) -> TokenBatch:
+def pack_units(chunk: Sequence[Unit], prompt_ids: Sequence[Sequence[int]], completions: Sequence[Completion], pad_id: int,
+               share_prompts: bool = False) -> TokenBatch:
     """A chunk of units as one micro-batch: each row its prompt's ids + the sample's tokens (rows as `unit_rows`)."""
     rows = unit_rows(chunk)
     return pack(
@@ -194,6 +236,7 @@ def pack_units(chunk: Sequence[Unit], prompt_ids: Sequence[Sequence[int]], compl
         [list(completions[i].token_ids) for i in rows],
         [list(completions[i].logprobs) for i in rows],
         pad_id,
+        share_prompts,
     )
 
 
@@ -204,36 +247,60 @@ def pack_units(chunk: Sequence[Unit], prompt_ids: Sequence[Sequence[int]], compl
 MICRO_BATCH_OVERHEAD_TOKENS = 64
 
 
-def micro_batches(units: Sequence[Unit], unit_length: Sequence[int], max_rows: int,
+@dataclass(frozen=True)
+class UnitShape:
+    """What a unit's rows cost a micro-batch: the prompt they answer, its length, the longest sample."""
+
+    prompt: int
+    prompt_tokens: int
+    completion_tokens: int
+    rows: int
+
+
+def unit_shapes(units: Sequence[Unit], prompt_ids: Sequence[Sequence[int]], completions: Sequence[Completion]) -> list[UnitShape]:
+    shapes = []
+    for unit in units:  # a unit's samples answer one prompt (a GRPO sample; a DPO pair)
+        prompt = completions[unit[0]].prompt_index
+        shapes.append(UnitShape(prompt, len(prompt_ids[prompt]), max(len(completions[i].token_ids) for i in unit), len(unit)))
+    return shapes
+
+
+def micro_batches(units: Sequence[Unit], shapes: Sequence[UnitShape], max_rows: int, share_prompts: bool = False,
                   overhead_tokens: int | None = None) -> list[list[Unit]]:
     """Units -> micro-batches of at most `max_rows` rows, grouped by length to waste little on padding.
 
-    A micro-batch is padded to its longest row, so it costs rows x longest. Units are sorted longest
-    first (ties by position: deterministic) and cut into contiguous runs minimising the padded tokens
-    plus `overhead_tokens` (default MICRO_BATCH_OVERHEAD_TOKENS) per micro-batch: an exact dynamic
+    A micro-batch is padded to its longest row, so it costs rows x longest (prompt + sample). With
+    `share_prompts` (`pack`) each distinct prompt runs once: a micro-batch costs its distinct prompts
+    x the longest prompt, plus rows x the longest sample, so units are ordered by sample length and
+    a prompt's units sharing a micro-batch share its forward. Units are sorted longest first (ties by
+    position: deterministic) and cut into contiguous runs minimising those tokens plus
+    `overhead_tokens` (default MICRO_BATCH_OVERHEAD_TOKENS) per micro-batch: an exact dynamic
     programme over the sorted order. A step's loss and metrics do not depend on the split: each
     unit's term is weighted by its share of the step.
     """
     if not units:
         return []
     overhead_tokens = MICRO_BATCH_OVERHEAD_TOKENS if overhead_tokens is None else overhead_tokens
-    rows = len(units[0])
-    per_batch = max(1, max_rows // rows)
-    order = sorted(range(len(units)), key=lambda i: (-unit_length[i], i))
+    # Tokens every row runs: its prompt's last token and its sample when prompts are shared, else both whole.
+    per_row = [s.completion_tokens + (1 if share_prompts else s.prompt_tokens) for s in shapes]
+    order = sorted(range(len(units)), key=lambda i: (-per_row[i], i))
     best = [0.0] + [float("inf")] * len(order)  # best[j]: cheapest split of the j longest units
     cut = [0] * (len(order) + 1)
     for end in range(1, len(order) + 1):
-        for start in range(end - 1, max(end - per_batch, 0) - 1, -1):
-            cost = best[start] + (end - start) * rows * unit_length[order[start]] + overhead_tokens
+        rows, prompts, longest_prompt = 0, set(), 0
+        for start in range(end - 1, -1, -1):
+            shape = shapes[order[start]]
+            rows += shape.rows
+            if rows > max_rows and start < end - 1:
+                break
+            if share_prompts:  # each distinct prompt once, minus the last token each row runs
+                prompts.add(shape.prompt)
+                longest_prompt = max(longest_prompt, shape.prompt_tokens - 1)
+            cost = best[start] + len(prompts) * longest_prompt + rows * per_row[order[start]] + overhead_tokens
             if cost < best[end]:
                 best[end], cut[end] = cost, start
-    groups, end = [], len(order)
+    batches, end = [], len(order)
     while end:
-        groups.append([units[i] for i in order[cut[end] : end]])
+        batches.append([units[i] for i in order[cut[end] : end]])
         end = cut[end]
-    return groups[::-1]
-
-
-def unit_lengths(units: Sequence[Unit], prompt_ids: Sequence[Sequence[int]], completions: Sequence[Completion]) -> list[int]:
-    """Each unit's longest row (prompt + sample tokens): what its micro-batch is padded to."""
-    return [max(len(prompt_ids[completions[i].prompt_index]) + len(completions[i].token_ids) for i in unit) for unit in units]
+    return batches[::-1]

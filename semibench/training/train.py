@@ -310,12 +310,21 @@ def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False,
     (`entropy_grad`: then on full fp32 logits), else a metric computed beside the log-probs.
     """
     num_completion = batch.completion_mask.shape[1]
+    cache, attention_mask = None, batch.attention_mask
+    if batch.shared_prompts is not None:  # the distinct prompts first, once; their KV (and its gradient path) per row
+        shared = batch.shared_prompts
+        cache = model(input_ids=shared.input_ids, attention_mask=shared.attention_mask, position_ids=shared.position_ids,
+                      use_cache=True, logits_to_keep=1).past_key_values
+        rows_of_prompts(cache, shared.row_prompt)
+        attention_mask = torch.cat([shared.attention_mask[shared.row_prompt], batch.attention_mask], dim=1)
     logits = model(
         input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
+        attention_mask=attention_mask,
         position_ids=batch.position_ids,
+        past_key_values=cache,
         logits_to_keep=num_completion + 1,
-        use_cache=False,  # a training forward needs no KV cache (and recomputed blocks must not append to one)
+        # No KV cache of its own: a training forward needs none, and recomputed (checkpointed) blocks must not append to one.
+        use_cache=cache is not None,
     ).logits[:, :-1]  # position t predicts token t + 1
     targets = batch.input_ids[:, -num_completion:]
     if not (with_entropy and entropy_grad):  # a slice at a time, never a vocab-sized fp32 tensor (logprobs.py)
@@ -323,6 +332,19 @@ def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False,
     logits = logits.float()
     logps = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
     return logps, losses.token_entropy(logits)
+
+
+def rows_of_prompts(cache, row_prompt: torch.Tensor) -> None:
+    """Give every row its prompt's KV: row b gets prompt row_prompt[b]'s, in place, in every layer.
+
+    `index_select`, whose backward adds each row's gradient into its prompt in index order, and not
+    the cache's own `batch_select_indices` (advanced indexing): with repeated indices that backward
+    adds with atomics in whatever order the threads reach them, so the gradient, and so identical
+    runs, differed in the last bits (test_identical_runs_identical_metrics caught it on 2 threads).
+    """
+    for layer in cache.layers:
+        layer.keys = layer.keys.index_select(0, row_prompt)
+        layer.values = layer.values.index_select(0, row_prompt)
 
 
 # Per-micro-batch token means; the step reports them as means over all its tokens (on all ranks),
@@ -357,11 +379,15 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
     metrics["generator_version_min"], metrics["generator_version_max"] = min(versions), max(versions)
 
     optimizer.zero_grad(set_to_none=True)
-    lengths = rollouts.unit_lengths(units, prompt_ids, completions)
+    shapes = rollouts.unit_shapes(units, prompt_ids, completions)
+    # Each distinct prompt runs once (rollouts.SharedPrompts). Not under FSDP: it reshards a block after each
+    # forward, and a backward through two forwards of one block finds its weights freed. Not under activation
+    # checkpointing: a recomputed block would append to the prompts' cache.
+    share_prompts = not world.sharded and not cfg.dist.activation_checkpointing and min(len(p) for p in prompt_ids) >= 2
 
     def rank_chunks(rank: int) -> list[list[rollouts.Unit]]:  # a rank's slice of the units, in micro-batches of similar length
         mine = dist.shard_range(len(units), dataclasses.replace(world, rank=rank))
-        return rollouts.micro_batches([units[i] for i in mine], [lengths[i] for i in mine], cfg.train.micro_batch_size)
+        return rollouts.micro_batches([units[i] for i in mine], [shapes[i] for i in mine], cfg.train.micro_batch_size, share_prompts)
 
     chunks = rank_chunks(world.rank)
     # FSDP gathers each block's weights in every forward, so all ranks run as many micro-batches as
@@ -372,7 +398,7 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
     log_ratios: dict[int, float] = {}  # flat sample index -> log(pi_policy / pi_generator) of the completion (a sample may sit in several units)
     for k in range(num_micro):
         chunk, weight = (chunks[k], len(chunks[k]) / len(units)) if k < len(chunks) else (units[:1], 0.0)
-        batch = to_device(rollouts.pack_units(chunk, prompt_ids, completions, models.tokenizer.pad_token_id), world.device)
+        batch = to_device(rollouts.pack_units(chunk, prompt_ids, completions, models.tokenizer.pad_token_id, share_prompts), world.device)
         with models.autocast():
             logps, entropy = forward_logps(models.policy, batch, with_entropy=True, entropy_grad=bool(cfg.loss.entropy_coef))
             with torch.no_grad():
@@ -401,7 +427,7 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
         for key, v in m.items():
             sums[key] = sums.get(key, 0.0) + v * (num_tokens if key in TOKEN_MEANS else len(chunk))
         sums["completion_tokens"] = sums.get("completion_tokens", 0.0) + num_tokens
-        sums["train_tokens"] = sums.get("train_tokens", 0.0) + float(batch.attention_mask.sum())
+        sums["train_tokens"] = sums.get("train_tokens", 0.0) + float(batch.num_tokens)
     grad_norm = dist.clip_grad_norm_(models.policy.parameters(), cfg.optim.grad_clip)
     if not math.isfinite(grad_norm):  # the global norm: every rank takes the same branch
         losses_seen = {k: v for k, v in sums.items() if k.endswith("_loss")}
@@ -424,7 +450,11 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
 def to_device(batch: rollouts.TokenBatch, device: torch.device) -> rollouts.TokenBatch:
     if device.type == "cpu":
         return batch
-    return dataclasses.replace(batch, **{f.name: getattr(batch, f.name).to(device) for f in dataclasses.fields(batch)})
+
+    def tensors_to(obj):  # a dataclass of tensors
+        return dataclasses.replace(obj, **{f.name: getattr(obj, f.name).to(device) for f in dataclasses.fields(obj) if f.name != "shared_prompts"})
+
+    return dataclasses.replace(tensors_to(batch), shared_prompts=batch.shared_prompts and tensors_to(batch.shared_prompts))
 
 
 def loss_inputs(plan: rollouts.StepUnits, rows: list[int], batch: rollouts.TokenBatch, logps: torch.Tensor, ref_logps: torch.Tensor,
