@@ -101,7 +101,8 @@ def test_lr_schedule_warmup_then_cosine_to_floor():
 def test_entropy_carries_a_gradient_only_when_the_loss_uses_it(entropy_coef, grad):
     """Entropy is [B, T, V] work: as a plain metric it must not sit in the autograd graph."""
     from semibench.training import rollouts
-    from semibench.training.train import forward_logps, load_models
+    from semibench.training.forward import forward_logps
+    from semibench.training.train import load_models
 
     cfg = config.resolve("tiny", {"loss.entropy_coef": entropy_coef})
     models = load_models(cfg)
@@ -116,7 +117,8 @@ def test_shared_prompts_give_the_forward_of_whole_rows(entropy_grad):
     """Each distinct prompt run once, its KV repeated per row: the same log-probs, entropies and
     gradients as every row running its own prompt (rows of uneven prompt and sample lengths, an empty sample)."""
     from semibench.training import rollouts
-    from semibench.training.train import forward_logps, load_models
+    from semibench.training.forward import forward_logps
+    from semibench.training.train import load_models
 
     policy = load_models(config.resolve("tiny", {"model.autocast_dtype": ""})).policy
     prompts = [[5, 6, 7, 8], [9, 10], [5, 6, 7, 8], [9, 10], [5, 6, 7, 8]]
@@ -145,7 +147,7 @@ def test_rows_of_prompts_gradients_repeat_bit_for_bit():
     last bit from one call to the next on 2 threads; rows_of_prompts must give the same bits every time."""
     from types import SimpleNamespace
 
-    from semibench.training.train import rows_of_prompts
+    from semibench.training.forward import rows_of_prompts
 
     torch.manual_seed(0)
     keys = torch.randn(6, 3, 400, 64, requires_grad=True)  # 6 prompts, SmolLM2's 3 KV heads x 64, 400 positions

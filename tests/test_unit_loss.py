@@ -32,7 +32,7 @@ class TokenScores(torch.nn.Module):
     def forward(self, input_ids, attention_mask, position_ids, logits_to_keep, use_cache, past_key_values=None):
         targets = input_ids[:, -(logits_to_keep - 1):]  # what the kept positions predict; the last predicts nothing
         logits = torch.zeros(*targets.shape, VOCAB).scatter(-1, targets[..., None], self.theta[targets][..., None])
-        # Scores depend on the sample's own tokens only, so a shared prompt's cache (train.forward_logps) holds nothing.
+        # Scores depend on the sample's own tokens only, so a shared prompt's cache (forward.forward_logps) holds nothing.
         no_cache = SimpleNamespace(layers=[])
         return SimpleNamespace(logits=torch.cat([logits, torch.zeros(len(targets), 1, VOCAB)], dim=1), past_key_values=no_cache)
 

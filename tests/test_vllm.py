@@ -21,7 +21,8 @@ from semibench.engines.vllm import close_engines  # noqa: E402
 from semibench.models import load_causal_lm, load_tokenizer, resolve_model  # noqa: E402
 from semibench.sync import WeightSyncError  # noqa: E402
 from semibench.training import losses, rollouts  # noqa: E402
-from semibench.training.train import forward_logps, train  # noqa: E402
+from semibench.training.forward import forward_logps  # noqa: E402
+from semibench.training.train import train  # noqa: E402
 
 pytestmark = pytest.mark.slow
 GREEDY = Sampling(temperature=0.0, max_new_tokens=12)
