@@ -85,7 +85,7 @@ def grpo_groups(rewards: list[list[float]], scale_by_std: bool) -> Groups:
 
 @dataclass(frozen=True)
 class SharedPrompts:
-    """The distinct prompts of a micro-batch, each run once; the batch's rows then hold only their own tokens.
+    """A micro-batch's distinct prompts, each run once; the batch's rows then hold only their own tokens.
 
     A GRPO group's samples and a DPO pair share their prompt (~55 tokens against ~75 sampled on the
     mixed task), so the shared forward skips up to a third of the step's tokens. Each prompt runs
@@ -105,8 +105,9 @@ class TokenBatch:
     """Prompt + completion ids left-padded so every completion ends at the last position.
 
     Right-aligning completions lets the forward compute logits for only the last T + 1 positions.
-    With `shared_prompts` set, input_ids (and its mask and positions) hold each row's prompt's last token and
-    its completion, padded on the left, and the prompts before them run once (`SharedPrompts`).
+    With `shared_prompts` set, input_ids (and its mask and positions) hold each row's prompt's last
+    token and its completion, padded on the left, and the prompts before them run once
+    (`SharedPrompts`).
     """
 
     input_ids: Tensor  # [B, L]
