@@ -2,9 +2,10 @@
 
 One forward pass per (instruction, response), the tokens a prompt's samples share run once: the
 judge's next-token log-probs at the answer slot, restricted to the nine rating tokens and
-renormalised, give E[rating]; the reward is rescaled to [0, 1]. A graded score, so best-vs-worst DPO pairs and GRPO advantages exist even when a weak judge
-would always answer the same digit. The packaged SmolLM2-135M is a weak judge; real runs pass a
-reward model (`reward.if_reward=reward_model`) or a strong judge.
+renormalised, give E[rating]; the reward is rescaled to [0, 1]. A graded score, so best-vs-worst
+DPO pairs and GRPO advantages exist even when a weak judge would always answer the same digit.
+The packaged SmolLM2-135M is a weak judge; real runs pass a reward model
+(`reward.if_reward=reward_model`) or a strong judge.
 """
 
 from __future__ import annotations

@@ -63,6 +63,7 @@ def to_device(batch: rollouts.TokenBatch, device: torch.device) -> rollouts.Toke
         return batch
 
     def tensors_to(obj):  # a dataclass of tensors
-        return dataclasses.replace(obj, **{f.name: getattr(obj, f.name).to(device) for f in dataclasses.fields(obj) if f.name != "shared_prompts"})
+        tensors = {f.name: getattr(obj, f.name).to(device) for f in dataclasses.fields(obj) if f.name != "shared_prompts"}
+        return dataclasses.replace(obj, **tensors)
 
     return dataclasses.replace(tensors_to(batch), shared_prompts=batch.shared_prompts and tensors_to(batch.shared_prompts))

@@ -146,7 +146,8 @@ def pack(prompts: list[list[int]], completions: list[list[int]], generator_logps
         input_ids, attention_mask = left_pad([[p[-1], *c] for p, c in zip(prompts, completions)], pad_id)
         before = torch.tensor([len(p) - 1 for p in prompts])[:, None]  # positions the shared prompt took
         shared = SharedPrompts(prompt_ids, prompt_mask, (prompt_mask.cumsum(-1) - 1).clamp(min=0), row_prompt)
-        return TokenBatch(input_ids, attention_mask, before + (attention_mask.cumsum(-1) - 1).clamp(min=0), completion_mask, gen_logps, shared)
+        position_ids = before + (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        return TokenBatch(input_ids, attention_mask, position_ids, completion_mask, gen_logps, shared)
     input_ids, attention_mask = left_pad([list(p) + list(c) for p, c in zip(prompts, completions)], pad_id)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
     return TokenBatch(input_ids, attention_mask, position_ids, completion_mask, gen_logps)
