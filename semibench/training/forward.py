@@ -34,7 +34,7 @@ def forward_logps(model, batch: rollouts.TokenBatch, with_entropy: bool = False,
         position_ids=batch.position_ids,
         past_key_values=cache,
         logits_to_keep=num_completion + 1,
-        # No KV cache of its own: a training forward needs none, and recomputed (checkpointed) blocks must not append to one.
+        # A cache only to attend to the shared prompts; none otherwise (a recomputed, checkpointed block must not append to one).
         use_cache=cache is not None,
     ).logits[:, :-1]  # position t predicts token t + 1
     targets = batch.input_ids[:, -num_completion:]
