@@ -15,6 +15,7 @@ engine for everything); `slurm` (`semibench.slurm`) submits one submitit job per
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -24,8 +25,8 @@ from typing import Any, Callable
 from semibench import config
 from semibench.benchmarks import VALIDATION
 from semibench.config import ConfigError, RunConfig, regime_label
-from semibench.runs import RunDir, atomic_write_json, is_done, run_id
-from semibench.wallclock import STEP_PHASES, WallSplit
+from semibench.runs import RunDir, atomic_write_json, export_steps, is_done, run_id
+from semibench.wallclock import STEP_PHASES, GridClock, RunWork, WallSplit, made_since
 
 INF = None  # sync_every never
 
@@ -49,7 +50,10 @@ class GridDefaults:
     # Throughput for the dry-run estimate when no finished run of the preset has been measured here,
     # as measured on a machine whose matmul ceiling in the run's compute dtype was `reference_gflops`;
     # the estimate scales them by this machine's own ceiling (0: not scaled, e.g. GPU presets).
-    generate_tokens_per_s: float = 400.0
+    generate_tokens_per_s: float = 400.0  # a large batched call's rate
+    # A decode step has a fixed cost, so a call of n sequences runs at rate * n / (n + this): an online
+    # step's one small call generates at a fraction of a batched window's rate (0: no such effect).
+    generate_half_rate_sequences: float = 0.0
     train_tokens_per_s: float = 250.0
     reference_gflops: float = 0.0
     gpus: int = 0  # > 0: the estimate is also reported in GPU hours
@@ -85,7 +89,11 @@ GRID_DEFAULTS: dict[str, GridDefaults] = {
         eval_every=10,
         validation_seeds=(0,),
         overrides={"train.steps": 20},  # 30 -> 20: three seeds; most of the 30-step gain was there by 20
-        reference_gflops=406.0,  # the 2-core Xeon's bf16 ceiling, where the throughputs above were measured
+        # Fitted to the default grid on the 2-core Xeon in fp32 (2026-12-04): 167 tokens/s at 16 sequences
+        # a call (online), ~300 at 64-256 (semi-online, offline windows).
+        generate_tokens_per_s=340.0,
+        generate_half_rate_sequences=16.0,
+        reference_gflops=380.0,  # that Xeon's fp32 matmul ceiling
     ),
     # The paper (Table 4, §2): semi-online s in {10, 100} on math and {5, 10} on chat; mixed at 10,
     # the value both task grids share. Eval avg@50 at T 0.6, top-p 0.9 on Tables 1-2's benchmarks
@@ -190,27 +198,50 @@ def parse_sync_list(text: str | None) -> tuple[int | None, ...] | None:
 # Estimates
 
 
+def arm_of(cfg: RunConfig) -> str:
+    """Runs that differ only in their training seed: they step at the same cost (and pool in the reports)."""
+    s = "inf" if cfg.train.sync_every is None else cfg.train.sync_every
+    return f"{cfg.task.name}-{cfg.loss.objective}-s{s}-{cfg.model.generator_dtype}-{cfg.model.autocast_dtype or cfg.model.dtype}"
+
+
+def step_seconds(row: dict) -> float:
+    return sum(row.get(k, 0.0) for k in STEP_PHASES)
+
+
 def measured_step_seconds(out: Path, cfg: RunConfig) -> float | None:
-    """Median seconds per step of runs of the same preset, objective and precision under `out`."""
-    seconds = []
+    """Mean seconds per step of runs of the same preset, objective and precision under `out`; of the
+    same arm (sync interval too) when there are some, as an online step costs more than an offline one."""
+    same_arm, same_objective = [], []
     for metrics in Path(out).glob(f"*-{cfg.loss.objective}-*-{cfg.preset}-*/metrics.jsonl"):
         run = RunDir.at(metrics.parent)
-        other = run.read_config().model
-        if (other.generator_dtype, other.autocast_dtype) != (cfg.model.generator_dtype, cfg.model.autocast_dtype):
+        other = run.read_config()
+        if (other.model.generator_dtype, other.model.autocast_dtype) != (cfg.model.generator_dtype, cfg.model.autocast_dtype):
             continue  # an fp32 run's speed says nothing of a bf16 one's
-        rows = run.read_metrics()[1:]  # step 0 pays warm-up
-        seconds += [sum(r.get(k, 0.0) for k in STEP_PHASES) for r in rows]
-    return statistics.median(seconds) if seconds else None
+        seconds = [step_seconds(r) for r in run.read_metrics()]
+        same_objective += seconds
+        same_arm += seconds if arm_of(other) == arm_of(cfg) else []
+    seconds = same_arm or same_objective
+    # The mean: a window's one generate call lands on its first step (offline: 1 step in 16 generates).
+    return statistics.fmean(seconds) if seconds else None
+
+
+def sequences_per_call(cfg: RunConfig) -> int:
+    """Sequences one generate call makes: a step's samples online; a window's chunk of steps otherwise."""
+    window = cfg.train.sync_every or cfg.train.steps
+    return cfg.train.prompts_per_step * cfg.sampling.samples_per_prompt * max(1, min(window, cfg.train.rollout_chunk_steps, cfg.train.steps))
 
 
 def modelled_step_seconds(cfg: RunConfig) -> float:
-    """Generated tokens at half the length limit, trained once (DPO: one pair per prompt; GRPO: the group)."""
+    """Generated tokens at half the length limit, at the rate of its call's size; trained once (DPO: one
+    pair per prompt; GRPO: the group)."""
     d = defaults_for(cfg.preset)
     samples = cfg.train.prompts_per_step * cfg.sampling.samples_per_prompt
     generated = samples * cfg.sampling.max_new_tokens * 0.5
+    per_call = sequences_per_call(cfg)
+    generate_rate = d.generate_tokens_per_s * per_call / (per_call + d.generate_half_rate_sequences)
     trained_sequences = samples if cfg.loss.objective.startswith("grpo") else 2 * cfg.train.prompts_per_step
     trained = trained_sequences * (cfg.sampling.max_new_tokens * 0.5 + 100)  # + a prompt of ~100 tokens
-    seconds = generated / d.generate_tokens_per_s + trained / d.train_tokens_per_s
+    seconds = generated / generate_rate + trained / d.train_tokens_per_s
     if not d.reference_gflops:
         return seconds
     from semibench.hardware import matmul_ceiling_gflops
@@ -239,6 +270,44 @@ def describe(spec: GridSpec, out: Path) -> list[dict]:
             "seconds": seconds, "estimate": how, "done": is_done(Path(out) / rid),
         })
     return rows
+
+
+def evaluations_left(cfg: RunConfig, out: Path, benchmarks, judge: str | None = None) -> tuple[str, ...]:
+    """The benchmark of each evaluation `evaluate_run` has yet to make of this run (no result file yet)."""
+    from semibench.evals.settings import result_stem
+
+    d = defaults_for(cfg.preset)
+    select_by = d.select_by.get(cfg.task.name)
+    curve = d.validation_seeds is None or cfg.train.seed in d.validation_seeds
+    planned: list[tuple[int | None, str]] = []
+    for step in export_steps(cfg):
+        if select_by:
+            planned.append((step, select_by))
+        elif step == cfg.train.steps:
+            planned += [(step, b) for b in benchmarks]
+        elif curve:
+            planned += [(step, b) for b in benchmarks if b in VALIDATION]
+    planned += [(None, b) for b in benchmarks] if select_by else []  # the selected checkpoint, not known yet
+    run = RunDir(out, cfg)
+    return tuple(b for step, b in planned if step is None or not (run.eval_dir(step) / f"{result_stem(b, judge)}.json").is_file())
+
+
+def grid_clock(configs: list[RunConfig], out: Path, benchmarks, judge: str | None = None) -> GridClock:
+    """The grid's clock, with what earlier invocations left under `out`: their steps and evaluations."""
+    clock = GridClock([])
+    for cfg in configs:
+        run = RunDir(out, cfg)
+        rows = run.read_metrics() if run.metrics_path.is_file() else []
+        left = evaluations_left(cfg, out, benchmarks, judge)
+        clock.runs.append(RunWork(arm_of(cfg), cfg.train.steps, left, modelled_step_seconds(cfg),
+                                  steps_done=min(len(rows), cfg.train.steps), evaluated=is_done(run.path) and not left))
+        if is_done(run.path):  # a finished run's steps measure its arm (GridClock.trained says why only those)
+            clock.step_s.setdefault(arm_of(cfg), []).extend(step_seconds(r) for r in rows)
+    for path in Path(out).glob("*/eval/**/*.json"):
+        result = json.loads(path.read_text())
+        if isinstance(result, dict) and {"benchmark", "seconds", "date"} <= result.keys():
+            clock.measured([result])
+    return clock
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,30 +394,40 @@ class GridHooks:
     on_eval: Callable[[str, int, int], None] = lambda label, done, total: None  # prompts done of a benchmark
 
 
-def run_local(spec: GridSpec, out: Path, benchmarks, settings, hooks: GridHooks | None = None, split: WallSplit | None = None) -> list[RunConfig]:
+def run_local(spec: GridSpec, out: Path, benchmarks, settings, hooks: GridHooks | None = None, split: WallSplit | None = None,
+              clock: GridClock | None = None) -> list[RunConfig]:
     """Train and evaluate every run of the grid in this process; skip what is done, resume what is not.
-    `split`, when given, collects where the wall clock went."""
+    `split`, when given, collects where the wall clock went; `clock` (`grid_clock`) learns what is left."""
     from semibench.training.train import train
 
     hooks = hooks or GridHooks()
     split = split if split is not None else WallSplit()
     configs = expand(spec)
+    clock = clock if clock is not None else grid_clock(configs, out, benchmarks, settings.judge)
     for model in dict.fromkeys(c.model.name for c in configs):
         hooks.on_phase(f"evaluating the seed model {model}")
         tick = time.monotonic()
         results = evaluate_seed(next(c for c in configs if c.model.name == model), out, benchmarks, settings, progress=hooks.on_eval)
         split.add_evaluations(results.values(), time.monotonic() - tick)
+        clock.measured(made_since(results.values(), split.started))
     for i, cfg in enumerate(configs):
         hooks.on_run_start(i, cfg)
         run = RunDir(out, cfg)
         if not is_done(run.path):
+            def on_step(step: int, row: dict, i: int = i) -> None:
+                clock.stepped(i, step_seconds(row))
+                hooks.on_step(step, row)
+
             first_step, tick = len(run.read_metrics()) if run.metrics_path.is_file() else 0, time.monotonic()
-            train(cfg, out, progress=hooks.on_step)
-            split.add_training(run, first_step, time.monotonic() - tick)
+            train(cfg, out, progress=on_step)
+            clock.trained(i, split.add_training(run, first_step, time.monotonic() - tick))
         hooks.on_phase("evaluating")
         tick = time.monotonic()
+        clock.start_evaluating(i, tick)
         results = evaluate_run(cfg, out, benchmarks, settings, progress=hooks.on_eval, select_by=defaults_for(spec.preset).select_by.get(cfg.task.name))
         split.add_evaluations(results, time.monotonic() - tick)
+        clock.measured(made_since(results, split.started))
+        clock.evaluated(i)
         report_evaluations(cfg, out)
         hooks.on_run_end(i, cfg)
     return configs

@@ -36,6 +36,12 @@ def run_id(cfg: RunConfig) -> str:
     return f"{cfg.task.name}-{cfg.loss.objective}-s{sync}-{cfg.preset}-seed{cfg.train.seed}-{digest}"
 
 
+def export_steps(cfg: RunConfig) -> list[int]:
+    """The steps whose checkpoint a run exports: every `train.checkpoint_every` steps and the last."""
+    every, steps = cfg.train.checkpoint_every, cfg.train.steps
+    return sorted({*range(every, steps + 1, every), steps}) if every else [steps]
+
+
 def is_done(path: Path) -> bool:
     return (Path(path) / DONE).exists()
 

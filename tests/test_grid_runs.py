@@ -127,9 +127,18 @@ def test_a_preset_that_selects_reports_the_selected_checkpoint(tmp_path, monkeyp
 def test_training_seeds_and_the_seed_row_score_the_same_held_out_items(tmp_path):
     """Under --seeds 0,1 every row's held-out math is the same items, so rows can be paired and pooled:
     the pool is task.data_seed's, and train.seed only orders it."""
+    from semibench import grid
+
     spec = GridSpec(tasks=("math",), objectives=("dpo",), sync_every=(1,), preset="tiny", seeds=(0, 1))
-    configs = run_local(spec, tmp_path / "runs", ("math_heldout",), eval_settings(spec, {}))
+    clock = grid.grid_clock(expand(spec), tmp_path / "runs", ("math_heldout",))
+    configs = run_local(spec, tmp_path / "runs", ("math_heldout",), eval_settings(spec, {}), clock=clock)
     assert [c.train.seed for c in configs] == [0, 1]
+    # The ETA's clock saw both seeds' steps as one arm and every evaluation (the seed row's too); a clock
+    # built afterwards from the files alone knows the same, and nothing is left.
+    for seen in (clock, grid.grid_clock(configs, tmp_path / "runs", ("math_heldout",))):
+        assert seen.seconds_left(now=0.0) == 0.0 and all(r.evaluated for r in seen.runs)
+        assert {arm: len(s) for arm, s in seen.step_s.items()} == {grid.arm_of(configs[0]): 2 * configs[0].train.steps}
+        assert {b: len(s) for b, s in seen.eval_s.items()} == {"math_heldout": 3}
     questions = lambda path: [json.loads(line)["question"] for line in path.read_text().splitlines()]  # noqa: E731
     seed_row = questions(tmp_path / "runs" / "seed-tiny" / "eval" / "math_heldout.samples.jsonl")
     for cfg in configs:

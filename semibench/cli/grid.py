@@ -113,6 +113,8 @@ def _print_grid(spec, rows: list[dict], benchmarks) -> None:
 
 
 def _run_grid_locally(grid_lib, spec, rows, out: Path, benchmarks, settings) -> None:
+    import time
+
     import transformers
     from rich.console import Console
 
@@ -123,8 +125,12 @@ def _run_grid_locally(grid_lib, spec, rows, out: Path, benchmarks, settings) -> 
     console = Console(stderr=True)
     todo_steps = sum(r["steps"] for r in rows if not r["done"])
     state = {"done": sum(r["done"] for r in rows), "current": None}
+    split = WallSplit()
+    # The grid's ETA: each step and evaluation left at its measured cost (wallclock.GridClock), not
+    # the step rate so far, which read low (later arms step slower; the last evaluation follows the last step).
+    clock = grid_lib.grid_clock(grid_lib.expand(spec), out, benchmarks, settings.judge)
     with progress_view(console) as bar:
-        whole = bar.add_task("grid (steps)", total=max(todo_steps, 1), info="")
+        whole = bar.add_task("grid (steps)", total=max(todo_steps, 1), info="", eta=lambda: clock.seconds_left(time.monotonic()))
         current = bar.add_task("run", total=1, info="", visible=False)
 
         def status() -> str:
@@ -152,8 +158,7 @@ def _run_grid_locally(grid_lib, spec, rows, out: Path, benchmarks, settings) -> 
             name = rows[state["current"]]["run_id"][:40] if state["current"] is not None else "seed model"
             bar.update(current, description=f"{name} eval", total=max(total, 1), completed=done, visible=True, info=label)
 
-        split = WallSplit()
-        grid_lib.run_local(spec, out, benchmarks, settings, grid_lib.GridHooks(on_run_start, on_step, on_phase, on_run_end, on_eval), split)
+        grid_lib.run_local(spec, out, benchmarks, settings, grid_lib.GridHooks(on_run_start, on_step, on_phase, on_run_end, on_eval), split, clock)
         return split
 
 

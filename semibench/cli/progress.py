@@ -20,14 +20,24 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 def progress_view(console, with_info: bool = True):
-    """Rich bars with ETA when `console` is a terminal, plain periodic lines otherwise."""
+    """Rich bars with ETA when `console` is a terminal, plain periodic lines otherwise.
+
+    A task given `eta=<callable returning seconds left>` shows that instead of the rate-based ETA
+    (the grid: its steps and evaluations at their measured costs, `wallclock.GridClock`).
+    """
     if console.is_terminal:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.text import Text
 
-        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+        class Remaining(TimeRemainingColumn):
+            def render(self, task):
+                eta = task.fields.get("eta")
+                return super().render(task) if eta is None else Text(clock(eta()), style="progress.remaining")
+
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), Remaining()]
         return Progress(*columns, *([TextColumn("{task.fields[info]}")] if with_info else []), console=console)
     return PlainProgress(console.file)
 
@@ -51,12 +61,15 @@ class _Task:
     # The rate behind the ETA counts from the last update before progress began: a grid's seed-model
     # evaluation (minutes, no steps) must not make its step ETA read 17 hours.
     rate_from: float = field(default_factory=lambda: time.monotonic())
+    eta: Callable[[], float] | None = None  # seconds left, when the caller knows better than the rate
 
     def line(self, now: float) -> str:
         total = max(self.total, 1)
         text = f"{self.description} {self.completed:g}/{self.total:g} {100 * self.completed / total:.0f}% {clock(now - self.started)}"
         done_here = self.completed - self.start_completed
-        if 0 < done_here and self.completed < self.total:
+        if self.eta is not None:
+            text += f" ETA {clock(self.eta())}"
+        elif 0 < done_here and self.completed < self.total:
             text += f" ETA {clock((now - self.rate_from) / done_here * (self.total - self.completed))}"
         return text + (f" {self.info}" if self.info else "")
 
@@ -90,7 +103,7 @@ class PlainProgress:
 
     def add_task(self, description: str, total: float | None = 100.0, completed: float = 0, visible: bool = True, **fields: Any) -> int:
         task_id = len(self.tasks)
-        self.tasks[task_id] = _Task(description, total or 1.0, completed, str(fields.get("info", "")), visible, start_completed=completed)
+        self.tasks[task_id] = _Task(description, total or 1.0, completed, str(fields.get("info", "")), visible, start_completed=completed, eta=fields.get("eta"))
         return task_id
 
     def update(self, task_id: int, *, completed: float | None = None, total: float | None = None, advance: float | None = None,

@@ -31,7 +31,7 @@ from semibench.engines.base import Completion, Generator, Sampling
 from semibench.hardware import torch_dtype
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model, store_linears_in
 from semibench.rewards import Rewarder, length_normalized_reward
-from semibench.runs import RunDir, RunLock, atomic_write_json, is_done, mark_done
+from semibench.runs import RunDir, RunLock, atomic_write_json, export_steps, is_done, mark_done
 from semibench.sync import check_fresh, window_start
 from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts
 from semibench.trackers import check_installed, open_trackers, requested
@@ -73,10 +73,9 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
         return run.path
     sampler = PromptSampler(pools, cfg.train.prompts_per_step, cfg.task.math_fraction, cfg.train.seed)
     models = load_models(cfg, world)
+    exports = set(export_steps(cfg))
     if world.is_main:  # before the engine starts: a full disk is one line, not a torn state and a DCP traceback
-        every, steps = cfg.train.checkpoint_every, cfg.train.steps
-        exports = len({*range(every, steps + 1, every), steps}) if every else 1  # as step 7 exports: every K steps and the last
-        check_free_space(run.path, bytes_needed(models.policy, exports, models.window is not None))
+        check_free_space(run.path, bytes_needed(models.policy, len(exports), models.window is not None))
     # One generator, on rank 0; the other ranks receive its completions (see dist.py).
     generator = dist.rank0_generator(lambda: build_generator(cfg, models), world)
     rewarder = Rewarder(cfg.reward, list(pools), read_spec("templates")["judge"]["pointwise"])
@@ -162,8 +161,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
                     progress(step, row)
 
             # 7. Checkpoint every K steps and at the end; resumable state every R steps.
-            every = cfg.train.checkpoint_every
-            if step == cfg.train.steps - 1 or (every and (step + 1) % every == 0):
+            if step + 1 in exports:
                 export_hf(models.policy, models.tokenizer, run.checkpoint(step + 1), world)
             if cfg.train.resume_every and (step + 1) % cfg.train.resume_every == 0 and step + 1 < cfg.train.steps:
                 save_state(run.state(step + 1), world, models.policy, optimizer, window, step + 1, s)
