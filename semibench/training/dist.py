@@ -64,7 +64,10 @@ def init(timeout_s: float = 1800) -> World:
     else:
         device, backend = torch.device("cpu"), "gloo"
     if not tdist.is_initialized():
-        tdist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+        # device_id binds NCCL's communicator to this rank's GPU now (torch otherwise guesses it at the
+        # first barrier, and warns). gloo takes none.
+        bound = {"device_id": device} if backend == "nccl" else {}
+        tdist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s), **bound)
         atexit.register(tdist.destroy_process_group)
     mesh = init_device_mesh(device.type, (tdist.get_world_size(),))
     return World(tdist.get_rank(), tdist.get_world_size(), True, device, mesh)
