@@ -303,8 +303,14 @@ def grid_clock(configs: list[RunConfig], out: Path, benchmarks, judge: str | Non
                                   steps_done=min(len(rows), cfg.train.steps), evaluated=is_done(run.path) and not left))
         if is_done(run.path):  # a finished run's steps measure its arm (GridClock.trained says why only those)
             clock.step_s.setdefault(arm_of(cfg), []).extend(step_seconds(r) for r in rows)
-    for path in Path(out).glob("*/eval/**/*.json"):
-        result = json.loads(path.read_text())
+    # This grid's evaluations only (a tiny grid's 16-item held-out math under the same --out says
+    # nothing of smol's): its runs' and its seed rows'.
+    dirs = [RunDir(out, cfg).evals for cfg in configs] + [seed_dir(out, name) / "eval" for name in {cfg.model.name for cfg in configs}]
+    for path in (p for d in dirs for p in d.glob("**/*.json")):
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, ValueError):  # an ETA never stops a grid
+            continue
         if isinstance(result, dict) and {"benchmark", "seconds", "date"} <= result.keys():
             clock.measured([result])
     return clock

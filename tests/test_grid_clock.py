@@ -85,3 +85,20 @@ def test_the_evaluations_left_follow_the_validation_seeds_and_the_results_on_dis
     done.parent.mkdir(parents=True)
     done.write_text("{}")
     assert grid.evaluations_left(seed0, tmp_path, benchmarks) == ("math_heldout", "math_heldout")
+
+
+def test_the_clock_reads_this_grids_evaluations_only_and_skips_a_torn_file(tmp_path):
+    import json
+
+    configs = grid.expand(grid.GridSpec(objectives=("grpo",), seeds=(0,)))
+    result = {"benchmark": "ifeval", "seconds": 50.0, "engine_start_seconds": 10.0, "date": NOW}
+    mine = RunDir(tmp_path, configs[0]).eval_dir(20) / "ifeval.json"
+    seed_row = grid.seed_dir(tmp_path, configs[0].model.name) / "eval" / "ifeval.json"
+    foreign = tmp_path / "math-dpo-s1-tiny-seed0-0000" / "eval" / "step_000003" / "ifeval.json"
+    for path, seconds in ((mine, 50.0), (seed_row, 50.0), (foreign, 1.0)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**result, "seconds": seconds}))
+    (seed_row.parent / "math_heldout.json").write_text('{"benchmark": "math_held')  # torn: skipped, not fatal
+    clock = grid.grid_clock(configs, tmp_path, ("math_heldout", "ifeval"))
+    assert clock.eval_s == {"ifeval": [40.0, 40.0]}
+    assert clock.runs[0].evaluations == ("math_heldout", "math_heldout")  # its final ifeval is on disk
