@@ -97,6 +97,13 @@ class Engine:
         self.views = shared_views(shm["path"], shm["layout"], shm["nbytes"]) if shm else {}
         self.buckets: list[list[str]] = shm["buckets"] if shm else []
 
+    def block_size(self) -> int | None:
+        """The KV block vLLM resolved (tokens): what its prefix cache shares. None if this vLLM hides it."""
+        try:
+            return self.llm.llm_engine.vllm_config.cache_config.block_size
+        except AttributeError:  # reported, never a reason for a start to fail
+            return None
+
     def reload(self) -> dict:
         """Load the shared views into the engine, one `reload_weights` call per bucket."""
         tick = time.perf_counter()
@@ -161,8 +168,7 @@ def serve(conn: Connection) -> None:
             if op == "start":
                 tick = time.perf_counter()
                 engine = Engine(kwargs)
-                result = {"seconds": time.perf_counter() - tick, "threads": torch.get_num_threads(),
-                          "block_size": engine.llm.llm_engine.vllm_config.cache_config.block_size}
+                result = {"seconds": time.perf_counter() - tick, "threads": torch.get_num_threads(), "block_size": engine.block_size()}
             else:
                 result = getattr(engine, op)(**kwargs)
         except Exception:  # reported to the parent, which raises it: the boundary of this process
