@@ -301,3 +301,23 @@ def test_grid_groups_its_runs_and_keeps_their_ids():
     configs = grid.expand(spec)
     assert {c.log.group for c in configs} == {"grid-tiny-math"}
     assert [run_id(c) for c in configs] == [run_id(c) for c in plain]
+
+
+def test_mlflow_fills_a_step_a_kill_left_half_written_and_duplicates_nothing(tmp_path, monkeypatch):
+    """A SIGKILL inside log_batch leaves a step with some series written: the resumed run must log the
+    rest of that step, and nothing twice (the kill-and-resume test above hit this by timing, now and then)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = config.resolve("tiny", {"log.report_to": "mlflow"})
+    run_path = tmp_path / "runs" / "a-run"
+    run_path.mkdir(parents=True)
+    state: dict = {}
+    first = adapters.MLflow(cfg, run_path, adapters.Opening(0, False, state))
+    first.log({"lr": 1e-5, "reward": 0.25, "dpo_loss": 0.69}, step=0)
+    first.log_eval({"lr": 1e-5}, step=1)  # step 1 killed after its first series
+    resumed = adapters.MLflow(cfg, run_path, adapters.Opening(1, True, state))
+    assert resumed.run_id == first.run_id
+    for step, row in ((0, {"lr": 1e-5, "reward": 0.25, "dpo_loss": 0.69}), (1, {"lr": 1e-5, "reward": 0.5, "dpo_loss": 0.6})):
+        resumed.log(row, step)
+    history = {key: sorted((m.step, m.value) for m in resumed.client.get_metric_history(first.run_id, records.mlflow_name(key)))
+               for key in ("lr", "reward", "dpo_loss")}
+    assert history == {"lr": [(0, 1e-5), (1, 1e-5)], "reward": [(0, 0.25), (1, 0.5)], "dpo_loss": [(0, 0.69), (1, 0.6)]}

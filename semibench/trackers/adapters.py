@@ -101,7 +101,10 @@ class MLflow:
             self.run_id = same[0].info.run_id if same else None
         if self.run_id is not None:
             self.client.update_run(self.run_id, status="RUNNING")
-            self.logged = {m.step for m in self.client.get_metric_history(self.run_id, "lr")}  # steps it already holds
+            # The (series, step) points it already holds, series by series: a kill inside log_batch leaves
+            # a step with some series written and others not, and only the missing ones may be logged again.
+            self.held = {key: {m.step for m in self.client.get_metric_history(self.run_id, key)}
+                         for key in self.client.get_run(self.run_id).data.metrics}
         else:
             run = self.client.create_run(experiment_id, run_name=run_path.name,
                                          tags={**tags(cfg), "semibench.run_id": run_path.name, "semibench.group": cfg.log.group})
@@ -109,13 +112,15 @@ class MLflow:
             params = [Param(k, str(v)[:6000]) for k, v in hyperparameters(cfg).items()]
             for i in range(0, len(params), 100):
                 self.client.log_batch(self.run_id, params=params[i : i + 100])
-            self.logged = set()
+            self.held = {}
         opening.state["mlflow"] = {"run_id": self.run_id, "tracking_uri": uri}
 
     def log(self, values: dict[str, float], step: int) -> None:
-        if step not in self.logged:
-            self.log_eval(values, step)
-            self.logged.add(step)
+        missing = {k: v for k, v in values.items() if step not in self.held.get(mlflow_name(k), ())}
+        if missing:
+            self.log_eval(missing, step)
+            for k in missing:
+                self.held.setdefault(mlflow_name(k), set()).add(step)
 
     def log_eval(self, values: dict[str, float], step: int) -> None:
         import time
