@@ -11,6 +11,11 @@ model (the tables' first row and every validation curve's step 0).
 
 Launchers: `local` (here) trains and evaluates in this process, one run after another (one vLLM
 engine for everything); `slurm` (`semibench.slurm`) submits one submitit job per run.
+
+Over 400 lines, in three marked parts: the presets' grid defaults and the expansion, the estimates
+(dry-run model, measured steps, `grid_clock` for the progress ETA) and running. The next split is
+the estimates into a module of their own, once `GridDefaults` moves out with them (they read it, and
+the expansion reads it too, so moving them alone would make the two modules import each other).
 """
 
 from __future__ import annotations
