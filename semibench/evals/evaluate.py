@@ -217,6 +217,7 @@ def evaluate(
                         results[bench] = existing
                         continue
             start, loaded_before = time.monotonic(), session._generator is not None
+            timeouts_before = session.verifier_timeouts
             try:
                 scored = runner(bench)(session, bench, source)
             except data.DataMissing as exc:  # found only once the items are read (a malformed row, an exhausted source)
@@ -236,6 +237,8 @@ def evaluate(
                 "machine": this_machine().as_record(),
                 "limit": s.limit, "seed": s.seed, "data": scored.get("data", source.description),
                 "versions": versions(session.engine), "seconds": round(time.monotonic() - start, 2),
+                # Items our Math-Verify pool stopped at their CPU budget (scored 0); lm-eval's own math tasks use theirs.
+                "math_verify_timeouts": session.verifier_timeouts - timeouts_before,
                 "engine_start_seconds": None if loaded_before or session.load_seconds is None else round(session.load_seconds, 2),
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "settings": record,

@@ -150,6 +150,11 @@ class Session:
         return self._verifier
 
     @property
+    def verifier_timeouts(self) -> int:
+        """Items the Math-Verify pool has stopped at their CPU budget so far (0 before it is built)."""
+        return 0 if self._verifier is None else self._verifier.num_timeouts
+
+    @property
     def judge(self):
         if self._judge is None:
             from semibench.evals.judges import make_judge

@@ -1,12 +1,16 @@
-"""Binary Math-Verify reward (paper §1.8), scored in worker processes under a hard per-item deadline.
+"""Binary Math-Verify reward (paper §1.8), scored in worker processes under a per-item CPU-time budget.
 
 Extraction follows the paper's fairseq2 `MathVerifyVerifier`: the gold is parsed as LaTeX with
 boxed="none" normalization (wrapped in `$...$` when bare), the prediction with `\\boxed{}` matched
 first; reward 1.0 if `verify` holds, else 0.0, and 0.0 on any error.
 
-Bounds: each item has `timeout_s` of wall time, and math-verify gives each parse and verify stage
-`stage_timeout` seconds, so an answer too large to parse within it (e.g. a 500-element tuple takes
-more than 1 s) scores 0 even when correct. Integers of any number of digits are compared.
+Bounds, in CPU seconds so that a score never depends on how busy the machine is: each item may use
+`timeout_s` of its worker's CPU time (parse the gold, parse the prediction, verify), after which it
+scores 0 and counts in `num_timeouts`. math-verify's own timeouts are whole-second wall-clock alarms
+per stage; under load a correct answer whose first parse pays sympy's lazy imports (a tuple: ~1 s)
+ran past its 1-second alarm and scored 0, uncounted, where an idle machine scored it 1. They are off
+here (`parsing_timeout=None`, `timeout_seconds=None`, as math-verify advises when the caller bounds
+the work itself). Integers of any number of digits are compared.
 """
 
 from __future__ import annotations
@@ -25,19 +29,31 @@ from multiprocessing.process import BaseProcess
 logger = logging.getLogger(__name__)
 
 EXTRACTIONS = ("latex", "expr")
+POLL_S = 0.1  # how often the parent reads a busy worker's CPU time
+KILL_FACTOR = 2.0  # the parent kills a worker whose item used this x the budget in CPU time (the worker's own timer failed)
+WALL_BACKSTOP_FACTOR, WALL_BACKSTOP_MIN_S = 20.0, 60.0  # ... or that answered nothing for this long (a hang, not load)
 
 
-def _worker_main(conn: Connection, prediction_extraction: tuple[str, ...], stage_timeout: int) -> None:
+class _OverBudget(BaseException):
+    """Raised in a worker by SIGPROF when an item has used its CPU time (a BaseException, as math-verify's own
+    timeout, so no `except Exception` inside sympy or math-verify swallows it)."""
+
+
+def _over_budget(signum, frame) -> None:
+    raise _OverBudget
+
+
+def _worker_main(conn: Connection, prediction_extraction: tuple[str, ...], cpu_budget_s: float) -> None:
     # Ctrl-C reaches the whole process group; the parent alone decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # math-verify logs each of its timeouts with the whole (up to max_chars) input.
+    signal.signal(signal.SIGPROF, _over_budget)
+    # math-verify logs each of its timeouts with the whole (up to max_chars) input, and warns once that its own are off.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     # A correct 5,000-digit answer failed Python's 4,300-digit int<->str guard and scored 0. The
-    # guard protects servers from quadratic conversions; here the per-item deadline already does.
+    # guard protects servers from quadratic conversions; here the per-item budget already does.
     sys.set_int_max_str_digits(0)
     # Imported here, not at module level, so the trainer process never pays for sympy.
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, LatexNormalizationConfig, parse, verify
-    from math_verify.errors import TimeoutException
 
     gold_normalization = LatexNormalizationConfig(
         basic_latex=True, units=True, malformed_operators=True, nits=True, boxed="none", equations=False
@@ -50,21 +66,34 @@ def _worker_main(conn: Connection, prediction_extraction: tuple[str, ...], stage
 
     def score(completion: str, gold: str) -> float:
         try:
-            gold_parsed = parse(gold if "$" in gold else f"${gold}$", gold_targets, parsing_timeout=stage_timeout)
-            pred_parsed = parse(completion, pred_targets, parsing_timeout=stage_timeout)
+            gold_parsed = parse(gold if "$" in gold else f"${gold}$", gold_targets, parsing_timeout=None)
+            pred_parsed = parse(completion, pred_targets, parsing_timeout=None)
             # float_rounding=6 is the paper's `precision=6`.
-            return float(verify(gold_parsed, pred_parsed, float_rounding=6, timeout_seconds=stage_timeout))
-        except (Exception, TimeoutException):  # TimeoutException is a BaseException
+            return float(verify(gold_parsed, pred_parsed, float_rounding=6, timeout_seconds=None))
+        except Exception:
             return 0.0
 
-    score(r"\boxed{1}", "1")  # load the LaTeX parser now, so no item's deadline pays for it
+    def budgeted(completion: str, gold: str) -> tuple[float, bool]:
+        """(score, whether the item ran out of CPU time): the profiling timer counts this process's CPU time only."""
+        try:
+            signal.setitimer(signal.ITIMER_PROF, cpu_budget_s)
+            try:
+                return score(completion, gold), False
+            finally:
+                signal.setitimer(signal.ITIMER_PROF, 0)
+        except _OverBudget:  # raised in score, or in the instant between its return and the disarm
+            return 0.0, True
+
+    # Load the LaTeX parser and sympy's sets and tuples now, so no item's budget pays for the imports.
+    for warm in (r"\boxed{1}", r"\boxed{\left( 3, \frac{\pi}{2} \right)}", r"\boxed{[0, 1)}", r"\boxed{\{1, 2\}}"):
+        budgeted(warm, warm)
     conn.send(None)  # ready
     while True:
         try:
             completion, gold = conn.recv()
         except EOFError:  # the parent closed us or died
             return
-        conn.send(score(completion, gold))
+        conn.send(budgeted(completion, gold))
 
 
 @dataclass
@@ -73,16 +102,20 @@ class _Worker:
     conn: Connection
     ready: bool = False
     item: int | None = None
-    deadline: float = 0.0
+    cpu_at_start: float = 0.0  # the worker's CPU seconds when its item was sent
+    wall_deadline: float = 0.0  # backstop for a worker that stops using CPU without answering
 
 
 class MathVerifier:
-    """Binary Math-Verify reward, scored in a process pool so math-verify's signal-based timeouts work.
+    """Binary Math-Verify reward, scored in a process pool so a runaway item can be stopped.
 
-    Each item gets `timeout_s` of wall time in a worker. math-verify's own SIGALRM timeouts stop
-    most slow sympy work cheaply; whatever outlives the deadline (work that never checks signals,
-    a hung or crashed worker) is scored 0.0, its worker is killed and replaced, and only that item
-    is lost: the other workers keep their items. `num_timeouts` counts items killed at the deadline.
+    Each item gets `timeout_s` of its worker's CPU time: a profiling timer in the worker stops slow
+    sympy work cheaply (the item scores 0.0, the worker serves on). Work that never returns to Python
+    (a C loop that ignores the signal) is caught by the parent, which kills the worker once the item
+    has used KILL_FACTOR x the budget in CPU time, or a wall-clock backstop of WALL_BACKSTOP_FACTOR x
+    the budget (at least a minute) if it hangs without using CPU; its worker is replaced and only
+    that item is lost. `num_timeouts` counts both. CPU time, not wall time, so a score is the same on
+    a busy machine as on an idle one.
     """
 
     def __init__(
@@ -100,9 +133,6 @@ class MathVerifier:
         self.max_chars = max_chars
         self.prediction_extraction = tuple(prediction_extraction)
         self.num_timeouts = 0
-        # math-verify guards gold parsing, prediction parsing and verify with separate whole-second
-        # alarms; a third of the budget each lets them fire before the (costlier) outer kill.
-        self._stage_timeout = max(1, int(timeout_s) // 3)
         # spawn, not fork: the trainer has torch's thread pools running, which fork can deadlock.
         self._ctx = mp.get_context("spawn")
         self._workers = [self._start_worker() for _ in range(num_workers)]
@@ -124,7 +154,8 @@ class MathVerifier:
                     if not self._assign(w, i, completions[i], golds[i]):
                         todo.appendleft(i)
             busy = [w for w in self._workers if w.item is not None]
-            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic()) if busy else None
+            # Busy workers are polled for their CPU time; nothing else needs a wake-up.
+            timeout = min(POLL_S, max(0.0, min(w.wall_deadline for w in busy) - time.monotonic())) if busy else None
             waiting = {w.conn: w for w in self._workers if w.item is not None or not w.ready}
             for conn in wait(list(waiting), timeout):
                 w = waiting[conn]
@@ -140,13 +171,14 @@ class MathVerifier:
                     self._restart(w)
                     continue
                 if w.ready:
-                    scores[w.item] = message
+                    scores[w.item], over_budget = message
+                    self.num_timeouts += over_budget
                     w.item = None
                 else:
                     w.ready = True
             now = time.monotonic()
             for w in self._workers:
-                if w.item is not None and w.deadline <= now:
+                if w.item is not None and (w.wall_deadline <= now or self._cpu_used(w) > KILL_FACTOR * self.timeout_s):
                     self.num_timeouts += 1
                     self._restart(w)  # its item keeps 0.0
         return scores
@@ -165,7 +197,7 @@ class MathVerifier:
     def _start_worker(self) -> _Worker:
         parent_conn, child_conn = self._ctx.Pipe()
         process = self._ctx.Process(
-            target=_worker_main, args=(child_conn, self.prediction_extraction, self._stage_timeout), daemon=True
+            target=_worker_main, args=(child_conn, self.prediction_extraction, self.timeout_s), daemon=True
         )
         process.start()
         child_conn.close()  # the worker now holds the only copy, so its death reads as EOF here
@@ -180,8 +212,23 @@ class MathVerifier:
             self._restart(w)
             return False
         w.item = i
-        w.deadline = time.monotonic() + self.timeout_s
+        w.cpu_at_start = self._cpu_seconds(w)
+        w.wall_deadline = time.monotonic() + max(WALL_BACKSTOP_MIN_S, WALL_BACKSTOP_FACTOR * self.timeout_s)
         return True
+
+    def _cpu_used(self, w: _Worker) -> float:
+        """CPU seconds the worker has spent on its current item."""
+        return self._cpu_seconds(w) - w.cpu_at_start
+
+    @staticmethod
+    def _cpu_seconds(w: _Worker) -> float:
+        import psutil
+
+        try:
+            times = psutil.Process(w.process.pid).cpu_times()
+        except psutil.Error:  # it just died: the pipe's EOF reports that
+            return w.cpu_at_start
+        return times.user + times.system
 
     def _restart(self, w: _Worker) -> None:
         self._stop(w)
