@@ -46,6 +46,9 @@ _LMEVAL = "evals.lmeval:run_lmeval"
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("math_heldout", "Held-out math", "math", _MATH_VERIFY, "math_verify",
               "procedural (reasoning-gym), the training source under another seed, minus the training pool", validation=True),
+    Benchmark("if_heldout", "Held-out IF (verifiable)", "chat", "evals.instructions:run_if_heldout", "prompt_level_strict",
+              "semibench's synthetic requests with IFEval-type constraints, the training source under another seed, minus the "
+              "training pool; lm-eval's IFEval checkers, prompt-level strict", validation=True),
     Benchmark("math500", "Math500 (Minerva)", "math", _LMEVAL, "math_verify",
               "MATH-500 via lm-eval's minerva_math500", ("math500/test.jsonl",), ("HuggingFaceH4/MATH-500", "default", "test"),
               lmeval=LMEvalTask("minerva_math500", "semibench_math500", "math500.yaml", ("math_verify,none", "exact_match,none"))),

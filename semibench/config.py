@@ -38,7 +38,9 @@ class ModelConfig:
 class TaskConfig:
     name: str = "math"  # math | if | mixed -> tasks/<name>.yaml
     math_data: str = ""  # "" = procedural (reasoning-gym); "numina" (the paper's); a .jsonl path; or an HF dataset "id[:split]"
-    if_data: str = ""  # "" = semibench's synthetic instruction set; "wildchat" (the paper's); a .jsonl path; or an HF dataset
+    # "" = semibench's synthetic instruction set; "constraints" = those requests with IFEval-type constraints (verifiable,
+    # semibench.constraints); "wildchat" (the paper's); a .jsonl path (IFEval-style rows carry their constraints); or an HF dataset
+    if_data: str = ""
     math_question_key: str = "question"
     math_answer_key: str = "answer"
     if_prompt_key: str = "prompt"
@@ -52,6 +54,7 @@ class TaskConfig:
     data_seed: int = 0
     numina_size: int = 0  # math_data=numina: training problems used (first by seeded rank); 0 = all
     wildchat_size: int = 1000  # if_data=wildchat: first-turn prompts sampled for training (paper: 1,000)
+    if_constraints_per_prompt: int = 1  # if_data=constraints: IFEval-type constraints drawn per request
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class RewardConfig:
     math_workers: int = 2
     math_timeout_s: float = 5.0
     math_extraction: tuple[str, ...] = ("latex", "expr")  # paper: ("latex",)
-    if_reward: str = "judge"  # judge | reward_model
+    if_reward: str = "judge"  # judge | reward_model | constraints (verifiable: lm-eval's IFEval checkers on the prompt's constraints)
     judge_model: str = "smollm2"  # weak as a judge; real runs pass a reward model
     reward_model: str = ""  # any AutoModelForSequenceClassification scalar RM
     rm_cls_token: str = ""  # Athene-RM style: append this token and read the score at its last position
@@ -156,6 +159,7 @@ class RunConfig:
 
 REPORT_TO = ("tensorboard", "mlflow", "wandb", "trackio", "all", "none")
 OBJECTIVES = ("dpo", "grpo", "group_dpo", "group_dpo_grpo")
+IF_REWARDS = ("judge", "reward_model", "constraints")
 TASKS = ("math", "if", "mixed")
 DTYPES = DTYPE_NAMES
 
@@ -306,7 +310,10 @@ def validate(cfg: RunConfig) -> None:
         (cfg.model.generator_dtype in (AUTO,) + DTYPES, f"model.generator_dtype must be auto or one of {', '.join(DTYPES)}"),
         (cfg.model.autocast_dtype in ("", AUTO) + DTYPES, "model.autocast_dtype must be '' (none), auto or a dtype"),
         (cfg.reward.dtype in (AUTO,) + DTYPES, f"reward.dtype must be auto or one of {', '.join(DTYPES)}"),
-        (cfg.reward.if_reward in ("judge", "reward_model"), "reward.if_reward must be judge or reward_model"),
+        (cfg.reward.if_reward in IF_REWARDS, f"reward.if_reward must be one of {', '.join(IF_REWARDS)}"),
+        (cfg.reward.if_reward != "constraints" or cfg.task.name == "math" or cfg.task.if_data not in ("", "wildchat"),
+         "reward.if_reward=constraints checks each prompt's own constraints: set task.if_data=constraints (or a .jsonl of IFEval-style rows)"),
+        (cfg.task.if_constraints_per_prompt >= 1, "task.if_constraints_per_prompt must be >= 1"),
         (cfg.reward.if_reward != "reward_model" or cfg.reward.reward_model, "reward.if_reward=reward_model needs reward.reward_model=<id or path>"),
         (cfg.optim.lr_schedule in ("cosine", "constant"), "optim.lr_schedule must be cosine or constant"),
         (cfg.train.steps >= 1, "train.steps must be >= 1"),

@@ -7,6 +7,7 @@ batch for step k is a pure function of (seed, k), so a resumed run sees exactly 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import random
 from dataclasses import dataclass
@@ -17,13 +18,15 @@ from semibench.config import ConfigError, TaskConfig
 from semibench.datafiles import last_boxed, read_jsonl, read_spec
 from semibench.instructions import synthetic_instructions
 
+CONSTRAINED = "constraints"  # task.if_data: synthetic requests with IFEval-type constraints (semibench.constraints)
+
 
 @dataclass(frozen=True)
 class Prompt:
     kind: str  # "math" | "if"
     text: str  # the user turn, template applied
-    gold: str | None  # math only: the reference answer
-    source: str  # where it came from (file, dataset, "reasoning_gym:<name>", "synthetic")
+    gold: str | None  # math: the reference answer; verifiable IF: its constraints as JSON (IFEval's row format)
+    source: str  # where it came from (file, dataset, "reasoning_gym:<name>", "synthetic", "constraints")
 
 
 def load_prompts(task: TaskConfig) -> dict[str, list[Prompt]]:
@@ -78,11 +81,23 @@ def _if_prompts(task: TaskConfig, templates: dict, seed: int) -> list[Prompt]:
     wildchat = paper_data.named_source(task.if_data, "wildchat")
     if wildchat is not None:  # the paper's WildChat first turns (1,000; 50k for its mixed run)
         return [Prompt("if", template.format(instruction=t), None, "wildchat") for t in paper_data.wildchat("train", wildchat, size=task.wildchat_size)]
+    if task.if_data == CONSTRAINED:  # verifiable: each prompt's gold is its constraints, in IFEval's row format
+        from semibench.constraints import constrained_instructions
+
+        made = constrained_instructions(task.num_prompts, seed, task.if_constraints_per_prompt)
+        return [Prompt("if", template.format(instruction=c.text), json.dumps(c.spec), CONSTRAINED) for c in made]
     if task.if_data:
         rows = _read_rows(task.if_data, (task.if_prompt_key,), "task.if")
-        return [Prompt("if", template.format(instruction=r[task.if_prompt_key]), None, task.if_data) for r in rows]
+        return [Prompt("if", template.format(instruction=r[task.if_prompt_key]), _constraints_of(r), task.if_data) for r in rows]
     texts = synthetic_instructions(task.num_prompts, seed)
     return [Prompt("if", template.format(instruction=t), None, "synthetic") for t in texts]
+
+
+def _constraints_of(row: dict) -> str | None:
+    """An IFEval-style row's constraints (`instruction_id_list`, `kwargs`) as the prompt's gold, for the verifiable IF reward."""
+    if "instruction_id_list" not in row:
+        return None
+    return json.dumps({"instruction_id_list": row["instruction_id_list"], "kwargs": row.get("kwargs", [{}] * len(row["instruction_id_list"]))})
 
 
 def chat_template(name: str) -> str:

@@ -6,6 +6,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
+from semibench import constraints
 from semibench import config
 from semibench.cli import app
 from semibench.engines.hf import HFGenerator
@@ -214,19 +215,17 @@ def test_punkt_tab_is_built_offline_without_a_download(tmp_path, monkeypatch):
 
     import nltk
 
-    from semibench.evals import lmeval
-
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "nowhere")])
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "venv"))
     monkeypatch.setattr(nltk, "download", lambda *a, **k: pytest.fail("tried to download NLTK data"))
-    found = lmeval.ensure_punkt_tab()
+    found = constraints.ensure_punkt_tab()
     assert found == tmp_path / "venv" / "nltk_data" / "tokenizers" / "punkt_tab" / "english"
     assert sorted(p.name for p in found.iterdir()) == ["abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt"]
     from nltk.tokenize.punkt import PunktTokenizer
 
     text = "Mr. Smith went to Washington. He arrived at 3 p.m. on Jan. 5. Dr. Who? Yes!"
     assert len(PunktTokenizer("english").tokenize(text)) == 4
-    assert lmeval.ensure_punkt_tab() == found  # second call: found, nothing rebuilt
+    assert constraints.ensure_punkt_tab() == found  # second call: found, nothing rebuilt
 
 
 def test_results_carry_the_standard_error_over_items_and_the_spread_over_seeds(tmp_path):

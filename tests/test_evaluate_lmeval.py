@@ -7,6 +7,7 @@ text and every metric value must match.
 
 import pytest
 
+from semibench import constraints
 from semibench.benchmarks import BENCHMARKS
 from semibench.evals import lmeval
 from semibench.evals.evaluate import evaluate
@@ -26,7 +27,7 @@ def _lm_eval_reference(model_dir: str, data_dir, scratch, limit: int) -> dict:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    lmeval.prepare_lm_eval()
+    constraints.prepare()
     return lm_eval.simple_evaluate(
         model="hf", model_args={"pretrained": model_dir, "dtype": "float32"}, device="cpu", batch_size=1,
         tasks=["semibench_gsm8k", "semibench_ifeval"], task_manager=TaskManager(include_path=str(lmeval.render_local_tasks(data_dir, scratch))),

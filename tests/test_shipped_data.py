@@ -13,6 +13,7 @@ import huggingface_hub
 import pytest
 from huggingface_hub import constants as hub_constants
 
+from semibench import constraints
 from semibench.benchmarks import BENCHMARKS
 from semibench.evals import data as benchmarks
 from semibench.evals import math as math_eval
@@ -91,7 +92,7 @@ def test_lm_eval_tasks_read_the_shipped_files(monkeypatch, tmp_path):
 
     from semibench.evals import lmeval
 
-    lmeval.prepare_lm_eval()
+    constraints.prepare()
     data_dir = benchmarks.resolve("ifeval", None).path
     manager = TaskManager(include_path=str(lmeval.render_local_tasks(data_dir, tmp_path / "tasks")))
     names = [BENCHMARKS[b].lmeval.local for b in ("ifeval", "math500", "gsm8k")]

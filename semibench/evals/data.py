@@ -109,11 +109,13 @@ def _hint(data_dir: Path | None, files: tuple[str, ...]) -> str:
 
 
 def resolve(bench: str, data_dir: Path | None, origin: Origin | None = None) -> Source:
-    """Find `bench`'s data or raise DataMissing (math_heldout needs none)."""
+    """Find `bench`'s data or raise DataMissing (math_heldout and if_heldout need none)."""
     if bench in (*NUMINA_SPLIT, "wildchat_valid"):
         return _paper_source(bench, data_dir, origin)
     if bench == "math_heldout":
         return Source("procedural", None, "reasoning-gym, held out from the training pool")
+    if bench == "if_heldout":
+        return Source("procedural", None, "constrained requests, held out from the training pool")
     spec = BENCHMARKS[bench]
     if spec.lmeval is not None:  # lm-eval reads the directory through our tasks/eval YAML
         local = _local(data_dir, spec.local_files)

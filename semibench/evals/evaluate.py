@@ -163,6 +163,8 @@ def _settings_record(bench: str, s: EvalSettings, source: data.Source, engine: s
         record["judge_max_new_tokens"] = s.judge_max_new_tokens
     if bench == "math_heldout":
         record.update(heldout_size=s.heldout_size, heldout_sources=list(s.heldout_sources), heldout_template=s.heldout_template)
+    if bench == "if_heldout":
+        record.update(heldout_size=s.heldout_size)
     if bench == "wildchat_valid":
         from semibench.evals.wildchat import reward_model_spec
 

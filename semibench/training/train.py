@@ -30,7 +30,7 @@ from semibench.engines import load_generator
 from semibench.engines.base import Completion, Generator, Sampling
 from semibench.hardware import torch_dtype
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model, store_linears_in
-from semibench.rewards import Rewarder, length_normalized_reward
+from semibench.rewards import Rewarder, check_prompts, length_normalized_reward
 from semibench.runs import RunDir, RunLock, atomic_write_json, export_steps, is_done, mark_done
 from semibench.sync import check_fresh, window_start
 from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts
@@ -68,6 +68,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     world = dist.init()  # one process: a world of one; under torchrun: FSDP2 over all ranks
     check_installed(requested(cfg))  # --report-to a tracker that is not installed: one line, nothing trained
     pools = load_prompts(cfg.task)  # bad data fails here, before anything is written
+    check_prompts(cfg.reward, pools)
     lock = RunLock(run.path) if world.is_main else None  # one process per run directory; RunLocked names the holder
     if is_done(run.path):  # finished by the holder we may have waited behind
         return run.path
@@ -141,7 +142,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
             rng = random.Random(f"{cfg.train.seed}-pairs-{step}")
             lag_model = window_module(cfg, models, step - generator.version)
             try:
-                step_metrics = train_step(cfg, models, optimizer, prompt_ids, completions, grid, [p.kind == "math" for p in prompts], rng, world,
+                step_metrics = train_step(cfg, models, optimizer, prompt_ids, completions, grid, [rewarder.is_binary(p.kind) for p in prompts], rng, world,
                                           window_model=lag_model, kinds=[p.kind for p in prompts] if kinds_differ else None)
             except Diverged as exc:
                 raise ConfigError(divergence_message(cfg, run, step, exc)) from None
