@@ -164,3 +164,14 @@ def test_rows_of_prompts_gradients_repeat_bit_for_bit():
     first = gradient()
     torch.testing.assert_close(first[0], upstream[row_prompt == 0].sum(0) + 2 * (row_prompt == 0).sum(), rtol=1e-5, atol=1e-4)
     assert all(torch.equal(gradient(), first) for _ in range(10))
+
+
+def test_little_signal_warns_only_when_the_first_five_steps_all_lack_it():
+    from semibench.training.train import little_signal
+
+    cfg = config.resolve("tiny", {"loss.objective": "grpo"})
+    rows = [{"frac_valid_prompts": f} for f in (0.1, 0.0, 0.2, 0.24, 0.1, 0.9)]
+    line = little_signal(rows, cfg)
+    assert line is not None and "first 5 steps" in line and "mean 0.13" in line and "grpo little to learn from" in line
+    assert little_signal(rows[:4], cfg) is None  # too early to say
+    assert little_signal([{"frac_valid_prompts": 0.25}] + rows[1:], cfg) is None  # one step with a quarter of its prompts is enough

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +161,10 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
                     reporters.log(row)
                 if progress is not None:
                     progress(step, row)
+                if step == SIGNAL_STEPS - 1:  # once, when the run's first steps are in (a resume past them does not repeat it)
+                    line = little_signal(run.read_metrics(), cfg)
+                    if line:
+                        print(f"warning: {line}", file=sys.stderr, flush=True)
 
             # 7. Checkpoint every K steps and at the end; resumable state every R steps.
             if step + 1 in exports:
@@ -456,6 +461,21 @@ def rollout_metrics(prompts: list[Prompt], completions: list[Completion], reward
     return out
 
 
+SIGNAL_STEPS, SIGNAL_FLOOR = 5, 0.25  # a run whose first 5 steps all had under a quarter of their prompts with signal
+
+
+def little_signal(rows: list[dict], cfg: RunConfig) -> str | None:
+    """One line when the reward gave the objective little to learn from: every one of the first
+    SIGNAL_STEPS steps had frac_valid_prompts under SIGNAL_FLOOR (a pair or a group needs samples that
+    score differently), else None."""
+    head = [r["frac_valid_prompts"] for r in rows[:SIGNAL_STEPS]]
+    if len(head) < SIGNAL_STEPS or max(head) >= SIGNAL_FLOOR:
+        return None
+    return (f"frac_valid_prompts stayed under {SIGNAL_FLOOR} for the first {SIGNAL_STEPS} steps (mean {sum(head) / len(head):.2f}): "
+            f"this reward gives {cfg.loss.objective} little to learn from (most prompts' {cfg.sampling.samples_per_prompt} samples all "
+            "score alike); use an easier or harder task, more samples per prompt (sampling.samples_per_prompt) or a graded reward")
+
+
 def summarize(cfg: RunConfig, run: RunDir) -> dict:
     rows = run.read_metrics()
     head, tail = rows[: min(5, len(rows))], rows[-min(5, len(rows)) :]
@@ -467,5 +487,7 @@ def summarize(cfg: RunConfig, run: RunDir) -> dict:
         "skipped_steps": sum(1 for r in rows if r.get("skipped")),
         "reward_first5": mean(head, "reward"),
         "reward_last5": mean(tail, "reward"),
+        "frac_valid_prompts": mean(rows, "frac_valid_prompts"),
+        "little_signal": little_signal(rows, cfg),
         "seconds": sum(r["time/generate"] + r["time/reward"] + r["time/train"] + r["time/sync"] for r in rows),
     }
