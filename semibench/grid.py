@@ -448,6 +448,7 @@ def aggregate(out: Path, leaderboard_dir: Path) -> dict[str, Any]:
     """Leaderboard CSVs, figures and tables from the run directories."""
     from semibench.reports.leaderboard import write_leaderboards
     from semibench.reports.plots import write_plots
+    from semibench.reports.signal import write_signal
     from semibench.reports.tables import write_tables
     from semibench.reports.verdicts import write_verdicts
 
@@ -455,6 +456,7 @@ def aggregate(out: Path, leaderboard_dir: Path) -> dict[str, Any]:
         "leaderboards": write_leaderboards(out, leaderboard_dir),
         "figures": write_plots(out, Path(out) / "figures"),
         "tables": write_tables(out, Path(out) / "tables"),
+        "signal": write_signal(out, Path(out) / "tables"),
         "verdicts": write_verdicts(out, Path(out) / "tables"),
     }
 

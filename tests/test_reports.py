@@ -196,3 +196,39 @@ def test_tables_show_the_standard_error_over_items_and_say_so(tree, tmp_path):
     online = next(r for r in rows if r[1] == runs["online"].name)
     col = {h: i for i, h in enumerate(header)}
     assert (online[col["Held-out math se_items"]], online[col["Held-out math sd_seeds"]]) == ("4.9000", "0.6000")
+
+
+def _seeded_arm(root, seeds_scores):
+    """Online DPO on mixed under several training seeds, each with its own final held-out math score, and a seed row."""
+    from tests.report_fixtures import eval_json, make_seed
+
+    make_seed(root, "tiny", [eval_json("math_heldout", 20.0, 4.0)])
+    for seed, (score, frac) in enumerate(seeds_scores):
+        make_run(root, "mixed", "dpo", "1", evals={4: [eval_json("math_heldout", score, 3.0)]}, extra_metrics=lambda step, f=frac: {"frac_valid_prompts": f},
+                 **{"train.seed": seed})
+
+
+def test_table3_prints_each_arm_once_as_mean_and_sd_over_its_seeds(tmp_path):
+    """Three training seeds of one arm: one markdown row, mean (SD, n seeds); the CSV keeps a row per seed."""
+    root = tmp_path / "runs"
+    _seeded_arm(root, [(30.0, 0.5), (33.0, 0.5), (36.0, 0.5)])
+    write_tables(root, tmp_path / "tables")
+    md = (tmp_path / "tables" / "table3.md").read_text()
+    assert md.count("Online DPO (s=1) on mixed") == 1
+    assert "| Online DPO (s=1) on mixed | 3/4 | 33.0 (SD 3.0, 3 seeds) |" in md  # the SD of 30, 33, 36 is 3
+    assert "standard deviation over those seeds" in md
+    _, rows = _header_and_rows((tmp_path / "tables" / "table3.csv").read_text())
+    assert [r[0] for r in rows].count("Online DPO (s=1) on mixed") == 3
+
+
+def test_signal_table_gives_frac_valid_and_trained_minus_seed_per_arm(tmp_path):
+    from semibench.reports.signal import arm_signal, write_signal
+
+    root = tmp_path / "runs"
+    _seeded_arm(root, [(30.0, 0.2), (34.0, 0.6)])
+    benches, rows = arm_signal(read_runs(root))
+    assert benches == ["math_heldout"] and len(rows) == 1
+    assert rows[0]["seeds"] == 2 and rows[0]["frac_valid_prompts"] == pytest.approx(0.4)
+    assert rows[0]["math_heldout"] == pytest.approx([10.0, 14.0])  # each seed's final score minus the seed model's 20
+    md = write_signal(root, tmp_path / "tables").read_text()
+    assert "| Online DPO (s=1) | mixed | 2 | 0.40 | +12.0 (SD 2.8) |" in md

@@ -190,5 +190,7 @@ def _print_grid_results(out: Path, written: dict) -> None:
     console.print(f"tables: {out / 'tables' / 'tables.md'}")
     if written["tables"]:
         console.print((out / "tables" / "tables.md").read_text())
+    if written["signal"]:
+        console.print(written["signal"].read_text())
     if written["verdicts"]:
         console.print((out / "tables" / "verdicts.md").read_text())

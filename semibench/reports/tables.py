@@ -96,7 +96,7 @@ def build(spec: TableSpec, runs: list[Run]) -> tuple[list[str], list[dict]] | No
         label = spec.label(run) if not run.is_seed else method_label(run)
         if run.selected:  # say which checkpoint, as the paper's tables come from selected ones
             label += f" [step {run.selected['step']} by {run.selected['by']}]"
-        row = {"Method": label, "run_id": run.id,
+        row = {"Method": label, "run_id": run.id, "arm": run.id if run.is_seed else arm_key(run),
                "Updates": "–" if run.is_seed else f"{updates}/{updates + skipped}"}
         for key, header in columns:
             result = results.get(key)
@@ -114,11 +114,45 @@ def run_order(run: Run) -> tuple:
     return (cfg.task.name, cfg.loss.objective != "dpo", cfg.loss.objective, regime, -(s or 0), cfg.sampling.samples_per_prompt, cfg.train.seed, run.id)
 
 
+def arm_key(run: Run) -> str:
+    """Runs that differ only in their training seed are one arm: one row of the markdown tables."""
+    from dataclasses import replace
+
+    from semibench.config import to_json
+
+    cfg = run.config
+    return to_json(replace(cfg, train=replace(cfg.train, seed=0)))
+
+
+def arm_rows(headers: list[str], rows: list[dict]) -> list[dict]:
+    """One row per arm, in first-seen order: an arm of several training seeds reads `mean (SD s, n seeds)`
+    over its seeds' scores; a single run keeps its own cell (its uncertainty over items)."""
+    from statistics import fmean, stdev
+
+    arms: dict[str, list[dict]] = {}
+    for row in rows:
+        arms.setdefault(row["arm"], []).append(row)
+    out = []
+    for members in arms.values():
+        if len(members) == 1:
+            out.append(members[0])
+            continue
+        merged = {"Method": members[0]["Method"], "Updates": " ".join(dict.fromkeys(m["Updates"] for m in members))}
+        for h in headers:
+            scores = [m[f"{h}|raw"]["score"] for m in members if m[f"{h}|raw"]]
+            merged[h] = "–" if not scores else (f"{fmean(scores):.1f} (SD {stdev(scores):.1f}, {len(scores)} seeds)" if len(scores) > 1
+                                                else f"{scores[0]:.1f} (1 seed)")
+        out.append(merged)
+    return out
+
+
 def to_markdown(title: str, headers: list[str], rows: list[dict]) -> str:
     lines = [f"### {title}", "", "| Method | Updates | " + " | ".join(headers) + " |", "|---" * (len(headers) + 2) + "|"]
-    lines += ["| " + " | ".join([row["Method"], row["Updates"]] + [row[h] for h in headers]) + " |" for row in rows]
+    lines += ["| " + " | ".join([row["Method"], row["Updates"]] + [row[h] for h in headers]) + " |" for row in arm_rows(headers, rows)]
     note = ("Updates: optimizer updates taken / steps (a step with no valid pair or group takes none). "
-            "(x): the standard error over items (se_items: each item's samples averaged first), the uncertainty of which items "
+            "An arm trained with several training seeds is one row: the mean of its seeds' scores and (SD s, n seeds), the "
+            "standard deviation over those seeds, which is the spread the verdicts test against; the CSV has one row per seed. "
+            "A single run's (x): the standard error over items (se_items: each item's samples averaged first), the uncertainty of which items "
             "were drawn; where a score is not a mean over items, its own SE (AlpacaEval LC: alpaca-eval's; wildchat_valid: delta method). "
             "(lo, hi): a 95% CI (Arena-Hard: its bootstrap). The paper's (x) is of this size (Math500 1.2-1.6 over 500 items); "
             "the spread over sampling seeds, sd_seeds in the CSV, is far smaller and leaves out the items.")
