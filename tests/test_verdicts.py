@@ -119,3 +119,8 @@ def test_replication_counts_same_unresolved_and_flipped_verdicts():
     r = replication(first, second)
     assert (r["matched"], r["resolved_first"], r["same"], r["unresolved_second"], r["flipped"], r["resolved_second_only"]) == (4, 3, 1, 1, 1, 1)
     assert r["sign_disagreements"] == 1 and [x["outcome"] for x in r["rows"]] == ["same", "unresolved_second", "flipped", "resolved_second_only"]
+    from semibench.reports.verdicts import replication_csv
+
+    lines = replication_csv(r).splitlines()
+    assert lines[0].split(",")[:6] == ["task", "benchmark", "a", "b", "delta_first", "delta_second"] and len(lines) == 5
+    assert lines[3] == "mixed,math_heldout,grpo,Seed,-5.0000,4.0000,B better,A better,flipped,False"

@@ -42,12 +42,16 @@ def tables(
     runs: Path = typer.Argument(Path("runs"), help="runs root"),
     out: Optional[Path] = typer.Option(None, help="table directory (default: <runs>/tables)"),
 ) -> None:
-    """The paper's Tables 1, 2, 3 and 5 from our runs' eval JSON (markdown + CSV)."""
+    """The paper's Tables 1, 2, 3 and 5 from our runs' eval JSON, and where the signal was spent (markdown + CSV)."""
+    from semibench.reports.signal import write_signal
     from semibench.reports.tables import write_tables
 
     out = out or runs / "tables"
     _report(write_tables, runs, out, f"no evaluated runs under {runs}; run `semibench eval` on their final checkpoints (or `semibench grid`)")
     typer.echo((out / "tables.md").read_text())
+    signal = write_signal(runs, out)
+    if signal is not None:
+        typer.echo(signal.read_text())
 
 
 @app.command()
@@ -106,7 +110,7 @@ def verdicts(
     out: Optional[Path] = typer.Option(None, help="default: <runs>/tables"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON list instead of writing files"),
     against: Optional[Path] = typer.Option(None, "--against", help="a second runs tree of the same grid (another task.data_seed or "
-                                           "machine): print how many verdicts replicate, and write <out>/replication.md"),
+                                           "machine): print how many verdicts replicate, and write <out>/replication.md + .csv"),
 ) -> None:
     """Every comparison the grid was built for, paired per item and seed-aware, Holm-adjusted per benchmark: runs/tables/verdicts.md + .csv."""
     from semibench.reports import verdicts as v
@@ -126,6 +130,8 @@ def verdicts(
             fail(f"no pair of evaluated runs with per-sample scores under {against}")
         from semibench.runs import atomic_write_text
 
-        text = v.replication_markdown(v.replication(v.verdict_rows(runs), second), str(runs), str(against))
+        result = v.replication(v.verdict_rows(runs), second)
+        text = v.replication_markdown(result, str(runs), str(against))
+        atomic_write_text((out or runs / "tables") / "replication.csv", v.replication_csv(result))
         atomic_write_text((out or runs / "tables") / "replication.md", text)
         typer.echo(text)

@@ -213,6 +213,19 @@ def replication(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> di
     return counts | {"sign_disagreements": sum(not r["sign_agrees"] for r in rows), "rows": rows}
 
 
+REPLICATION_COLUMNS = ["task", "benchmark", "a", "b", "delta_first", "delta_second", "verdict_first", "verdict_second", "outcome", "sign_agrees"]
+
+
+def replication_csv(result: dict[str, Any]) -> str:
+    """One row per matched comparison, the deltas in points to 4 decimals."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(REPLICATION_COLUMNS)
+    for r in result["rows"]:
+        writer.writerow([f"{r[k]:.4f}" if k.startswith("delta") else r[k] for k in REPLICATION_COLUMNS])
+    return buffer.getvalue()
+
+
 def replication_markdown(result: dict[str, Any], first: str, second: str) -> str:
     lines = [f"### Replication: {first} vs {second}", "",
              "| task | benchmark | A | B | A − B (first) | A − B (second) | verdict (first) | verdict (second) | outcome |",
