@@ -28,8 +28,8 @@ def test_leaderboard_exact_csv_and_byte_identical(tree, tmp_path):
     [path] = write_leaderboards(root, out).values()
     text = path.read_text()
     header, rows = _header_and_rows(text)
-    assert header[:14] == ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps",
-                           "num_updates", "skipped_steps", "seed", "checkpoint_step", "selected_by"]
+    assert header[:15] == ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps",
+                           "num_updates", "skipped_steps", "seed", "checkpoint_step", "selected_by", "if_reward"]
     score_columns = [h for h in header if h.startswith(("math_heldout", "alpaca_eval", "arena_hard"))]
     suffixes = ("", "_se_items", "_sd_seeds", "_stderr", "_ci_lower", "_ci_upper")
     assert score_columns == [key + s for key in ("math_heldout", "alpaca_eval@local:tiny", "arena_hard@local:tiny") for s in suffixes]
@@ -45,6 +45,7 @@ def test_leaderboard_exact_csv_and_byte_identical(tree, tmp_path):
     assert online[col["arena_hard@local:tiny"]] == "11.50" and online[col["arena_hard@local:tiny_ci_lower"]] == "9.50"
     assert online[col["arena_hard@local:tiny_ci_upper"]] == "13.00" and online[col["arena_hard@local:tiny_stderr"]] == ""
     assert online[col["sync_every"]] == "1" and rows[1][col["sync_every"]] == "inf"
+    assert [r[col["if_reward"]] for r in rows] == ["", "judge", "judge", "judge", "judge"]  # what rewarded the mixed task's IF prompts
     # Step 1 of every fixture run had no valid pair or group: 4 steps, 3 updates; the seed row none.
     assert [(r[col["num_updates"]], r[col["skipped_steps"]]) for r in rows] == [("0", "0")] + [("3", "1")] * 4
     assert online[col["judges"]] == "local:tiny" and online[col["git_commit"]] == "abc1234" and online[col["date"]] == "2026-11-25"

@@ -20,7 +20,8 @@ from semibench.benchmarks import BENCHMARKS
 from semibench.reports.results import Run, read_runs
 from semibench.runs import atomic_write_text
 
-IDENTITY = ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps", "num_updates", "skipped_steps", "seed", "checkpoint_step", "selected_by"]
+IDENTITY = ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps", "num_updates", "skipped_steps", "seed", "checkpoint_step", "selected_by",
+            "if_reward"]
 SAMPLING = ["eval_samples_per_prompt", "eval_temperature", "eval_top_p", "eval_max_new_tokens", "eval_limit"]
 PROVENANCE = ["judges", "semibench_version", "git_commit", "date"]
 SCORE_SUFFIXES = ["", "_se_items", "_sd_seeds", "_stderr", "_ci_lower", "_ci_upper"]
@@ -43,6 +44,9 @@ SCHEMA = {
     "seed": "training seed",
     "checkpoint_step": "the evaluated checkpoint: the run's final one, or the one selected_by picked",
     "selected_by": "the validation score that picked checkpoint_step (`semibench select`, the paper's protocol); empty: the final checkpoint",
+    "if_reward": "what rewarded the instruction-following prompts: `constraints` (verifiable: IFEval-type constraints checked by lm-eval's "
+                 "IFEval code; NOT the paper's non-verifiable reward model), `judge` (an LLM judge), `reward_model` (a scalar RM, the paper's "
+                 "Athene-RM-8B with --preset paper); empty for math-only runs and the seed row",
     "<bench>": "score in percent (primary metric, see the eval JSON's `metrics` for the rest); wildchat_valid: length-normalised reward per token, 6 decimals",
     "<bench>_se_items": "standard error over items in percent (each item's samples averaged first): which items were drawn; empty where the score is not a mean over items",
     "<bench>_sd_seeds": "standard deviation over sampling seeds in percent (sample j of every item is seed j); empty with one sample per item",
@@ -123,7 +127,7 @@ def _identity(run: Run, step: int) -> dict:
     if run.is_seed:
         return {"run_id": run.id, "base_model": run.base_model, "preset": "", "task": "", "objective": "", "sync_every": "",
                 "regime": "seed", "ref_sync": "", "steps": "0", "num_updates": "0", "skipped_steps": "0", "seed": "", "checkpoint_step": "0",
-                "selected_by": ""}
+                "selected_by": "", "if_reward": ""}
     cfg = run.config
     return {
         "run_id": run.id,
@@ -139,6 +143,7 @@ def _identity(run: Run, step: int) -> dict:
         "seed": str(cfg.train.seed),
         "checkpoint_step": str(step),
         "selected_by": run.selected["by"] if run.selected else "",
+        "if_reward": cfg.reward.if_reward if cfg.task.name != "math" else "",
     }
 
 
