@@ -233,3 +233,16 @@ def test_signal_table_gives_frac_valid_and_trained_minus_seed_per_arm(tmp_path):
     assert rows[0]["math_heldout"] == pytest.approx([10.0, 14.0])  # each seed's final score minus the seed model's 20
     md = write_signal(root, tmp_path / "tables").read_text()
     assert "| Online DPO (s=1) | mixed | 2 | 0.40 | +12.0 (SD 2.8) |" in md
+
+
+def test_an_installed_semibench_without_a_git_commit_still_makes_a_leaderboard(tmp_path):
+    """A pip-installed semibench records git_commit None; the leaderboard crashed joining it."""
+    from tests.report_fixtures import eval_json, make_seed
+
+    root = tmp_path / "runs"
+    installed = {"versions": {"semibench": "0.1.0", "git_commit": None}}
+    make_seed(root, "tiny", [eval_json("math_heldout", 20.0, 4.0) | installed])
+    make_run(root, "math", "dpo", "1", evals={4: [eval_json("math_heldout", 25.0, 4.0) | installed]})
+    [path] = write_leaderboards(root, tmp_path / "lb").values()
+    header, rows = _header_and_rows(path.read_text())
+    assert [r[header.index("git_commit")] for r in rows] == ["", ""] and rows[1][header.index("semibench_version")] == "0.1.0"

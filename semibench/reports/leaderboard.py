@@ -102,8 +102,9 @@ def rows_for(run: Run) -> list[dict]:
                 row[f"{key}_{name}"] = value if isinstance(value, str) else _number(value, decimals)
         versions = [r.get("versions") or {} for r in group.values()]
         row["judges"] = ";".join(sorted({r["judge"] for r in group.values() if r.get("judge")}))
-        row["semibench_version"] = ";".join(sorted({v.get("semibench", "") for v in versions} - {""}))
-        row["git_commit"] = ";".join(sorted({v.get("git_commit", "") for v in versions} - {""}))
+        # `or ""`: an installed (not cloned) semibench records no git commit (None)
+        row["semibench_version"] = ";".join(sorted({v.get("semibench") or "" for v in versions} - {""}))
+        row["git_commit"] = ";".join(sorted({v.get("git_commit") or "" for v in versions} - {""}))
         row["date"] = max((r.get("date") or "" for r in group.values()), default="")
         row["_keys"] = sorted(group)
         rows.append(row)
