@@ -71,6 +71,9 @@ class RewardConfig:
     math_workers: int = 2
     math_timeout_s: float = 5.0
     math_extraction: tuple[str, ...] = ("latex", "expr")  # paper: ("latex",)
+    # A gold that is a number needs a number: "74 + 2" restates "Calculate 74 + 2." and is not an answer to it
+    # (Math-Verify would count it equal to 76; rewards/math.py). The paper's verifier has no such rule.
+    math_literal_numbers: bool = True
     if_reward: str = "judge"  # judge | reward_model | constraints (verifiable: lm-eval's IFEval checkers on the prompt's constraints)
     judge_model: str = "smollm2"  # weak as a judge; real runs pass a reward model
     reward_model: str = ""  # any AutoModelForSequenceClassification scalar RM

@@ -66,6 +66,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "sampling.top_p": 1.0,
         "sampling.samples_per_prompt": 8,
         "reward.math_extraction": ("latex",),
+        "reward.math_literal_numbers": False,  # the paper's verifier: an answer equal to the gold counts, whatever its form
         "reward.math_workers": 8,  # per trainer rank: 8 ranks a node x 8 verifier processes
         "reward.if_reward": "reward_model",
         "reward.reward_model": "Nexusflow/Athene-RM-8B",
@@ -145,6 +146,8 @@ PRESET_NOTES: dict[str, dict[str, str]] = {
                           "s = inf neither generator nor reference ever syncs.",
         "loss.objective on mixed": "the paper ran mixed with online DPO only; GRPO on mixed takes the chat GRPO row.",
         "reward.math_extraction": "latex only: the paper's code extracts predictions with LatexExtractionConfig.",
+        "reward.math_literal_numbers": "false: the paper's verifier credits any answer Math-Verify proves equal to the gold; semibench's "
+                                       "default (true) refuses an expression for a numeric gold, since restating '74 + 2' is rewarded otherwise.",
         "reward.rm_max_length": "4,096 as the paper; a longer input keeps its CLS token (the paper's code scored it 0.0).",
         "reward.rm_device": "'' = each trainer rank's own GPU; give the RM a GPU of its own: --set reward.rm_device=cuda:7.",
         "train.checkpoint_every": "100: the paper picks the best checkpoint (chat: by reward_len_norm on the 470 "

@@ -190,3 +190,25 @@ def test_scores_do_not_depend_on_load():
             p.wait()
     assert idle == loaded
     assert loaded[1] == 0 and sum(loaded[0]) >= 11  # MATH-500's own answers verify against themselves (not every one parses)
+
+
+@pytest.mark.parametrize("completion, gold, paper, literal", [
+    (r"74 + 2 = \$8", "76", 1.0, 0.0),  # learned by online DPO on procedural sums: the question restated, then junk
+    (r"95 + 76 = \text-8", "171", 1.0, 0.0),
+    (r"The answer is $\boxed{26+28}$", "54", 1.0, 0.0),
+    ("74 + 2 = 76", "76", 1.0, 1.0),  # the last number is the answer
+    ("74 + 2 = 86", "76", 0.0, 0.0),
+    (r"The final answer is $\boxed{\frac{1}{2}}$.", "0.5", 1.0, 1.0),  # a number in another form is still a number
+    (r"$\boxed{-93}$", "-93", 1.0, 1.0),
+    (r"The final answer is $\boxed{x^2+2x+1}$.", "(x+1)^2", 1.0, 1.0),  # the gold is no number: no rule
+])
+def test_a_numeric_gold_needs_a_number_not_the_question_restated(verifier, completion, gold, paper, literal):
+    assert verifier([completion], [gold], literal_numbers=False) == [paper]
+    assert verifier([completion], [gold], literal_numbers=True) == [literal]
+
+
+def test_presets_choose_the_literal_rule():
+    from semibench import config
+
+    assert config.resolve("smol", {"task.name": "math"}).reward.math_literal_numbers is True
+    assert config.resolve("paper", {"task.name": "math"}).reward.math_literal_numbers is False  # the paper's verifier

@@ -162,7 +162,8 @@ def _settings_record(bench: str, s: EvalSettings, source: data.Source, engine: s
     if bench == "arena_hard":
         record["judge_max_new_tokens"] = s.judge_max_new_tokens
     if bench == "math_heldout":
-        record.update(heldout_size=s.heldout_size, heldout_sources=list(s.heldout_sources), heldout_template=s.heldout_template)
+        record.update(heldout_size=s.heldout_size, heldout_sources=list(s.heldout_sources), heldout_template=s.heldout_template,
+                      literal_numbers=origin.config.reward.math_literal_numbers if origin is not None else True)
     if bench == "if_heldout":
         record.update(heldout_size=s.heldout_size)
     if bench == "wildchat_valid":

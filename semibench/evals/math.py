@@ -55,6 +55,7 @@ class HeldoutSpec:
     data_seed: int  # the training pool's seed (task.data_seed); held-out items come from data_seed + HELDOUT_SEED_OFFSET
     exclude_training_pool: bool  # a run checkpoint: drop every question its training pool holds
     origin: str  # where the spec came from, recorded in the result
+    literal_numbers: bool = True  # scored as the run's reward scores (reward.math_literal_numbers)
 
 
 def heldout_spec(origin: Origin | None, sources: tuple[str, ...], template: str) -> HeldoutSpec:
@@ -65,7 +66,7 @@ def heldout_spec(origin: Origin | None, sources: tuple[str, ...], template: str)
         raise DataMissing(f"math_heldout: the run trained on task.math_data={origin.config.task.math_data}, not procedural math; "
                           "evaluate numina_test (numina) or gsm8k/math500 instead")
     if origin is not None:
-        return HeldoutSpec(origin.config.task, origin.config.task.data_seed, True, str(origin.path))
+        return HeldoutSpec(origin.config.task, origin.config.task.data_seed, True, str(origin.path), origin.config.reward.math_literal_numbers)
     task = config.apply_overrides(config.RunConfig(), {"task.reasoning_gym": sources, "task.math_template": template}).task
     return HeldoutSpec(task, 0, False, "settings")
 
@@ -106,6 +107,7 @@ def run_math(session: Session, bench: str, source: Source) -> dict:
     from semibench.evals.scoring.samples import avg_at_n
 
     s, notes = session.settings, []
+    literal = False  # the paper's benchmarks are scored as the paper's verifier scores them
     if bench in ("amc23", "math500_paper"):  # the paper's prompt, as its Tables 1 and 3
         items, template, origin = file_items(bench, source), "paper", source.description
     elif bench in NUMINA_SPLIT:  # the paper's prompt, as its NuminaMath column and checkpoint selection
@@ -114,6 +116,7 @@ def run_math(session: Session, bench: str, source: Source) -> dict:
         spec = heldout_spec(session.origin, s.heldout_sources, s.heldout_template)
         items, notes = heldout_items(spec, s.heldout_size)
         template, origin = spec.task.math_template, f"{', '.join(spec.task.reasoning_gym)} (from {spec.origin}), data seed {spec.data_seed}+{HELDOUT_SEED_OFFSET}"
+        literal = spec.literal_numbers
     items = items[: s.limit] if s.limit else items
     templates = read_spec("templates")["math"]
     if template not in templates:
@@ -121,7 +124,7 @@ def run_math(session: Session, bench: str, source: Source) -> dict:
     requests = [GenRequest(prompt_key(p), p) for p in (session.chat(templates[template].format(problem=q)) for q, _ in items)]
     store = session.store(bench)
     completions = session.complete(store, requests, bench)
-    flat = session.verifier([c for cs in completions for c in cs], [gold for (_, gold), cs in zip(items, completions) for _ in cs])
+    flat = session.verifier([c for cs in completions for c in cs], [gold for (_, gold), cs in zip(items, completions) for _ in cs], literal_numbers=literal)
     n = s.samples_per_prompt
     scores = [flat[i * n : (i + 1) * n] for i in range(len(items))]
     store.rewrite([{**store.rows[r.key], "question": q, "gold": gold, "completions": cs, "scores": sc}
@@ -131,4 +134,4 @@ def run_math(session: Session, bench: str, source: Source) -> dict:
     if n > 1:
         metrics[f"pass_at_{n}"] = 100 * sum(max(sc) for sc in scores) / len(scores)
     return {"score": score, "stderr": stderr, "primary_metric": "math_verify", "n": len(items), "metrics": metrics,
-            "template": template, "data": origin, "notes": notes}
+            "template": template, "data": origin, "notes": notes, "literal_numbers": literal}

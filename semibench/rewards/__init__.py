@@ -18,7 +18,8 @@ class Rewarder:
         if "math" in kinds:
             from semibench.rewards.math import MathVerifier
 
-            self.math = MathVerifier(cfg.math_workers, cfg.math_timeout_s, prediction_extraction=tuple(cfg.math_extraction))
+            self.math = MathVerifier(cfg.math_workers, cfg.math_timeout_s, prediction_extraction=tuple(cfg.math_extraction),
+                                     literal_numbers=cfg.math_literal_numbers)
         self.binary_if = cfg.if_reward == "constraints"  # pass/fail per prompt, like Math-Verify
         if "if" in kinds:
             if cfg.if_reward == "constraints":

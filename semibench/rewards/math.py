@@ -11,6 +11,13 @@ per stage; under load a correct answer whose first parse pays sympy's lazy impor
 ran past its 1-second alarm and scored 0, uncounted, where an idle machine scored it 1. They are off
 here (`parsing_timeout=None`, `timeout_seconds=None`, as math-verify advises when the caller bounds
 the work itself). Integers of any number of digits are compared.
+
+`literal_numbers`: when the gold is a number, the prediction must be one too. Math-Verify proves
+equality symbolically, so for "Calculate 74 + 2." the answer "74 + 2 = \\$8" parses to the expression
+74 + 2 and verifies against 76: a model can be rewarded for restating the question. A run of online
+DPO on procedural sums learned exactly that (100% "correct", 0% with the rule). The paper's verifier
+has no such rule (its NuminaMath questions rarely contain their answers), so `--preset paper` keeps
+it off; procedural arithmetic needs it.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ def _worker_main(conn: Connection, prediction_extraction: tuple[str, ...], cpu_b
     sys.set_int_max_str_digits(0)
     # Imported here, not at module level, so the trainer process never pays for sympy.
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, LatexNormalizationConfig, parse, verify
+    from sympy import Number
 
     gold_normalization = LatexNormalizationConfig(
         basic_latex=True, units=True, malformed_operators=True, nits=True, boxed="none", equations=False
@@ -64,21 +72,23 @@ def _worker_main(conn: Connection, prediction_extraction: tuple[str, ...], cpu_b
         for kind in prediction_extraction
     )
 
-    def score(completion: str, gold: str) -> float:
+    def score(completion: str, gold: str, literal: bool) -> float:
         try:
             gold_parsed = parse(gold if "$" in gold else f"${gold}$", gold_targets, parsing_timeout=None)
             pred_parsed = parse(completion, pred_targets, parsing_timeout=None)
+            if literal and gold_parsed and isinstance(gold_parsed[0], Number) and not (pred_parsed and isinstance(pred_parsed[0], Number)):
+                return 0.0  # a number's question restated ("74 + 2" for 76) is equal to it, not an answer
             # float_rounding=6 is the paper's `precision=6`.
             return float(verify(gold_parsed, pred_parsed, float_rounding=6, timeout_seconds=None))
         except Exception:
             return 0.0
 
-    def budgeted(completion: str, gold: str) -> tuple[float, bool]:
+    def budgeted(completion: str, gold: str, literal: bool = False) -> tuple[float, bool]:
         """(score, whether the item ran out of CPU time): the profiling timer counts this process's CPU time only."""
         try:
             signal.setitimer(signal.ITIMER_PROF, cpu_budget_s)
             try:
-                return score(completion, gold), False
+                return score(completion, gold, literal), False
             finally:
                 signal.setitimer(signal.ITIMER_PROF, 0)
         except _OverBudget:  # raised in score, or in the instant between its return and the disarm
@@ -90,10 +100,10 @@ def _worker_main(conn: Connection, prediction_extraction: tuple[str, ...], cpu_b
     conn.send(None)  # ready
     while True:
         try:
-            completion, gold = conn.recv()
+            completion, gold, literal = conn.recv()
         except EOFError:  # the parent closed us or died
             return
-        conn.send(budgeted(completion, gold))
+        conn.send(budgeted(completion, gold, literal))
 
 
 @dataclass
@@ -124,6 +134,7 @@ class MathVerifier:
         timeout_s: float = 5.0,
         max_chars: int = 8192,
         prediction_extraction: tuple[str, ...] = ("latex", "expr"),
+        literal_numbers: bool = False,
     ):
         if num_workers < 1 or timeout_s <= 0 or max_chars < 1:
             raise ValueError("num_workers, timeout_s and max_chars must be positive")
@@ -132,12 +143,16 @@ class MathVerifier:
         self.timeout_s = timeout_s
         self.max_chars = max_chars
         self.prediction_extraction = tuple(prediction_extraction)
+        self.literal_numbers = literal_numbers
         self.num_timeouts = 0
         # spawn, not fork: the trainer has torch's thread pools running, which fork can deadlock.
         self._ctx = mp.get_context("spawn")
         self._workers = [self._start_worker() for _ in range(num_workers)]
 
-    def __call__(self, completions: Sequence[str], golds: Sequence[str]) -> list[float]:
+    def __call__(self, completions: Sequence[str], golds: Sequence[str], literal_numbers: bool | None = None) -> list[float]:
+        """One score per completion. `literal_numbers` (default: the pool's): a gold that is a number needs a
+        number, so an expression equal to it scores 0 (see the module docstring)."""
+        literal = self.literal_numbers if literal_numbers is None else literal_numbers
         if len(completions) != len(golds):
             raise ValueError(f"{len(completions)} completions but {len(golds)} golds")
         if not self._workers:
@@ -151,7 +166,7 @@ class MathVerifier:
             for w in self._workers:
                 if w.ready and w.item is None and todo:
                     i = todo.popleft()
-                    if not self._assign(w, i, completions[i], golds[i]):
+                    if not self._assign(w, i, completions[i], golds[i], literal):
                         todo.appendleft(i)
             busy = [w for w in self._workers if w.item is not None]
             # Busy workers are polled for their CPU time; nothing else needs a wake-up.
@@ -203,11 +218,11 @@ class MathVerifier:
         child_conn.close()  # the worker now holds the only copy, so its death reads as EOF here
         return _Worker(process, parent_conn)
 
-    def _assign(self, w: _Worker, i: int, completion: str, gold: str) -> bool:
+    def _assign(self, w: _Worker, i: int, completion: str, gold: str, literal: bool) -> bool:
         """Send item `i` to `w`; False if `w` had died while idle (then it is restarted, and `i` is not its fault)."""
         try:
             # The answer is at the end; the cut also bounds the work and the pipe traffic.
-            w.conn.send((completion[-self.max_chars :], gold))
+            w.conn.send((completion[-self.max_chars :], gold, literal))
         except OSError:
             self._restart(w)
             return False
