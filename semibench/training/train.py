@@ -31,7 +31,7 @@ from semibench.engines.base import Completion, Generator, Sampling
 from semibench.hardware import torch_dtype
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model, store_linears_in
 from semibench.rewards import Rewarder, length_normalized_reward
-from semibench.runs import RunDir, RunLock, atomic_write_json, export_steps, is_done, mark_done
+from semibench.runs import RunDir, RunLock, atomic_write_json, export_steps, git_commit, is_done, mark_done
 from semibench.sync import check_fresh, window_start
 from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts
 from semibench.trackers import check_installed, open_trackers, requested
@@ -173,7 +173,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
         if reporters is not None:
             reporters.close()
     if world.is_main:
-        atomic_write_json(run.path / "summary.json", summarize(cfg, run))
+        atomic_write_json(run.summary_path, summarize(cfg, run))
         mark_done(run.path)
         drop_states(run.states)
         lock.release()
@@ -467,4 +467,5 @@ def summarize(cfg: RunConfig, run: RunDir) -> dict:
         "reward_first5": mean(head, "reward"),
         "reward_last5": mean(tail, "reward"),
         "seconds": sum(r["time/generate"] + r["time/reward"] + r["time/train"] + r["time/sync"] for r in rows),
+        "git_commit": git_commit(),  # the code that finished the run (semibench.read_runs' commit column)
     }
