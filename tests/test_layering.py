@@ -52,7 +52,7 @@ CONTRACT = ("semibench.hardware", "semibench.presets", "semibench.config", "semi
             "semibench.benchmarks", "semibench.stats", "semibench.sync", "semibench.instructions", "semibench.tasks", "semibench.paper_data",
             "semibench.trackers")
 STAGES = ("semibench.training", "semibench.engines", "semibench.evals", "semibench.reports", "semibench.rewards", "semibench.grid",
-          "semibench.perf", "semibench.cli")
+          "semibench.study", "semibench.perf", "semibench.cli")
 
 
 @pytest.mark.parametrize("who,forbidden,why", RULES, ids=[r[0] for r in RULES])
