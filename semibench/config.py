@@ -191,14 +191,19 @@ def regime_label(sync_every: int | None) -> str:
 
 
 def all_keys(cls: type = RunConfig, prefix: str = "") -> list[str]:
-    keys = []
+    return list(key_types(cls, prefix))
+
+
+def key_types(cls: type = RunConfig, prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> its field's declared type, for every leaf of the schema (`preset` included)."""
+    types = {}
     for f in fields(cls):
         hint = get_type_hints(cls)[f.name]
         if is_dataclass(hint):
-            keys += all_keys(hint, f"{prefix}{f.name}.")
+            types |= key_types(hint, f"{prefix}{f.name}.")
         else:
-            keys.append(prefix + f.name)
-    return keys
+            types[prefix + f.name] = hint
+    return types
 
 
 def _coerce(key: str, raw: Any, hint: Any) -> Any:
@@ -257,7 +262,14 @@ def parse_set_args(items: list[str]) -> dict[str, str]:
 
 
 def resolve(preset: str = "smol", overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Preset, then the paper's Table 4 values for (objective, task), then user overrides."""
+    """Preset, then the paper's Table 4 values for (objective, task), then user overrides; `auto` values
+    resolved for this machine (the config a run records and hashes)."""
+    return resolve_machine(layer(preset, overrides))
+
+
+def layer(preset: str = "smol", overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The layers of `resolve` without the machine: `auto` engine and dtypes stay `auto`, as a config file
+    that travels to another machine must say them (`semibench presets show --format yaml`)."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
     overrides = dict(overrides or {})
@@ -273,6 +285,11 @@ def resolve(preset: str = "smol", overrides: dict[str, Any] | None = None) -> Ru
     row = {k: v for k, v in row.items() if k not in PRESETS[preset]}
     cfg = apply_overrides(apply_overrides(base, row), overrides)
     validate(cfg)
+    return cfg
+
+
+def resolve_machine(cfg: RunConfig) -> RunConfig:
+    """`auto` engine and dtypes -> what this machine runs (recorded resolved, see `resolve_precision`)."""
     if cfg.train.engine == "auto":  # recorded resolved: the run id and config.json name the engine used
         cfg = replace(cfg, train=replace(cfg.train, engine=resolve_engine("auto")))
     return resolve_precision(cfg)

@@ -1,11 +1,13 @@
 """The run-directory contract: paths, run id, atomic writes, DONE markers.
 
-runs/<run_id>/config.json        resolved config (no secrets)
+runs/<run_id>/config.json        resolved config (no secrets); the run id hashes it
+runs/<run_id>/config.yaml        the same, as a file `semibench train --config` re-runs (configfile.dump)
 runs/<run_id>/metrics.jsonl      one JSON object per step
 runs/<run_id>/checkpoints/step_N/ HF safetensors + tokenizer + DONE
 runs/<run_id>/state/step_N/      resumable training state (newest only) + DONE
 runs/<run_id>/eval/step_N/       evaluation results of checkpoint N (semibench eval)
 runs/<run_id>/selected.json      the checkpoint picked by a validation score (semibench select; the paper's protocol)
+runs/<run_id>/summary.json       steps, updates, reward, seconds and the code's git commit, written at the end
 runs/<run_id>/DONE               the run finished
 A directory is done only when its DONE marker exists; everything else is written to a temporary
 name and renamed, so a killed process never leaves something that reads as finished.
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from semibench.config import ConfigError, RunConfig, from_dict, to_dict, to_json
+from semibench.configfile import dump
 
 DONE = "DONE"
 
@@ -34,6 +37,19 @@ def run_id(cfg: RunConfig) -> str:
     hashed = {k: v for k, v in to_dict(cfg).items() if k != "log"}  # the bytes of to_json before `log` existed: ids unchanged
     digest = hashlib.sha256(json.dumps(hashed, indent=2, sort_keys=True).encode()).hexdigest()[:8]
     return f"{cfg.task.name}-{cfg.loss.objective}-s{sync}-{cfg.preset}-seed{cfg.train.seed}-{digest}"
+
+
+def git_commit() -> str | None:
+    """The semibench checkout's commit (with `+dirty` when it has uncommitted changes); None outside git."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent  # inside the checkout: git finds its root from here
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
 
 
 def export_steps(cfg: RunConfig) -> list[int]:
@@ -187,11 +203,13 @@ class RunDir:
         self.path = path
         self.id = path.name
         self.config_path = path / "config.json"
+        self.config_yaml_path = path / "config.yaml"
         self.metrics_path = path / "metrics.jsonl"
         self.checkpoints = path / "checkpoints"
         self.states = path / "state"
         self.evals = path / "eval"
         self.selection_path = path / "selected.json"  # the checkpoint the reports show, when one was selected
+        self.summary_path = path / "summary.json"  # written last by training, with DONE
 
     def checkpoint(self, step: int) -> Path:
         return self.checkpoints / step_name(step)
@@ -210,11 +228,15 @@ class RunDir:
         return from_dict(json.loads(self.config_path.read_text()))
 
     def start_fresh(self, cfg: RunConfig) -> None:
-        """Clear a partial run (no DONE) and write the resolved config."""
+        """Clear a partial run (no DONE) and write the resolved config, as JSON and as a file to re-run."""
         if self.path.exists():
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True)
         atomic_write_text(self.config_path, to_json(cfg) + "\n")
+        header = [f"Run {self.id}: its resolved config, every key (config.json holds the same; the run id hashes it).",
+                  f"`semibench train --config {self.config_yaml_path}` resolves to this config, so to this run id:",
+                  "it resumes the run, or says it is done. Change a value and it is a new run."]
+        atomic_write_text(self.config_yaml_path, dump(cfg, header))
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         # One line per step, flushed: a crash loses at most the step being written.

@@ -25,3 +25,16 @@ def model_cache(tmp_path_factory):
     if "SEMIBENCH_CACHE" not in os.environ:
         os.environ["SEMIBENCH_CACHE"] = str(tmp_path_factory.mktemp("semibench-cache"))
     return Path(os.environ["SEMIBENCH_CACHE"])
+
+
+@pytest.fixture(scope="session")
+def tiny_grid(tmp_path_factory) -> Path:
+    """`semibench grid --preset tiny --tasks math`, run once per session by the real CLI: <tmp>/runs and the
+    leaderboards in <tmp>/lb. Read it; a test that must change it copies it first."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("grid")
+    subprocess.run([sys.executable, "-m", "semibench", "grid", "--tasks", "math", "--preset", "tiny", "--out", str(out / "runs"),
+                    "--leaderboard-out", str(out / "lb")], check=True, capture_output=True, text=True)
+    return out

@@ -22,10 +22,8 @@ def _grid_command(out: Path, leaderboards: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    out = tmp_path_factory.mktemp("grid")
-    subprocess.run(_grid_command(out / "runs", out / "lb"), check=True, capture_output=True, text=True)
-    return out
+def finished(tiny_grid):
+    return tiny_grid  # conftest's: _grid_command's grid, shared with tests/test_api.py
 
 
 def test_grid_trains_evaluates_and_aggregates(finished):

@@ -48,11 +48,12 @@ RULES = [
      "engines serve any caller"),
     ("semibench.training", ("semibench.evals", "semibench.grid", "semibench.reports"), "training writes checkpoints; the grid evaluates them"),
 ]
-CONTRACT = ("semibench.hardware", "semibench.presets", "semibench.config", "semibench.runs", "semibench.models", "semibench.datafiles",
-            "semibench.benchmarks", "semibench.stats", "semibench.sync", "semibench.instructions", "semibench.constraints", "semibench.tasks", "semibench.paper_data",
+CONTRACT = ("semibench.hardware", "semibench.presets", "semibench.config", "semibench.configfile", "semibench.runs", "semibench.models", "semibench.datafiles",
+            "semibench.benchmarks", "semibench.stats", "semibench.sync", "semibench.instructions", "semibench.constraints", "semibench.tasks",
+            "semibench.paper_data",
             "semibench.trackers")
 STAGES = ("semibench.training", "semibench.engines", "semibench.evals", "semibench.reports", "semibench.rewards", "semibench.grid",
-          "semibench.perf", "semibench.cli")
+          "semibench.study", "semibench.perf", "semibench.cli")
 
 
 @pytest.mark.parametrize("who,forbidden,why", RULES, ids=[r[0] for r in RULES])

@@ -21,8 +21,7 @@ from semibench.runs import RunDir, run_id
 
 # trackio reads TRACKIO_DIR once, when imported: one store for this module, in a temporary directory.
 TRACKIO_DIR = os.environ.setdefault("TRACKIO_DIR", tempfile.mkdtemp(prefix="semibench-trackio-"))
-os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's reader on the local file store the runs write
-for package in ("tensorboard", "mlflow", "wandb", "trackio"):  # the `trackers` extra
+for package in ("tensorboard", "mlflow", "sqlalchemy", "alembic", "wandb", "trackio"):  # the `trackers` extra
     pytest.importorskip(package)
 ALL = "tensorboard,mlflow,wandb,trackio"
 TIMING = ("time/", "tokens_per_s")
@@ -138,7 +137,7 @@ def reported(tmp_path_factory) -> Path:
     """One tiny mixed DPO run reported to all four trackers."""
     tmp = tmp_path_factory.mktemp("reported")
     _run(_train_command(tmp / "runs", "--report-to", ALL), tmp)
-    [run] = [p for p in (tmp / "runs").iterdir() if p.is_dir() and p.name != "mlruns"]
+    [run] = [p for p in (tmp / "runs").iterdir() if p.is_dir()]  # MLflow's store is a file beside the runs: mlflow.db
     return run
 
 
@@ -257,7 +256,7 @@ def test_a_tracker_failing_mid_run_warns_once_and_training_goes_on(tmp_path, mon
             raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(adapters.TensorBoard, "log", full_disk)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'elsewhere.db'}")  # an explicit URI wins over the default
     cfg = config.resolve("tiny", {"task.name": "math", "train.steps": 4, "log.report_to": "tensorboard,mlflow"})
     run = train(cfg, tmp_path / "runs")
     assert (run / "DONE").exists() and len(RunDir.at(run).read_metrics()) == 4
@@ -321,3 +320,44 @@ def test_mlflow_fills_a_step_a_kill_left_half_written_and_duplicates_nothing(tmp
     history = {key: sorted((m.step, m.value) for m in resumed.client.get_metric_history(first.run_id, records.mlflow_name(key)))
                for key in ("lr", "reward", "dpo_loss")}
     assert history == {"lr": [(0, 1e-5), (1, 1e-5)], "reward": [(0, 0.25), (1, 0.5)], "dpo_loss": [(0, 0.69), (1, 0.6)]}
+
+
+def test_mlflow_default_is_a_sqlite_store_mlflow_opens_with_no_opt_in(tmp_path, monkeypatch):
+    """The local default is MLflow's recommended backend: `<runs root>/mlflow.db`, which MLflow's own reader (what
+    `mlflow ui --backend-store-uri sqlite:///runs/mlflow.db` serves) opens without MLFLOW_ALLOW_FILE_STORE."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_ALLOW_FILE_STORE"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = config.resolve("tiny", {"log.report_to": "mlflow"})
+    run_path = tmp_path / "runs" / "a-run"
+    run_path.mkdir(parents=True)
+    state: dict = {}
+    tracker = adapters.MLflow(cfg, run_path, adapters.Opening(0, False, state))
+    tracker.log({"lr": 1e-5, "reward": 0.25}, step=0)
+    tracker.close()
+    assert state["mlflow"]["tracking_uri"] == f"sqlite:///{(tmp_path / 'runs' / 'mlflow.db').resolve()}"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["a-run", "mlflow.db"]  # no mlruns/, nothing in the cwd
+    read = ("import sys; from mlflow.tracking import MlflowClient; c = MlflowClient(tracking_uri=sys.argv[1]); "
+            "print([(m.step, m.value) for m in c.get_metric_history(sys.argv[2], 'reward/all')])")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run([sys.executable, "-c", read, state["mlflow"]["tracking_uri"], tracker.run_id], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "[(0, 0.25)]", done.stderr[-2000:]
+
+
+def test_a_run_logged_to_the_old_file_store_resumes_into_the_sqlite_store(tmp_path, monkeypatch):
+    """A run an earlier version reported to `runs/mlruns` (trackers.json names that store): resumed now, without
+    MLFLOW_TRACKING_URI, it gets one MLflow run in runs/mlflow.db holding every metrics.jsonl row once."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = config.resolve("tiny", {"log.report_to": "mlflow"})
+    run = RunDir(tmp_path / "runs", cfg)
+    run.start_fresh(cfg)
+    for step in range(3):
+        run.append_metrics({"step": step, "lr": 1e-5, "reward": 0.1 * step})
+    (run.path / "trackers.json").write_text(json.dumps({"mlflow": {"run_id": "0123abcd", "tracking_uri": (tmp_path / "runs" / "mlruns").as_uri()}}))
+    resumed = trackers.open_trackers(cfg, run.path, start_step=3)
+    resumed.close()
+    state = json.loads((run.path / "trackers.json").read_text())["mlflow"]
+    assert state["tracking_uri"].startswith("sqlite:///") and state["run_id"] != "0123abcd"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=state["tracking_uri"])
+    assert sorted((m.step, m.value) for m in client.get_metric_history(state["run_id"], "reward/all")) == [(0, 0.0), (1, 0.1), (2, 0.2)]

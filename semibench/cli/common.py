@@ -43,6 +43,23 @@ def machine_line(**dtypes: str) -> str:
     return f"machine: {this_machine().describe()}" + (f"; dtypes: {chosen}" if chosen else "")
 
 
+def read_experiment(path, command: str):
+    """The --config file checked for `command` (train, grid or eval); an empty one without --config."""
+    from pathlib import Path
+
+    from semibench.configfile import ExperimentFile, load
+    from semibench.evals.settings import EvalSettings
+
+    return load(path, command, EvalSettings) if path is not None else ExperimentFile(Path(), None, {}, {}, {})
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user passed the option `name` (a parameter name) on the command line, rather than its default
+    applying: a --config file's value must win over a default but not over a flag."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
 def duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"

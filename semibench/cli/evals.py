@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from semibench.benchmarks import BENCHMARKS
-from semibench.cli.common import app, fail, machine_line, quiet_library_bars, settings_options
+from semibench.cli.common import app, fail, given, machine_line, quiet_library_bars, read_experiment, settings_options
 from semibench.config import ConfigError
 from semibench.evals.settings import EvalSettings, check_settings, eval_dir
 
@@ -124,11 +124,14 @@ def _score_arena_hard_v2(judgments: Path, answers: Path | None, style_control: s
 @app.command("eval")
 @settings_options(EvalSettings)
 def eval_(
+    ctx: typer.Context,
     checkpoint: str = typer.Argument(..., help="a checkpoint directory (runs/<id>/checkpoints/step_N or any HF dir), or smollm2 / tiny"),
     benchmarks: str = typer.Option("math_heldout,gsm8k,math500,ifeval", help=f"comma-separated: {','.join(BENCHMARKS)}"),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="default: runs/<id>/eval/step_N, or <checkpoint>/eval"),
     origin: Optional[Path] = typer.Option(None, "--origin", help="a run's config.json or a grid seed row's seed.json: the training "
                                           "the held-out sets and wildchat_valid's reward model follow (default: the checkpoint's own run)"),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="a YAML file's eval: section (settings and benchmarks; a grid study file "
+                                               "works); flags given win over it"),
     settings: EvalSettings = None,
 ) -> None:
     """Score a checkpoint: MATH-500, GSM8K, IFEval (lm-eval), AMC23, held-out math, AlpacaEval 2.0, Arena-Hard v0.1 and v2.0."""
@@ -143,8 +146,9 @@ def eval_(
     from semibench.evals.data import checkpoint_origin, read_origin
 
     transformers.utils.logging.disable_progress_bar()
-    chosen = [b for b in benchmarks.split(",") if b]
     try:
+        settings, benchmarks = _with_file(ctx, config_file, settings, benchmarks)
+        chosen = [b for b in benchmarks.split(",") if b]
         check_settings(settings)
         resolved = ev.resolve_checkpoint(checkpoint)
         where = out_dir or eval_dir(resolved)
@@ -180,6 +184,18 @@ def eval_(
     finally:
         log.removeHandler(echo)
     _print_eval(results, where)
+
+
+def _with_file(ctx: typer.Context, config_file: Path | None, settings: EvalSettings, benchmarks: str) -> tuple[EvalSettings, str]:
+    """The --config file's eval: section under the flags the user gave (`given`), over the flags' defaults."""
+    import dataclasses
+
+    if config_file is None:
+        return settings, benchmarks
+    from_file = read_experiment(config_file, "eval").eval
+    if "benchmarks" in from_file and not given(ctx, "benchmarks"):
+        benchmarks = ",".join(from_file["benchmarks"])
+    return dataclasses.replace(settings, **{k: v for k, v in from_file.items() if k != "benchmarks" and not given(ctx, k)}), benchmarks
 
 
 def _print_eval(results: dict, where: Path) -> None:

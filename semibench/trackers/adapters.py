@@ -76,16 +76,17 @@ class TensorBoard:
 
 
 class MLflow:
-    """MLFLOW_TRACKING_URI, else a local file store `<runs root>/mlruns`; experiment = log.group, else log.project.
+    """MLFLOW_TRACKING_URI, else MLflow's recommended local backend, SQLite: `<runs root>/mlflow.db` (MLflow 3 keeps
+    its file store in maintenance mode, behind MLFLOW_ALLOW_FILE_STORE); experiment = log.group, else log.project.
     One MLflow run per semibench run: its id is kept in runs/<id>/trackers.json (and found by the tag
-    `semibench.run_id` when that file is gone), so a resume and the grid's evaluations reopen it."""
+    `semibench.run_id` when that file is gone), so a resume and the grid's evaluations reopen it. A run whose
+    trackers.json names another store (a file store of an earlier version) continues in this one, from step 0."""
 
     name = "mlflow"
 
     def __init__(self, cfg: RunConfig, run_path: Path, opening: Opening):
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or (run_path.parent / "mlruns").resolve().as_uri()
-        if uri.startswith("file:"):  # MLflow 3 keeps the file store behind an opt-in; it is the offline default here
-            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or local_store(run_path.parent)
+        quiet_store_setup()
         from mlflow.entities import Param, RunStatus
         from mlflow.tracking import MlflowClient
 
@@ -96,7 +97,9 @@ class MLflow:
         experiment = cfg.log.group or cfg.log.project
         if self.run_id is None:  # trackers.json is gone (a fresh restart clears the directory): find the run by its tag
             found = self.client.get_experiment_by_name(experiment)
-            experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+            # Artifacts (none logged today) beside the store, never under the current directory (MLflow's default).
+            experiment_id = found.experiment_id if found else self.client.create_experiment(
+                experiment, artifact_location=(run_path.parent / "mlartifacts").resolve().as_uri())
             same = self.client.search_runs([experiment_id], filter_string=f"tags.`semibench.run_id` = '{run_path.name}'", max_results=1)
             self.run_id = same[0].info.run_id if same else None
         if self.run_id is not None:
@@ -132,6 +135,20 @@ class MLflow:
 
     def close(self) -> None:
         self.client.set_terminated(self.run_id, self.finished)
+
+
+def local_store(runs_root: Path) -> str:
+    """The default MLflow tracking URI: a SQLite database in the runs root, as `mlflow ui --backend-store-uri` takes it."""
+    return f"sqlite:///{(Path(runs_root) / 'mlflow.db').resolve()}"
+
+
+def quiet_store_setup() -> None:
+    """A new SQLite store logs its schema migrations at INFO (MLflow's and Alembic's loggers); they would cut into
+    the progress view, and say nothing a user acts on."""
+    import logging
+
+    for name in ("mlflow.store.db.utils", "mlflow.store.tracking.sqlalchemy_store", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class WandB:

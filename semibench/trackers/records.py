@@ -10,9 +10,10 @@ from typing import Any
 from semibench.config import ConfigError, RunConfig, flatten, regime_label
 
 NAMES = ("tensorboard", "mlflow", "wandb", "trackio")
-# name -> (module to import, the pip requirement the `trackers` extra pins)
-PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "mlflow": ("mlflow", "mlflow-skinny"), "wandb": ("wandb", "wandb"),
-            "trackio": ("trackio", "trackio")}
+# name -> (modules to import, the pip requirements the `trackers` extra pins). MLflow's local default is its
+# SQLite store, which needs SQLAlchemy and Alembic (the full `mlflow` package brings them; mlflow-skinny does not).
+PACKAGES = {"tensorboard": (("tensorboard",), "tensorboard"), "mlflow": (("mlflow", "sqlalchemy", "alembic"), "mlflow-skinny, sqlalchemy and alembic"),
+            "wandb": (("wandb",), "wandb"), "trackio": (("trackio",), "trackio")}
 INSTALL = 'pip install -e ".[trackers]"'
 
 
@@ -27,12 +28,13 @@ def requested(cfg: RunConfig) -> tuple[str, ...]:
 def check_installed(names: tuple[str, ...]) -> None:
     """Refuse, with one line, a tracker whose package does not import (before anything is trained)."""
     for name in names:
-        module, requirement = PACKAGES[name]
+        modules, requirement = PACKAGES[name]
         try:
-            importlib.import_module(module)
+            for module in modules:
+                importlib.import_module(module)
         except ImportError:
-            raise ConfigError(f"--report-to {name} needs the {requirement} package, which is not installed: {INSTALL} "
-                              f"(or pip install {requirement})") from None
+            raise ConfigError(f"--report-to {name} needs {requirement}, which are not all installed: {INSTALL} "
+                              f"(or pip install {requirement.replace(' and ', ', ')})") from None
 
 
 def tags(cfg: RunConfig) -> dict[str, str]:
@@ -65,8 +67,9 @@ def eval_series(results: dict[str, dict]) -> dict[str, float]:
     return out
 
 
-# MLflow's file store keeps a series as a file under its name, so `reward` cannot sit beside `reward/math`:
-# in MLflow (any store, for one naming) a series that is also the folder of others gets `/all`.
+# MLflow's file store kept a series as a file under its name, so `reward` could not sit beside `reward/math`:
+# in MLflow (any store, for one naming, and the same names as runs logged before SQLite) a series that is also
+# the folder of others gets `/all`.
 MLFLOW_PARENTS = ("reward", "frac_valid_prompts")
 
 

@@ -32,7 +32,7 @@ from semibench.engines.base import Completion, Generator, Sampling
 from semibench.hardware import torch_dtype
 from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolve_model, store_linears_in
 from semibench.rewards import Rewarder, check_prompts, length_normalized_reward
-from semibench.runs import RunDir, RunLock, atomic_write_json, export_steps, is_done, mark_done
+from semibench.runs import RunDir, RunLock, atomic_write_json, export_steps, git_commit, is_done, mark_done
 from semibench.sync import check_fresh, window_start
 from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts
 from semibench.trackers import check_installed, open_trackers, requested
@@ -179,7 +179,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
         if reporters is not None:
             reporters.close()
     if world.is_main:
-        atomic_write_json(run.path / "summary.json", summarize(cfg, run))
+        atomic_write_json(run.summary_path, summarize(cfg, run))
         mark_done(run.path)
         drop_states(run.states)
         lock.release()
@@ -490,4 +490,5 @@ def summarize(cfg: RunConfig, run: RunDir) -> dict:
         "frac_valid_prompts": mean(rows, "frac_valid_prompts"),
         "little_signal": little_signal(rows, cfg),
         "seconds": sum(r["time/generate"] + r["time/reward"] + r["time/train"] + r["time/sync"] for r in rows),
+        "git_commit": git_commit(),  # the code that finished the run (semibench.read_runs' commit column)
     }
