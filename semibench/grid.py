@@ -74,26 +74,24 @@ GRID_DEFAULTS: dict[str, GridDefaults] = {
         generate_tokens_per_s=2000.0,
         train_tokens_per_s=20000.0,
     ),
-    # The embedded default: SmolLM2-135M-Instruct on a 2-core CPU, 3 training seeds per arm.
+    # The embedded default: SmolLM2-135M-Instruct on a 2-core CPU, 3 training seeds per arm (docs/pilot.md).
     "smol": GridDefaults(
         semi_online={"math": (4,), "if": (4,), "mixed": (4,)},
-        benchmarks=("math_heldout", "ifeval"),
-        # Sampled as the paper evaluates (greedy SmolLM2 copies the prompt's "[answer]" placeholder
-        # and scores 0 on held-out math; at T 0.6 it scores a few %, so a change can show). 160 items
-        # x 1 sample: the previous default (40 x 4) showed ~0 between-item variance of paired
-        # differences, so completions, not their split, set the item noise. <= 128 tokens: held-out
-        # math answers have a median of 15 (5 of 160 pass 128, none of them right); IFEval answers
-        # mostly run on (96 of 160 hit 192), and IFEval generation is the grid's largest evaluation
-        # cost, so IFEval here is "instruction following within 128 tokens" (docs/grid.md).
-        eval={"samples_per_prompt": 1, "temperature": 0.6, "top_p": 0.9, "max_new_tokens": 128, "limit": 160, "heldout_size": 160},
+        # Each task's held-out split of its own training source: what the runs' rewards measure, on items no
+        # run trained on. IFEval (in distribution for the constraint types, not for its prompts) is one
+        # --benchmarks away; at 64 tokens most of its prompts cannot be followed.
+        benchmarks=("math_heldout", "if_heldout"),
+        # Greedy, so a checkpoint's score carries no sampling noise and the verdicts' seed variance is the
+        # training seeds' (the paper's avg@N at T 0.6 is --eval-set temperature=0.6 --eval-set
+        # samples_per_prompt=N). 64 tokens, as training; 300 items a benchmark.
+        eval={"samples_per_prompt": 1, "temperature": 0.0, "top_p": 1.0, "max_new_tokens": 64, "heldout_size": 300},
         # 3 training seeds per arm: one seed cannot measure seed-to-seed variance, and 1 vs 1 says
         # "better" 22% of the time under a null with a 4-point seed shift (docs/verdicts.md).
         seeds=(0, 1, 2),
-        # Validation curves: held-out math at step 10 of every run's seed 0 (step 0 is the seed row,
+        # Validation curves: both benchmarks at step 10 of every run's seed 0 (step 0 is the seed row,
         # step 20 the final evaluation): the cost curves, without scoring every seed's midpoint.
         eval_every=10,
         validation_seeds=(0,),
-        overrides={"train.steps": 20},  # 30 -> 20: three seeds; most of the 30-step gain was there by 20
         # Fitted to the default grid on the 2-core Xeon in fp32 (2026-12-04): 167 tokens/s at 16 sequences
         # a call (online), ~300 at 64-256 (semi-online, offline windows).
         generate_tokens_per_s=340.0,

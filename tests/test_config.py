@@ -9,8 +9,11 @@ from semibench.config import ConfigError
 def test_table4_defaults_follow_task_and_objective():
     math_dpo = config.resolve("smol", {"task.name": "math", "loss.objective": "dpo"})
     assert (math_dpo.loss.dpo_beta, math_dpo.optim.adam_eps, math_dpo.train.ref_sync) == (0.1, 1e-4, True)
+    # smol's own DPO beta and Adam eps (the pilot's, presets.py) win over Table 4's chat row; ref_sync follows it
     if_dpo = config.resolve("smol", {"task.name": "if", "loss.objective": "dpo"})
-    assert (if_dpo.loss.dpo_beta, if_dpo.optim.adam_eps, if_dpo.train.ref_sync) == (0.01, 1e-8, False)
+    assert (if_dpo.loss.dpo_beta, if_dpo.optim.adam_eps, if_dpo.train.ref_sync) == (0.1, 1e-4, False)
+    paper_if = config.resolve("paper", {"task.name": "if", "loss.objective": "dpo"})
+    assert (paper_if.loss.dpo_beta, paper_if.optim.adam_eps, paper_if.train.ref_sync) == (0.01, 1e-8, False)
     grpo = config.resolve("smol", {"task.name": "math", "loss.objective": "grpo"})
     assert (grpo.loss.kl_beta, grpo.train.ref_sync) == (0.001, False)
     # user overrides win over Table 4
