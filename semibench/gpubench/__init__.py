@@ -92,8 +92,8 @@ def run(out: Path, shape_name: str, minutes: float, steps: int | None = None, lo
                 add(trainer.online_block(shape, model, objective, world, prompts, steps))
                 write()
         version, record["trl"]["note"] = trl_side.importable()
+        record["trl"]["version"] = version
         if version and time_left("TRL"):
-            record["trl"]["version"] = version
             rows = trl_side.measure(shape.name, model, prompts, steps, deadline - time.monotonic(), trainer.ONE_RANK_ENV)
             record["trl"]["note"] = rows.pop("error", None)
             if record["trl"]["note"]:
