@@ -221,16 +221,20 @@ def matmul_ceiling_gflops(dtype: str, size: int = 2048, seconds: float = 2.0) ->
     return matmul_gflops(dtype, size, seconds)
 
 
-def matmul_gflops(dtype: str, size: int, seconds: float) -> float:
+def matmul_gflops(dtype: str, size: int, seconds: float, device: str = "cpu") -> float:
+    """Best GFLOP/s of `a @ b` over ~`seconds`; on a GPU each product is timed to its end (synchronize)."""
     import time
 
     import torch
 
-    a, b = (torch.randn(size, size, dtype=getattr(torch, dtype)) for _ in range(2))
+    a, b = (torch.randn(size, size, dtype=getattr(torch, dtype), device=device) for _ in range(2))
+    wait = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     a @ b  # warm-up: kernel selection, page faults
+    wait()
     best, deadline = float("inf"), time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         tick = time.perf_counter()
         a @ b
+        wait()
         best = min(best, time.perf_counter() - tick)
     return 2 * size**3 / best / 1e9

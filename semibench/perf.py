@@ -190,39 +190,60 @@ def compute_precision(cfg: config.RunConfig, machine=None) -> str:
     return resolve_autocast(cfg.model.autocast_dtype, machine) or cfg.model.dtype
 
 
-def trl_config(objective: str, cfg: config.RunConfig, steps: int, out: str):
+def trl_config(objective: str, cfg: config.RunConfig, steps: int, out: str, device: str = "cpu", min_new_tokens: int = 0):
     """TRL's config for the same step as `cfg`: the precision semibench resolved (bf16 mixed precision
     where the CPU computes in bf16, fp32 where it would be emulated: `bf16=True` on AVX2 would time TRL
     emulating bf16 against semibench in fp32), no gradient checkpointing and the KV cache on in
     generation (TRL's online DPO turns it off when checkpointing: 8x slower generation), T = 1, same
-    lengths, batch, samples, lr, beta."""
-    shape = TRL_SHAPES[objective]
+    lengths, batch (`cfg`'s prompts x samples per step), samples, lr, beta and AdamW settings.
+    `device`: "cpu", or "cuda" for TRL's default device placement. `min_new_tokens`: hold EOS off that
+    long (semibench's GPU bench makes every completion on both sides exactly that long)."""
+    prompts, samples = cfg.train.prompts_per_step, cfg.sampling.samples_per_prompt
+    o = cfg.optim
+    generation = {"use_cache": True} | ({"min_new_tokens": min_new_tokens} if min_new_tokens else {})
     common = dict(
-        output_dir=out, use_cpu=True, bf16=compute_precision(cfg) == "bfloat16", report_to=[], seed=cfg.train.seed, gradient_accumulation_steps=1,
-        temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p, top_k=0, gradient_checkpointing=False,
-        max_steps=steps, logging_steps=1, save_strategy="no", dataloader_num_workers=0, learning_rate=cfg.optim.lr,
-        generation_kwargs={"use_cache": True},
+        output_dir=out, use_cpu=device == "cpu", bf16=compute_precision(cfg) == "bfloat16", report_to=[], seed=cfg.train.seed,
+        gradient_accumulation_steps=1, temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p, top_k=0, gradient_checkpointing=False,
+        max_steps=steps, logging_steps=1, save_strategy="no", dataloader_num_workers=0, learning_rate=o.lr, adam_beta1=o.adam_betas[0],
+        adam_beta2=o.adam_betas[1], adam_epsilon=o.adam_eps, weight_decay=o.weight_decay, max_grad_norm=o.grad_clip, disable_tqdm=True,
+        generation_kwargs=generation,
     )
     if objective == "grpo":
         from trl import GRPOConfig
 
-        return GRPOConfig(per_device_train_batch_size=shape["prompts"] * shape["samples"], num_generations=shape["samples"],
+        return GRPOConfig(per_device_train_batch_size=prompts * samples, num_generations=samples,
                           max_completion_length=cfg.sampling.max_new_tokens, beta=cfg.loss.kl_beta, **common)
     from trl.experimental.online_dpo import OnlineDPOConfig
 
-    return OnlineDPOConfig(per_device_train_batch_size=shape["prompts"], max_new_tokens=cfg.sampling.max_new_tokens, beta=[cfg.loss.dpo_beta], **common)
+    return OnlineDPOConfig(per_device_train_batch_size=prompts, max_new_tokens=cfg.sampling.max_new_tokens, beta=[cfg.loss.dpo_beta], **common)
 
 
 def _trl_block(objective: str, cfg: config.RunConfig, prompts: list, rewarder, steps: int) -> list[float]:
     """Seconds of each TRL step (first one included; the caller drops it)."""
+    from semibench.models import load_tokenizer, resolve_model
+
+    def reward(prompts, completions, gold, kind, **kw):
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return rewarder(list(kind), [p[-1]["content"] for p in prompts], list(gold), texts)
+
+    rows = [{"prompt": [{"role": "user", "content": p.text}], "gold": p.gold, "kind": p.kind} for p in prompts]
+    path = resolve_model(cfg.model.name)
+    with tempfile.TemporaryDirectory() as out:
+        steps_run = trl_steps(objective, path, load_tokenizer(path), rows, reward, trl_config(objective, cfg, steps, out))
+    return [s["step_s"] for s in steps_run]
+
+
+def trl_steps(objective: str, path: str, tokenizer, rows: list[dict], reward, args) -> list[dict]:
+    """Train TRL's GRPOTrainer / OnlineDPOTrainer (fp32 weights from `path`) as `args` says; per step its
+    wall seconds and the seconds in TRL's own `transformers.generate` timer (TRL only sends its timers
+    to trackers, so they are caught here for the run)."""
     import torch
+    import trl.extras.profiling as trl_profiling
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, TrainerCallback
 
-    from semibench.models import load_tokenizer, resolve_model
-
-    path = resolve_model(cfg.model.name)
     stamps: list[float] = []
+    generate_ends: list[tuple[float, float]] = []  # (when it ended, seconds)
 
     class Stamp(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
@@ -231,21 +252,23 @@ def _trl_block(objective: str, cfg: config.RunConfig, prompts: list, rewarder, s
         def on_step_end(self, args, state, control, **kw):
             stamps.append(time.perf_counter())
 
-    def reward(prompts, completions, gold, kind, **kw):
-        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        return rewarder(list(kind), [p[-1]["content"] for p in prompts], list(gold), texts)
+    def caught(self, duration: float) -> None:
+        if self.name.endswith(".transformers.generate"):
+            generate_ends.append((time.perf_counter(), duration))
 
-    data = Dataset.from_list([{"prompt": [{"role": "user", "content": p.text}], "gold": p.gold, "kind": p.kind} for p in prompts])
+    if objective == "grpo":
+        from trl import GRPOTrainer as Trainer
+    else:
+        from trl.experimental.online_dpo import OnlineDPOTrainer as Trainer
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    with tempfile.TemporaryDirectory() as out:
-        args = trl_config(objective, cfg, steps, out)
-        if objective == "grpo":
-            from trl import GRPOTrainer as Trainer
-        else:
-            from trl.experimental.online_dpo import OnlineDPOTrainer as Trainer
-        trainer = Trainer(model=model, reward_funcs=reward, args=args, train_dataset=data, processing_class=load_tokenizer(path), callbacks=[Stamp()])
-        trainer.train()
-    return [b - a for a, b in zip(stamps, stamps[1:])]
+    logged = trl_profiling.ProfilingContext._log_metrics
+    trl_profiling.ProfilingContext._log_metrics = caught
+    try:
+        Trainer(model=model, reward_funcs=reward, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                callbacks=[Stamp()]).train()
+    finally:
+        trl_profiling.ProfilingContext._log_metrics = logged
+    return [{"step_s": b - a, "generate_s": sum(s for end, s in generate_ends if a < end <= b)} for a, b in zip(stamps, stamps[1:])]
 
 
 def against_trl(objective: str, preset: str, steps_per_block: int, rounds: int, sides: list[str]) -> list[dict]:

@@ -1,5 +1,7 @@
-"""The HF engine's sampling contract: greedy is deterministic, stop strings cut text and tokens alike."""
+"""The HF engine's sampling contract: greedy is deterministic, stop strings cut text and tokens alike; it
+generates on the device the trainer hands it."""
 
+import pytest
 import torch
 
 from semibench.engines.base import Sampling, cut_at_stop
@@ -40,3 +42,24 @@ def test_hf_sync_of_an_incomplete_state_dict_is_a_weight_sync_error():
     with pytest.raises(WeightSyncError, match="version 3 failed: 1 tensors missing"):
         gen.load_weights(3, state)
     assert gen.version == 0
+
+
+def test_the_trainer_hands_its_device_to_the_hf_generator(monkeypatch):
+    """Under torchrun on a GPU the HF engine must generate there, not on the host's CPU."""
+    from semibench import config
+    from semibench.training import train
+
+    seen = {}
+    monkeypatch.setattr(train, "load_generator", lambda *a, **kw: seen.update(kw))
+    cfg = config.resolve("tiny", {"train.engine": "hf"})
+    train.build_generator(cfg, train.Models(None, None, None, None, "unused"), torch.device("meta"))
+    assert seen["device"] == torch.device("meta")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_hf_generator_generates_on_the_gpu():
+    gen = HFGenerator.from_pretrained("tiny", torch.bfloat16, device="cuda")
+    assert all(p.device.type == "cuda" for p in gen.model.parameters())
+    out = gen.generate([[1, 2, 3]], 2, Sampling(max_new_tokens=4, seed=0))
+    assert len(out) == 2 and all(1 <= len(c.token_ids) <= 4 for c in out)

@@ -39,7 +39,7 @@ def within(name: str, *prefixes: str) -> bool:
 
 # (who, may not import, why)
 RULES = [
-    ("semibench.reports", ("semibench.engines", "semibench.training", "semibench.evals", "semibench.grid", "semibench.perf"),
+    ("semibench.reports", ("semibench.engines", "semibench.training", "semibench.evals", "semibench.grid", "semibench.perf", "semibench.gpubench"),
      "reports read files (runs/, eval JSON): they never train, generate or score"),
     ("semibench.evals", ("semibench.training", "semibench.grid", "semibench.reports"), "evaluation scores any checkpoint, a run's or not"),
     ("semibench.rewards", ("semibench.training", "semibench.evals", "semibench.grid", "semibench.reports"),
@@ -53,7 +53,7 @@ CONTRACT = ("semibench.hardware", "semibench.presets", "semibench.config", "semi
             "semibench.paper_data",
             "semibench.trackers")
 STAGES = ("semibench.training", "semibench.engines", "semibench.evals", "semibench.reports", "semibench.rewards", "semibench.grid",
-          "semibench.study", "semibench.perf", "semibench.cli")
+          "semibench.study", "semibench.perf", "semibench.gpubench", "semibench.cli")
 
 
 @pytest.mark.parametrize("who,forbidden,why", RULES, ids=[r[0] for r in RULES])

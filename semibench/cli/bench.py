@@ -108,6 +108,36 @@ def bench_trl(
            f"Load 1/5/15 min between blocks: {rows[0]['load']}")
 
 
+@bench_app.command("gpu")
+def bench_gpu(
+    out: Path = typer.Option(..., "--out", help="directory for gpu_bench.json and gpu_bench.md"),
+    shape: str = typer.Option("1b", help="tiny (the CPU dry run) | smol (SmolLM2-135M's config) | 1b (Llama-3.2-1B's shapes)"),
+    minutes: float = typer.Option(8.0, help="budget: parts not started by then are skipped and listed"),
+    steps: Optional[int] = typer.Option(None, help="measured steps per part (default: the shape's); warm-up steps come first"),
+) -> None:
+    """Trainer MFU and step throughput against TRL on this device, random-init models, no download (docs/scale.md)."""
+    from semibench.gpubench import run
+    from semibench.gpubench.workload import load_shape
+
+    if minutes <= 0:
+        fail("--minutes must be > 0")
+    if steps is not None and steps < 1:
+        fail("--steps must be >= 1")
+    try:
+        load_shape(shape)
+    except ConfigError as exc:
+        fail(str(exc))
+    import torch
+
+    if shape != "tiny" and not torch.cuda.is_available():
+        fail(f"--shape {shape} needs a CUDA GPU (on a CPU it would run for hours); the CPU dry run is --shape tiny")
+    quiet_transformers()
+    record = run(out, shape, minutes, steps, log=lambda line: typer.echo(line, err=True))
+    from semibench.gpubench.report import markdown
+
+    typer.echo(markdown(record))
+
+
 @bench_app.command("sync")
 def bench_sync(
     preset: str = typer.Option("smol"),

@@ -1,4 +1,7 @@
-"""The HF transformers engine: batched `generate` on a private copy of the policy, in the trainer's process."""
+"""The HF transformers engine: batched `generate` on a private copy of the policy, in the trainer's process.
+
+The copy lives on the device it is given: the trainer passes its own (a GPU under torchrun), so a
+GPU run generates on the GPU; evaluation and judges keep the CPU default."""
 
 from __future__ import annotations
 
@@ -16,16 +19,17 @@ class HFGenerator:
     """Batched sampling with `transformers.generate` on a private copy of the policy."""
 
     @classmethod
-    def from_pretrained(cls, path: str, dtype: torch.dtype | None = None, batch_size: int = 64) -> HFGenerator:
+    def from_pretrained(cls, path: str, dtype: torch.dtype | None = None, batch_size: int = 64, device: torch.device | str | None = None) -> HFGenerator:
         """A generator serving a checkpoint (eval, judges): version 0 is the checkpoint's weights."""
         from semibench.hardware import torch_dtype
         from semibench.models import load_causal_lm, load_tokenizer
 
         dtype = dtype or torch_dtype("auto")
-        return cls(load_causal_lm(path, dtype), load_tokenizer(path), dtype, batch_size)
+        return cls(load_causal_lm(path, dtype), load_tokenizer(path), dtype, batch_size, device)
 
-    def __init__(self, model: torch.nn.Module, tokenizer, dtype: torch.dtype, batch_size: int = 64):
-        self.model = copy.deepcopy(model).to(dtype).eval().requires_grad_(False)
+    def __init__(self, model: torch.nn.Module, tokenizer, dtype: torch.dtype, batch_size: int = 64, device: torch.device | str | None = None):
+        self.device = torch.device(device or "cpu")
+        self.model = copy.deepcopy(model).to(device=self.device, dtype=dtype).eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.version = 0
@@ -54,7 +58,7 @@ class HFGenerator:
         return out
 
     def _generate_batch(self, requests: list[tuple[int, list[int]]], sampling: Sampling) -> list[Completion]:
-        input_ids, attention = left_pad([ids for _, ids in requests], self.pad_id)
+        input_ids, attention = (t.to(self.device) for t in left_pad([ids for _, ids in requests], self.pad_id))
         width = input_ids.shape[1]
         knobs = {"do_sample": False} if sampling.greedy else {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
         result = self.model.generate(

@@ -79,7 +79,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     if world.is_main:  # before the engine starts: a full disk is one line, not a torn state and a DCP traceback
         check_free_space(run.path, bytes_needed(models.policy, len(exports), models.window is not None))
     # One generator, on rank 0; the other ranks receive its completions (see dist.py).
-    generator = dist.rank0_generator(lambda: build_generator(cfg, models), world)
+    generator = dist.rank0_generator(lambda: build_generator(cfg, models, world.device), world)
     rewarder = Rewarder(cfg.reward, list(pools), read_spec("templates")["judge"]["pointwise"])
     optimizer = build_optimizer(cfg, models.policy)
     sampling = Sampling(cfg.sampling.temperature, cfg.sampling.top_p, cfg.sampling.max_new_tokens)
@@ -248,10 +248,12 @@ def resume(cfg: RunConfig, run: RunDir, world: dist.World, models: Models, gener
     return step
 
 
-def build_generator(cfg: RunConfig, models: Models) -> Generator:
-    """The engine serving the policy's weights; version 0 is the checkpoint the policy was loaded from."""
+def build_generator(cfg: RunConfig, models: Models, device: torch.device = torch.device("cpu")) -> Generator:
+    """The engine serving the policy's weights; version 0 is the checkpoint the policy was loaded from.
+    An HF engine computes on the trainer's `device` (rank 0's GPU under torchrun), never the host's CPU."""
     placement = {"gpu_ids": cfg.train.generator_gpus} if cfg.train.generator_gpus else {}  # validate(): vLLM only
-    return load_generator(models.path, cfg.train.engine, torch_dtype(cfg.model.generator_dtype), cfg.train.seed, cfg.sampling.batch_size, **placement)
+    return load_generator(models.path, cfg.train.engine, torch_dtype(cfg.model.generator_dtype), cfg.train.seed, cfg.sampling.batch_size,
+                          device=device, **placement)
 
 
 def load_models(cfg: RunConfig, world: dist.World = dist.World()) -> Models:
