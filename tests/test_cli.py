@@ -62,4 +62,5 @@ def test_train_command_end_to_end(tmp_path):
 def test_presets_show_lists_resolved_keys():
     result = runner.invoke(app, ["presets", "show", "smol", "--task", "if", "--objective", "dpo"])
     assert result.exit_code == 0
-    assert "loss.dpo_beta = 0.01" in result.output and "train.sync_every = 1" in result.output
+    # smol's own beta (the pilot's, presets.py) over Table 4's chat row
+    assert "loss.dpo_beta = 0.1" in result.output and "train.sync_every = 1" in result.output

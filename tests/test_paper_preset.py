@@ -82,7 +82,7 @@ def test_paper_scale_per_task():
 def test_other_presets_take_only_table4_hyperparameters():
     smol = config.resolve("smol", {"task.name": "math", "loss.objective": "dpo"})
     assert (smol.loss.dpo_beta, smol.optim.adam_eps, smol.train.ref_sync) == (0.1, 1e-4, True)
-    assert (smol.sampling.max_new_tokens, smol.train.prompts_per_step) == (128, 4)  # not the paper's 2048 x 64
+    assert (smol.sampling.max_new_tokens, smol.train.prompts_per_step) == (64, 8)  # not the paper's 2048 x 64
 
 
 def test_every_choice_is_explained_and_its_keys_exist():

@@ -8,7 +8,7 @@ from semibench.reports.leaderboard import write_leaderboards
 from semibench.reports.plots import write_plots
 from semibench.reports.results import read_runs
 from semibench.reports.tables import write_tables
-from tests.report_fixtures import fixture_tree, make_run
+from tests.report_fixtures import eval_json, fixture_tree, make_run
 
 
 @pytest.fixture()
@@ -220,6 +220,20 @@ def test_table3_prints_each_arm_once_as_mean_and_sd_over_its_seeds(tmp_path):
     assert "standard deviation over those seeds" in md
     _, rows = _header_and_rows((tmp_path / "tables" / "table3.csv").read_text())
     assert [r[0] for r in rows].count("Online DPO (s=1) on mixed") == 3
+
+
+def test_tables_say_what_rewarded_the_if_prompts(tmp_path):
+    """A verifiable IF reward is not the paper's reward model: a table with IF-trained runs names which one trained them."""
+    root = tmp_path / "runs"
+    _seeded_arm(root, [(30.0, 0.5)])  # the tiny preset's mixed runs: the judge
+    make_run(root, "mixed", "grpo", "1", evals={4: [eval_json("math_heldout", 31.0, 3.0)]},
+             **{"task.if_data": "constraints", "reward.if_reward": "constraints"})
+    make_run(root, "math", "dpo", "1", evals={4: [eval_json("math_heldout", 25.0, 3.0)]})
+    write_tables(root, tmp_path / "tables")
+    table3 = (tmp_path / "tables" / "table3.md").read_text()
+    assert "IF prompts rewarded by `constraints`: verifiable" in table3 and "not the paper's" in table3
+    assert "; by `judge`: an LLM judge" in table3
+    assert "IF prompts rewarded" not in (tmp_path / "tables" / "table1.md").read_text()  # math-only runs: nothing to say
 
 
 def test_signal_table_gives_frac_valid_and_trained_minus_seed_per_arm(tmp_path):

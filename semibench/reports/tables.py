@@ -146,7 +146,25 @@ def arm_rows(headers: list[str], rows: list[dict]) -> list[dict]:
     return out
 
 
-def to_markdown(title: str, headers: list[str], rows: list[dict]) -> str:
+# What rewarded a run's IF prompts, said under every table that has such runs: a verifiable reward is
+# not the paper's reward model, and a reader comparing with the paper must see which one trained.
+IF_REWARD_NOTES = {
+    "constraints": "verifiable IFEval-type constraints on synthetic requests, checked by lm-eval's IFEval code (not the paper's "
+                   "non-verifiable reward model, Athene-RM-8B, which `--preset paper` uses; `--set reward.if_reward=judge` trains on a judge)",
+    "judge": "an LLM judge scoring each answer (`reward.judge_model`; not the paper's Athene-RM-8B)",
+    "reward_model": "a reward model (`reward.reward_model`; the paper's is Athene-RM-8B)",
+}
+
+
+def if_reward_note(runs: list[Run]) -> str:
+    """One sentence naming what rewarded the IF prompts of `runs` ('' when none trained on IF prompts)."""
+    kinds = sorted({r.config.reward.if_reward for r in runs if not r.is_seed and r.config.task.name != "math"})
+    if not kinds:
+        return ""
+    return "IF prompts rewarded by " + "; by ".join(f"`{k}`: {IF_REWARD_NOTES.get(k, k)}" for k in kinds) + "."
+
+
+def to_markdown(title: str, headers: list[str], rows: list[dict], if_reward: str = "") -> str:
     lines = [f"### {title}", "", "| Method | Updates | " + " | ".join(headers) + " |", "|---" * (len(headers) + 2) + "|"]
     lines += ["| " + " | ".join([row["Method"], row["Updates"]] + [row[h] for h in headers]) + " |" for row in arm_rows(headers, rows)]
     note = ("Updates: optimizer updates taken / steps (a step with no valid pair or group takes none). "
@@ -156,7 +174,7 @@ def to_markdown(title: str, headers: list[str], rows: list[dict]) -> str:
             "were drawn; where a score is not a mean over items, its own SE (AlpacaEval LC: alpaca-eval's; wildchat_valid: delta method). "
             "(lo, hi): a 95% CI (Arena-Hard: its bootstrap). The paper's (x) is of this size (Math500 1.2-1.6 over 500 items); "
             "the spread over sampling seeds, sd_seeds in the CSV, is far smaller and leaves out the items.")
-    return "\n".join(lines) + "\n\n" + note + "\n"
+    return "\n".join(lines) + "\n\n" + (if_reward + " " if if_reward else "") + note + "\n"
 
 
 def to_csv(headers: list[str], rows: list[dict]) -> str:
@@ -182,7 +200,7 @@ def write_tables(runs_root: Path, out_dir: Path) -> dict[str, Path]:
         if built is None:
             continue
         headers, rows = built
-        md = to_markdown(spec.title, headers, rows)
+        md = to_markdown(spec.title, headers, rows, if_reward_note([r for r in runs if not r.is_seed and spec.select(r)]))
         atomic_write_text(Path(out_dir) / f"{spec.name}.md", md)
         atomic_write_text(Path(out_dir) / f"{spec.name}.csv", to_csv(headers, rows))
         written[spec.name] = Path(out_dir) / f"{spec.name}.md"
