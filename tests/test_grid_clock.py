@@ -67,9 +67,11 @@ def test_plain_progress_prints_the_eta_it_is_given_even_with_every_step_done():
 
 
 def test_an_online_step_is_modelled_dearer_than_an_offline_one():
-    # Online generation is one call of a step's 16 samples; offline, one call per 16-step chunk.
+    # Online generation is one call of a step's samples; semi-online one per window of 4 steps; offline one per 16-step chunk.
     configs = {cfg.train.sync_every: cfg for cfg in grid.expand(grid.GridSpec(objectives=("dpo",), seeds=(0,)))}
-    assert {s: grid.sequences_per_call(c) for s, c in configs.items()} == {None: 256, 4: 64, 1: 16}
+    step = configs[1].train.prompts_per_step * configs[1].sampling.samples_per_prompt
+    assert configs[None].train.rollout_chunk_steps == 16
+    assert {s: grid.sequences_per_call(c) for s, c in configs.items()} == {None: 16 * step, 4: 4 * step, 1: step}
     modelled = {s: grid.modelled_step_seconds(c) for s, c in configs.items()}
     assert modelled[1] > modelled[4] > modelled[None]
     assert len({grid.arm_of(c) for c in configs.values()}) == 3
