@@ -35,6 +35,7 @@ def run(out: Path, shape_name: str, minutes: float, steps: int | None = None, lo
     import torch
     import transformers
 
+    from semibench.datafiles import TASKS_DIR
     from semibench.gpubench import report, trainer, trl_side
     from semibench.gpubench.workload import OBJECTIVES, load_shape, prompt_texts, write_model
     from semibench.hardware import matmul_gflops, this_machine
@@ -77,7 +78,7 @@ def run(out: Path, shape_name: str, minutes: float, steps: int | None = None, lo
     with tempfile.TemporaryDirectory(prefix="gpubench-model-") as model_dir:
         log(f"shape {shape.name} on {record['machine']}: writing the random-init model")
         model = write_model(shape, Path(model_dir), world.device)
-        record["model"] = {"config": str(shape.model_config.relative_to(shape.model_config.parents[2])), "prompt_tokens": shape.prompt_tokens,
+        record["model"] = {"config": str(Path("tasks") / shape.model_config.relative_to(TASKS_DIR)), "prompt_tokens": shape.prompt_tokens,
                            "completion_tokens": shape.completion_tokens} | {k: v for k, v in model.as_record().items() if k != "path"}
         ceiling_tflop_per_s = matmul_gflops("bfloat16", shape.ceiling_size, CEILING_SECONDS, str(world.device)) / 1e3
         record["ceiling"] = {"dtype": "bfloat16", "size": shape.ceiling_size, "seconds": CEILING_SECONDS, "tflop_per_s": ceiling_tflop_per_s}
