@@ -53,8 +53,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "optim.adam_eps": 1e-4,
         "loss.dpo_beta": 0.1,
         "train.steps": 20,
-        # 8 prompts a step, not the pilot's 16: at 16, 3 seeds of the mixed grid model at ~76 min (over the
-        # 65-min cap), and the pilot's runs had their gain by step 10 (160 prompts, what 8 x 20 sees).
+        # 8 prompts a step: the mixed grid's 3 seeds in ~33 min on a 2-core AMX Xeon. 16 (D16 in docs/pilot.md)
+        # doubles the effects and models at ~55-60 min; it is the next candidate once replicated.
         "train.prompts_per_step": 8,
         # Up to 16 sequences per forward/backward; the trainer splits them by length where that saves
         # padding (rollouts.micro_batches: 1.5x faster GRPO steps than one padded batch).
