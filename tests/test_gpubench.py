@@ -53,7 +53,11 @@ def test_trainer_rows_count_the_models_flops(dry_run):
         flops = 8 * (body * row["tokens_per_step"] + head * sequences * (SHAPE.completion_tokens + 1))
         assert row["model_tflop_per_step"] == pytest.approx(flops / 1e12)
         assert row["tokens_per_s"] == pytest.approx(row["tokens_per_step"] / row["step_s"]) and row["tokens_per_s"] > 0
-        assert 0 < row["mfu"] <= 1 and row["mfu"] == pytest.approx(row["model_tflop_per_s"] / record["ceiling"]["tflop_per_s"])
+        assert 0 < row["mfu"] and row["mfu"] == pytest.approx(row["model_tflop_per_s"] / record["ceiling"]["tflop_per_s"])
+        # MFU <= 1 holds against a GPU's 8192^3 ceiling. The CPU dry run's 256^3 bf16 product is no peak: under
+        # the AVX2 cap (emulated bf16) it measured slower than the tiny trainer's own kernels (MFU 1.22).
+        if record["device"].startswith("cuda"):
+            assert row["mfu"] <= 1
         assert row["steps"] == SHAPE.measured_steps and row["peak_memory_gib"] is None  # CPU: no allocator to ask
 
 
