@@ -141,12 +141,20 @@ def latest_state(root: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def bytes_needed(model: nn.Module, checkpoints: int, window_weights: bool) -> int:
-    """Disk a run writes, at most: two resumable states at once (the new one is saved before the old
-    is pruned), each weights + AdamW's two moments (+ the window's weights), and its HF exports."""
+def states_held(resume_every: int, steps: int) -> int:
+    """How many resumable states a run holds on disk at once: none when it saves none (short runs,
+    resume_every 0), one for a single save, two from the second on (the new one is written before
+    the old one is pruned)."""
+    saves = len(range(resume_every, steps, resume_every)) if resume_every else 0
+    return min(saves, 2)
+
+
+def bytes_needed(model: nn.Module, checkpoints: int, window_weights: bool, states: int = 2) -> int:
+    """Disk a run writes, at most: `states` resumable states at once (`states_held`), each weights +
+    AdamW's two moments (+ the window's weights), and its HF exports."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     state = weights * (3 + int(window_weights))
-    return 2 * state + checkpoints * weights
+    return states * state + checkpoints * weights
 
 
 def check_free_space(directory: Path, needed: int) -> None:
