@@ -17,7 +17,7 @@ import io
 from pathlib import Path
 
 from semibench.benchmarks import BENCHMARKS
-from semibench.reports.results import Run, read_runs
+from semibench.reports.results import IF_REWARD_NOTES, Run, read_runs
 from semibench.runs import atomic_write_text
 
 IDENTITY = ["run_id", "base_model", "preset", "task", "objective", "sync_every", "regime", "ref_sync", "steps", "num_updates", "skipped_steps", "seed", "checkpoint_step", "selected_by",
@@ -44,9 +44,8 @@ SCHEMA = {
     "seed": "training seed",
     "checkpoint_step": "the evaluated checkpoint: the run's final one, or the one selected_by picked",
     "selected_by": "the validation score that picked checkpoint_step (`semibench select`, the paper's protocol); empty: the final checkpoint",
-    "if_reward": "what rewarded the instruction-following prompts: `constraints` (verifiable: IFEval-type constraints checked by lm-eval's "
-                 "IFEval code; NOT the paper's non-verifiable reward model), `judge` (an LLM judge), `reward_model` (a scalar RM, the paper's "
-                 "Athene-RM-8B with --preset paper); empty for math-only runs and the seed row",
+    "if_reward": "what rewarded the instruction-following prompts: " + "; ".join(f"`{k}`: {v}" for k, v in IF_REWARD_NOTES.items())
+                 + "; empty for math-only runs and the seed row",
     "<bench>": "score in percent (primary metric, see the eval JSON's `metrics` for the rest); wildchat_valid: length-normalised reward per token, 6 decimals",
     "<bench>_se_items": "standard error over items in percent (each item's samples averaged first): which items were drawn; empty where the score is not a mean over items",
     "<bench>_sd_seeds": "standard deviation over sampling seeds in percent (sample j of every item is seed j); empty with one sample per item",

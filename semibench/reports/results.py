@@ -26,6 +26,16 @@ SEED_FILE = "seed.json"
 STEP_DIR = re.compile(r"step_(\d+)$")
 
 
+# What rewarded a run's IF prompts, said under every table that has such runs: a verifiable reward is
+# not the paper's reward model, and a reader comparing with the paper must see which one trained.
+IF_REWARD_NOTES = {
+    "constraints": "verifiable IFEval-type constraints on synthetic requests, checked by lm-eval's IFEval code (not the paper's "
+                   "non-verifiable reward model, Athene-RM-8B, which `--preset paper` uses; `--set reward.if_reward=judge` trains on a judge)",
+    "judge": "an LLM judge scoring each answer (`reward.judge_model`; not the paper's Athene-RM-8B)",
+    "reward_model": "a reward model (`reward.reward_model`; the paper's is Athene-RM-8B)",
+}
+
+
 @dataclass
 class Run:
     path: Path

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from semibench.benchmarks import BENCHMARKS
-from semibench.reports.results import Run, read_runs
+from semibench.reports.results import IF_REWARD_NOTES, Run, read_runs
 from semibench.runs import atomic_write_text
 
 # The paper's column order (Tables 1-2), with the registry's titles.
@@ -144,16 +144,6 @@ def arm_rows(headers: list[str], rows: list[dict]) -> list[dict]:
                                                 else f"{scores[0]:.1f} (1 seed)")
         out.append(merged)
     return out
-
-
-# What rewarded a run's IF prompts, said under every table that has such runs: a verifiable reward is
-# not the paper's reward model, and a reader comparing with the paper must see which one trained.
-IF_REWARD_NOTES = {
-    "constraints": "verifiable IFEval-type constraints on synthetic requests, checked by lm-eval's IFEval code (not the paper's "
-                   "non-verifiable reward model, Athene-RM-8B, which `--preset paper` uses; `--set reward.if_reward=judge` trains on a judge)",
-    "judge": "an LLM judge scoring each answer (`reward.judge_model`; not the paper's Athene-RM-8B)",
-    "reward_model": "a reward model (`reward.reward_model`; the paper's is Athene-RM-8B)",
-}
 
 
 def if_reward_note(runs: list[Run]) -> str:
