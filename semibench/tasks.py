@@ -59,7 +59,19 @@ def _math_prompts(task: TaskConfig, templates: dict, seed: int) -> list[Prompt]:
     return [Prompt("math", template.format(problem=q), a, s) for q, a, s in _procedural_math(task, seed)]
 
 
-def _procedural_math(task: TaskConfig, seed: int) -> list[tuple[str, str, str]]:
+# reasoning-gym draws item i from Random(seed + i), so data seeds 0 and 1 passed through as seeds would
+# share every item but one, shifted by a place (a "replication" on the same problems). Each data seed
+# owns a block of item seeds instead; data seed 0 keeps item seeds 0.. for training (and its held-out
+# stream, evals.math.HELDOUT_SEED_OFFSET further on), as before.
+ITEM_SEEDS_PER_DATA_SEED = 10_000_000
+
+
+def reasoning_gym_seed(data_seed: int) -> int:
+    """The first reasoning-gym item seed of `data_seed`'s block (its training pool starts there)."""
+    return data_seed * ITEM_SEEDS_PER_DATA_SEED
+
+
+def _procedural_math(task: TaskConfig, data_seed: int) -> list[tuple[str, str, str]]:
     import reasoning_gym
 
     sources = read_spec("sources")["procedural_math"]
@@ -69,7 +81,7 @@ def _procedural_math(task: TaskConfig, seed: int) -> list[tuple[str, str, str]]:
         if name not in sources:
             raise ConfigError(f"unknown procedural math source '{name}' in task.reasoning_gym; choose from {', '.join(sources)}")
         spec = dict(sources[name])
-        dataset = reasoning_gym.create_dataset(spec.pop("dataset"), size=per_source, seed=seed, **spec)
+        dataset = reasoning_gym.create_dataset(spec.pop("dataset"), size=per_source, seed=reasoning_gym_seed(data_seed), **spec)
         out += [(item["question"], str(item["answer"]), f"reasoning_gym:{name}") for item in dataset]
     return out
 

@@ -26,6 +26,25 @@ def test_procedural_math_is_seeded():
     assert all(p.gold.isdigit() and int(p.gold) <= 20 for p in a)  # sums of two small numbers
 
 
+def test_data_seeds_draw_different_problems_not_a_shifted_copy():
+    """reasoning-gym's item i is Random(seed + i): passing data seeds through made seed 1's training pool and
+    held-out items seed 0's shifted by one place (199 of 200 shared), so a replication grid re-ran the same
+    problems. Now two data seeds share what chance gives (under a quarter: one-digit terms are frequent), and
+    data seed 0, which every published grid used, draws exactly what it drew before."""
+    import reasoning_gym
+
+    from semibench.evals.math import HeldoutSpec, heldout_items
+
+    task = TaskConfig(name="math", reasoning_gym=("two_digit_sums",), num_prompts=200, math_template="short")
+    pools = [{p.text for p in load_prompts(replace(task, data_seed=d))["math"]} for d in (0, 1)]
+    assert len(pools[0]) > 150 and len(pools[0] & pools[1]) < len(pools[0]) / 4
+    heldout = [{q for q, _ in heldout_items(HeldoutSpec(task, d, True, "test"), 300)[0]} for d in (0, 1)]
+    assert len(heldout[0]) == 300 and len(heldout[0] & heldout[1]) < 300 / 4
+    before = reasoning_gym.create_dataset("basic_arithmetic", size=3, seed=0, min_terms=2, max_terms=2, max_digits=2,
+                                          operators=["+"], allow_parentheses=False)
+    assert [p.gold for p in load_prompts(task)["math"][:3]] == [str(before[i]["answer"]) for i in range(3)]
+
+
 def test_synthetic_instructions_distinct_and_seeded():
     prompts = synthetic_instructions(1000, seed=3)
     assert len(set(prompts)) == 1000

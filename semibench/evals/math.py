@@ -14,7 +14,7 @@ from semibench.config import ConfigError, TaskConfig
 from semibench.evals.data import NUMINA_SPLIT, DataMissing, Origin, Source, read_jsonl
 from semibench.evals.session import GenRequest, Session, prompt_key
 
-HELDOUT_SEED_OFFSET = 1_000_000  # reasoning-gym item i is Random(seed + i): keep held-out streams far from training ones
+HELDOUT_SEED_OFFSET = 1_000_000  # reasoning-gym item i is Random(seed + i): held-out streams start this far into the data seed's block
 HELDOUT_MAX_CANDIDATES = 20_000
 
 
@@ -52,7 +52,7 @@ def file_items(bench: str, source: Source) -> list[tuple[str, str]]:
 @dataclass(frozen=True)
 class HeldoutSpec:
     task: TaskConfig  # reasoning_gym sources and math_template
-    data_seed: int  # the training pool's seed (task.data_seed); held-out items come from data_seed + HELDOUT_SEED_OFFSET
+    data_seed: int  # the training pool's seed (task.data_seed); held-out items come from its block + HELDOUT_SEED_OFFSET
     exclude_training_pool: bool  # a run checkpoint: drop every question its training pool holds
     origin: str  # where the spec came from, recorded in the result
     literal_numbers: bool = True  # scored as the run's reward scores (reward.math_literal_numbers)
@@ -71,6 +71,13 @@ def heldout_spec(origin: Origin | None, sources: tuple[str, ...], template: str)
     return HeldoutSpec(task, 0, False, "settings")
 
 
+def heldout_item_seed(data_seed: int) -> int:
+    """The first reasoning-gym item seed of `data_seed`'s held-out stream (tasks.reasoning_gym_seed)."""
+    from semibench.tasks import reasoning_gym_seed
+
+    return reasoning_gym_seed(data_seed) + HELDOUT_SEED_OFFSET
+
+
 def heldout_items(spec: HeldoutSpec, size: int) -> tuple[list[tuple[str, str]], list[str]]:
     """`size` procedural problems (question, answer) from the training source under another seed, none in the
     training pool; split evenly over the sources. Returns the items and notes (e.g. a source that ran short)."""
@@ -85,7 +92,7 @@ def heldout_items(spec: HeldoutSpec, size: int) -> tuple[list[tuple[str, str]], 
     for k, name in enumerate(names):
         want = size // len(names) + (k < size % len(names))
         params = dict(sources[name])
-        dataset = reasoning_gym.create_dataset(params.pop("dataset"), size=HELDOUT_MAX_CANDIDATES, seed=spec.data_seed + HELDOUT_SEED_OFFSET, **params)
+        dataset = reasoning_gym.create_dataset(params.pop("dataset"), size=HELDOUT_MAX_CANDIDATES, seed=heldout_item_seed(spec.data_seed), **params)
         seen: set[str] = set()
         for i in range(HELDOUT_MAX_CANDIDATES):
             if len(seen) == want:
@@ -115,7 +122,7 @@ def run_math(session: Session, bench: str, source: Source) -> dict:
     else:
         spec = heldout_spec(session.origin, s.heldout_sources, s.heldout_template)
         items, notes = heldout_items(spec, s.heldout_size)
-        template, origin = spec.task.math_template, f"{', '.join(spec.task.reasoning_gym)} (from {spec.origin}), data seed {spec.data_seed}+{HELDOUT_SEED_OFFSET}"
+        template, origin = spec.task.math_template, f"{', '.join(spec.task.reasoning_gym)} (from {spec.origin}), data seed {spec.data_seed} (item seeds from {heldout_item_seed(spec.data_seed)})"
         literal = spec.literal_numbers
     items = items[: s.limit] if s.limit else items
     templates = read_spec("templates")["math"]
