@@ -149,7 +149,7 @@ def _fmt(value: Any, spec: str = "+.2f") -> str:
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["### Verdicts: paired, per item, family-wise adjusted", "",
+    lines = ["### Verdicts: one test per comparison, family-wise adjusted", "",
              "| task | benchmark | A | B | seeds A/B | A − B | 95% CI | p | p (Holm) | MDE | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ci = f"[{_fmt(r.get('ci_lower'))}, {_fmt(r.get('ci_upper'))}]" if r.get("ci_lower") is not None else "–"
