@@ -83,7 +83,8 @@ GRID_DEFAULTS: dict[str, GridDefaults] = {
         benchmarks=("math_heldout", "if_heldout"),
         # Greedy, so a checkpoint's score carries no sampling noise and the verdicts' seed variance is the
         # training seeds' (the paper's avg@N at T 0.6 is --eval-set temperature=0.6 --eval-set
-        # samples_per_prompt=N). 64 tokens, as training; 300 items a benchmark.
+        # samples_per_prompt=N). 64 tokens, as training; 300 items a benchmark. Scored at T 0.6 (avg@2), the
+        # same checkpoints kept the same seed-to-seed spread at ~3x the evaluation time (docs/pilot.md, DS).
         eval={"samples_per_prompt": 1, "temperature": 0.0, "top_p": 1.0, "max_new_tokens": 64, "heldout_size": 300},
         # 3 training seeds per arm: one seed cannot measure seed-to-seed variance, and 1 vs 1 says
         # "better" 22% of the time under a null with a 4-point seed shift (docs/verdicts.md).
