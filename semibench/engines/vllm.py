@@ -275,6 +275,10 @@ class VLLMGenerator:
         self.version = 0
         self.last_sync: dict | None = None
         if self.worker.holds == self.path:  # the engine started from this checkpoint and has not reloaded since
+            # Forget the prompt KV its last owner cached: a cache hit is computed along another path
+            # (bf16: first-token log-probs moved by up to 0.09 on SmolLM2, a third of the samples
+            # changed), so a run's rollouts would depend on what the process generated before it.
+            self.worker.call("reset_cache")
             self.worker.owner, self.worker.owner_version = self, 0
         else:
             self._load(0, lambda: self.worker.layout.read_checkpoint(self.path))

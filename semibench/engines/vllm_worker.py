@@ -113,6 +113,9 @@ class Engine:
         self.llm.reset_prefix_cache()  # cached prompt KV was computed by the old weights
         return {"seconds": time.perf_counter() - tick, "buckets": len(self.buckets), "repacked": repacked}
 
+    def reset_cache(self) -> None:
+        self.llm.reset_prefix_cache()
+
     def generate(self, prompts: list[list[int]], n: int, temperature: float, top_p: float, max_tokens: int, seed: int | None, stop_token_ids: list[int]) -> list:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
