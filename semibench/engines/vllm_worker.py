@@ -110,10 +110,11 @@ class Engine:
         for bucket in self.buckets:
             self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": [(n, self.views[n]) for n in bucket]})
         repacked = self.llm.collective_rpc(repack_tied_weights)[0]
-        self.llm.reset_prefix_cache()  # cached prompt KV was computed by the old weights
+        self.reset_cache()  # cached prompt KV was computed by the old weights
         return {"seconds": time.perf_counter() - tick, "buckets": len(self.buckets), "repacked": repacked}
 
     def reset_cache(self) -> None:
+        """Forget every cached prompt KV: after new weights, and for a new owner of unchanged weights."""
         self.llm.reset_prefix_cache()
 
     def generate(self, prompts: list[list[int]], n: int, temperature: float, top_p: float, max_tokens: int, seed: int | None, stop_token_ids: list[int]) -> list:
