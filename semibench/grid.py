@@ -237,13 +237,13 @@ def sequences_per_call(cfg: RunConfig) -> int:
 
 def modelled_step_seconds(cfg: RunConfig) -> float:
     """Generated tokens at half the length limit, at the rate of its call's size; trained once (DPO: one
-    pair per prompt; GRPO: the group)."""
+    pair per prompt; GRPO and GroupDPO: the group, each sample one row)."""
     d = defaults_for(cfg.preset)
     samples = cfg.train.prompts_per_step * cfg.sampling.samples_per_prompt
     generated = samples * cfg.sampling.max_new_tokens * 0.5
     per_call = sequences_per_call(cfg)
     generate_rate = d.generate_tokens_per_s * per_call / (per_call + d.generate_half_rate_sequences)
-    trained_sequences = samples if cfg.loss.objective.startswith("grpo") else 2 * cfg.train.prompts_per_step
+    trained_sequences = 2 * cfg.train.prompts_per_step if cfg.loss.objective == "dpo" else samples
     trained = trained_sequences * (cfg.sampling.max_new_tokens * 0.5 + 100)  # + a prompt of ~100 tokens
     seconds = generated / generate_rate + trained / d.train_tokens_per_s
     if not d.reference_gflops:

@@ -54,28 +54,47 @@ def test_step_units_per_objective():
     pairs = rollouts.dpo_pairs(grid, binary, twin)
     assert step.units == list(zip(pairs.chosen, pairs.rejected)) and step.units[0] in [(0, 1), (0, 2)]
     assert rng.random() == twin.random()  # and leaves the stream where dpo_pairs does
-    assert (step.advantage, step.grpo_weight, step.frac_valid_prompts) == (None, None, 0.5)
+    assert (step.advantage, step.frac_valid_prompts, step.num_terms) == (None, 0.5, 1)
+    assert step.pair_rows(step.units) == ([0], [1])
     grpo = rollouts.step_units("grpo", grid, binary, random.Random(3), grpo_scale_std=False)
-    assert grpo.units == [(0,), (1,), (2,)]
-    assert grpo.row_advantages([0, 2]) == pytest.approx([2 / 3, -1 / 3]) and grpo.row_grpo_weights([0, 2]) is None
+    assert grpo.units == [(0,), (1,), (2,)] and grpo.pairs is None and grpo.num_terms == 3
+    assert grpo.row_advantages([0, 2]) == pytest.approx([2 / 3, -1 / 3]) and grpo.row_grpo_weights(grpo.units) is None
     group = rollouts.step_units("group_dpo", grid, binary, random.Random(3), grpo_scale_std=False)
-    assert group.units == [(0, 1), (0, 2)] and group.row_advantages([0, 1]) is None
+    assert group.units == [(0, 1, 2)] and group.row_advantages([0, 1]) is None
+    assert group.flat_pairs() == [(0, 1), (0, 2)] and group.num_terms == 2
+
+
+def test_group_dpo_trains_each_sample_once_however_many_pairs_it_is_in():
+    """Prompt 0: correct {0, 2} x incorrect {1, 3} is 4 pairs over 4 samples; prompt 1 has one pair.
+    Rows: 4 + 2 (the distinct samples), where pairs of rows would be 10."""
+    grid = [[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]]
+    step = rollouts.step_units("group_dpo", grid, [True] * 3, random.Random(0), grpo_scale_std=False)
+    assert step.units == [(0, 1, 2, 3), (4, 5, 6, 7)]
+    assert sorted(step.flat_pairs()) == [(0, 1), (0, 3), (2, 1), (2, 3), (5, 4), (6, 4), (7, 4)]
+    assert len(rollouts.unit_rows(step.units)) == 8 and step.num_terms == 7 and step.frac_valid_prompts == 2 / 3
+    chosen, rejected = step.pair_rows(step.units[1:])  # a micro-batch of the second unit alone: its own rows
+    assert (sorted(chosen), rejected) == ([1, 2, 3], [0, 0, 0])
 
 
 def test_group_dpo_grpo_weights_count_each_sample_once():
-    """Sample 0 is in both pairs: its two rows weigh 2/3 each, samples 1 and 2 one row of 4/3; every
-    sample's rows total 4/3 (4 rows / 3 samples), so the GRPO term sees each advantage once."""
-    step = rollouts.step_units("group_dpo_grpo", [[1.0, 0.0, 0.0]], [True], random.Random(0), grpo_scale_std=False)
-    assert step.units == [(0, 1), (0, 2)]
-    rows = rollouts.unit_rows(step.units)
-    assert rows == [0, 1, 0, 2]
-    weights = step.row_grpo_weights(rows)
-    assert weights == pytest.approx([2 / 3, 4 / 3, 2 / 3, 4 / 3])
-    effective = sum(w * a for w, a in zip(weights, step.row_advantages(rows)))
-    assert effective == pytest.approx(0.0)  # the group's advantages (2/3, -1/3, -1/3) each once
-    # No sample repeats: every weight is 1, the combined objective's GRPO term as before.
-    single = rollouts.step_units("group_dpo_grpo", [[1.0, 0.0], [0.0, 1.0]], [True, True], random.Random(0), grpo_scale_std=False)
-    assert single.row_grpo_weights(rollouts.unit_rows(single.units)) == [1.0] * 4
+    """The trainer weighs a micro-batch by its share of the pairs; the GRPO term must be the mean over
+    the step's distinct samples. Unit A = prompt 0 (4 samples, 3 pairs), unit B = prompt 1 (4 samples,
+    4 pairs): 8 samples, 7 pairs. Each micro-batch's weighted row mean x its pair share must sum each
+    sample's advantage once, / 8, whatever the split."""
+    grid = [[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]]
+    step = rollouts.step_units("group_dpo_grpo", grid, [True, True], random.Random(0), grpo_scale_std=False)
+    units = step.units
+    assert units == [(0, 1, 2, 3), (4, 5, 6, 7)] and step.num_terms == 7
+    for chunks in ([units], [units[:1], units[1:]]):
+        total = 0.0
+        for chunk in chunks:
+            weights = step.row_grpo_weights(chunk)
+            rows = rollouts.unit_rows(chunk)
+            mean = sum(w * a for w, a in zip(weights, step.row_advantages(rows))) / len(rows)
+            total += mean * step.terms(chunk) / step.num_terms
+            share = sum(weights) / len(rows) * step.terms(chunk) / step.num_terms
+            assert share == pytest.approx(len(rows) / 8)  # each row counts 1 / 8
+        assert total == pytest.approx(0.0)  # each group's advantages sum to zero
 
 
 def test_pack_units_rows_follow_the_units():

@@ -80,7 +80,8 @@ def test_unit_loss_reads_the_objective_from_the_loss_config():
     ref = torch.tensor([[-1.0, -1.0], [-1.0, -1.0], [-1.0, -1.0], [-1.0, -1.0]])
     mask = torch.ones(4, 2)
     entropy = torch.tensor([[1.0, 1.0], [5.0, 5.0], [3.0, 3.0], [7.0, 7.0]])
-    inputs = losses.LossInputs(logps, ref, ref.clone(), mask, entropy, advantages=torch.tensor([1.0, -1.0, 0.5, -0.5]))
+    inputs = losses.LossInputs(logps, ref, ref.clone(), mask, entropy, advantages=torch.tensor([1.0, -1.0, 0.5, -0.5]),
+                               chosen=torch.tensor([0, 2]), rejected=torch.tensor([1, 3]))
     base = config.resolve("tiny", {})
     dpo = dataclasses.replace(base.loss, objective="dpo", dpo_beta=0.5, entropy_coef=0.1, nll_coef=0.0)
     loss, metrics = unit_loss(dpo, inputs)
@@ -92,3 +93,19 @@ def test_unit_loss_reads_the_objective_from_the_loss_config():
     # ratio = 1: per row -A x 2 tokens -> [-2, 2, -1, 1], mean 0; entropy mean over all rows = 4
     assert loss.item() == pytest.approx(0.0 - 0.1 * 4.0)
     assert metrics["grpo_loss"] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("micro_batch_size", [2, 64])  # a prompt's samples per micro-batch, and all in one
+def test_group_dpo_is_the_mean_dpo_loss_over_every_pair(micro_batch_size):
+    """GroupDPO (paper Eq. 4) trains each sample as one row however many pairs it is in; its gradient must
+    still be the mean over the step's pairs. At policy = reference every margin is 0, so each pair puts
+    -beta / 2 / pairs on its chosen sample's log-prob and +beta / 2 / pairs on its rejected one's."""
+    grid = [[1.0, 0.0, 1.0, 0.0],  # binary: 4 pairs, each sample in 2
+            [0.0, 1.0, 1.0, 1.0],  # binary: 3 pairs, sample 4 rejected in all 3
+            [0.2, 0.9, 0.5, 0.5]]  # scalar: (1, 0), (1, 2), (1, 3), (2, 0), (3, 0): 5 pairs
+    binary = [True, True, False]
+    theta = one_step(grid, binary, "group_dpo", micro_batch_size)
+    beta = config.resolve("tiny", {"loss.objective": "group_dpo"}).loss.dpo_beta
+    net = [2, -2, 2, -2, -3, 1, 1, 1, -3, 3, 0, 0]  # times chosen minus times rejected, per sample
+    expected = [beta / 2 / 12 * k * (VOCAB - 1) / VOCAB for k in net]
+    assert theta.tolist() == pytest.approx(expected, rel=1e-5)

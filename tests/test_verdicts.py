@@ -124,3 +124,15 @@ def test_replication_counts_same_unresolved_and_flipped_verdicts():
     lines = replication_csv(r).splitlines()
     assert lines[0].split(",")[:6] == ["task", "benchmark", "a", "b", "delta_first", "delta_second"] and len(lines) == 5
     assert lines[3] == "mixed,math_heldout,grpo,Seed,-5.0000,4.0000,B better,A better,flipped,False"
+
+
+def test_grpo_is_compared_with_online_group_dpo_as_with_online_dpo(tmp_path):
+    """A grid run with `--objectives group_dpo,grpo` keeps the regime comparison GRPO vs online (Group)DPO."""
+    root = tmp_path / "runs"
+    base = np.zeros(40)
+    base[:8] = 1
+    write_binary(make_seed(root, "tiny", []) / "eval", base)
+    for objective, sync in (("group_dpo", "inf"), ("group_dpo", "1"), ("grpo", "1")):
+        write_binary(make_run(root, "math", objective, sync) / "eval" / "step_000004", base)
+    pairs = {(r["a"], r["b"]) for r in verdict_rows(root) if r["b"] != "Seed (tiny)"}
+    assert pairs == {("Online GroupDPO (s=1)", "Offline GroupDPO (s=∞)"), ("GRPO (n=8)", "Online GroupDPO (s=1)")}

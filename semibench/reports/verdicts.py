@@ -64,7 +64,9 @@ def arms(runs: list[Run]) -> list[Arm]:
 
 
 def planned_pairs(all_arms: list[Arm]) -> list[tuple[Arm, Arm]]:
-    """(A, B) pairs, A the more online or the trained side."""
+    """(A, B) pairs, A the more online or the trained side: every arm against the seed model, the regimes of
+    one objective against each other, and GRPO against the online arm of DPO or GroupDPO (the one-pair
+    and every-pair uses of the same samples)."""
     seeds = [a for a in all_arms if not a.task]
     trained = [a for a in all_arms if a.task]
     pairs = [(a, s) for a in trained for s in seeds]
@@ -74,7 +76,7 @@ def planned_pairs(all_arms: list[Arm]) -> list[tuple[Arm, Arm]]:
             continue
         if x.objective == y.objective:
             pairs.append((x, y) if order(x) > order(y) else (y, x))
-        elif {x.objective, y.objective} == {"dpo", "grpo"} and x.sync_every == y.sync_every == 1:
+        elif {x.objective, y.objective} in ({"dpo", "grpo"}, {"group_dpo", "grpo"}) and x.sync_every == y.sync_every == 1:
             pairs.append((x, y) if x.objective == "grpo" else (y, x))
     return pairs
 

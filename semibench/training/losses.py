@@ -16,8 +16,8 @@ from torch import Tensor
 @dataclass(frozen=True)
 class LossInputs:
     """One micro-batch as the objectives read it, built once per micro-batch. [B, T] tensors are per
-    completion token (right-aligned, `mask` marks real ones). DPO-family rows come in (chosen,
-    rejected) pairs: rows 0, 2, 4, ... are the chosen."""
+    completion token (right-aligned, `mask` marks real ones). DPO-family pairs are (chosen[k],
+    rejected[k]) rows; a row may sit in several pairs (GroupDPO)."""
 
     logps: Tensor  # [B, T] trainer log-probs of the sampled tokens (with grad)
     ref_logps: Tensor  # [B, T] reference log-probs (no grad)
@@ -26,6 +26,8 @@ class LossInputs:
     entropy: Tensor | None  # [B, T] next-token entropies; with grad only when a loss term uses them
     advantages: Tensor | None = None  # [B] GRPO advantage of each row; None when the objective has no GRPO term
     grpo_weights: Tensor | None = None  # [B] weight of each row's GRPO term; None: all 1
+    chosen: Tensor | None = None  # [P] the chosen row of each pair; None when the objective has no pairs
+    rejected: Tensor | None = None  # [P] the rejected row of each pair
 
 
 def sequence_logps(token_logps: Tensor, mask: Tensor, length_normalize: bool = False) -> Tensor:

@@ -10,7 +10,6 @@ them into a micro-batch; both are pure (no model, no rank), so every rank builds
 from __future__ import annotations
 
 import random
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -153,23 +152,49 @@ def pack(prompts: list[list[int]], completions: list[list[int]], generator_logps
     return TokenBatch(input_ids, attention_mask, position_ids, completion_mask, gen_logps)
 
 
-Unit = tuple[int, ...]  # what one loss term needs: (sample,) for GRPO, (chosen, rejected) for the DPO family
+Unit = tuple[int, ...]  # the rows one unit trains: (sample,) for GRPO; for the DPO family one prompt's samples that sit in its pairs
+Pair = tuple[int, int]  # (chosen, rejected): positions within their unit
 
 
 @dataclass(frozen=True)
 class StepUnits:
-    """What one optimizer step trains on. Samples are flat indices (prompt * n + j) into the step's completions."""
+    """What one optimizer step trains on. Samples are flat indices (prompt * n + j) into the step's completions.
+
+    A unit is what is sharded and packed whole: a GRPO sample, a DPO pair, or a GroupDPO prompt's
+    samples with every (better, worse) pair among them. GroupDPO pairs one sample with several others;
+    as one unit each sample is one row (one forward) however many pairs it sits in, so the objective
+    costs what GRPO costs, not a pair's two rows per pair. The step's loss is the mean over its terms
+    (GRPO samples, or pairs), so a micro-batch weighs its terms' share of the step (`terms`).
+    """
 
     units: list[Unit]
+    pairs: dict[Unit, tuple[Pair, ...]] | None  # the DPO family's pairs per unit; None for GRPO
     # Flat sample index -> its GRPO advantage, for the objectives with a GRPO term (grpo,
     # group_dpo_grpo); None for pure DPO objectives.
     advantage: dict[int, float] | None
-    # group_dpo_grpo only (else None): flat sample index -> the weight of each of its rows in the GRPO
-    # term. A sample can sit in several GroupDPO pairs; these weights make its rows together count as
-    # one sample, so the GRPO term is the mean over the step's distinct samples, each with its
-    # advantage once: a group's effective advantages sum to zero, as in GRPO alone.
-    grpo_weight: dict[int, float] | None
     frac_valid_prompts: float
+
+    def terms(self, chunk: Sequence[Unit]) -> int:
+        """The loss terms in `chunk`: its pairs (DPO family) or its samples (GRPO)."""
+        return len(chunk) if self.pairs is None else sum(len(self.pairs[u]) for u in chunk)
+
+    @property
+    def num_terms(self) -> int:
+        return self.terms(self.units)
+
+    def pair_rows(self, chunk: Sequence[Unit]) -> tuple[list[int], list[int]]:
+        """The chosen and the rejected row of each pair of `chunk`'s micro-batch (rows as `unit_rows`)."""
+        chosen, rejected, offset = [], [], 0
+        for unit in chunk:
+            for c, r in self.pairs[unit]:
+                chosen.append(offset + c)
+                rejected.append(offset + r)
+            offset += len(unit)
+        return chosen, rejected
+
+    def flat_pairs(self) -> list[tuple[int, int]]:
+        """Every pair of the step as flat sample indices (chosen, rejected)."""
+        return [(unit[c], unit[r]) for unit in self.units for c, r in self.pairs[unit]]
 
     def row_advantages(self, rows: Sequence[int]) -> list[float] | None:
         """The GRPO advantage of each row (a flat sample index), or None without a GRPO term."""
@@ -178,8 +203,33 @@ class StepUnits:
         # 0.0 for a sample of a group without signal; unreachable, as such a group yields no pair.
         return [self.advantage.get(i, 0.0) for i in rows]
 
-    def row_grpo_weights(self, rows: Sequence[int]) -> list[float] | None:
-        return None if self.grpo_weight is None else [self.grpo_weight[i] for i in rows]
+    def row_grpo_weights(self, chunk: Sequence[Unit]) -> list[float] | None:
+        """group_dpo_grpo only (else None): the weight of each row's GRPO term in `chunk`'s micro-batch.
+
+        The trainer weighs a micro-batch by its share of the step's pairs; the GRPO term is the mean
+        over the step's distinct samples (each advantage once, so a group's sum to zero as in GRPO
+        alone). A micro-batch with R rows and P_mb of the step's P pairs, of S samples in all, gives
+        its rows R P / (S P_mb) each: its weighted row mean times P_mb / P is its rows' sum over S.
+        """
+        if self.pairs is None or self.advantage is None:
+            return None
+        rows = sum(len(u) for u in chunk)
+        samples = sum(len(u) for u in self.units)
+        weight = rows * self.num_terms / (samples * self.terms(chunk))
+        return [weight] * rows
+
+
+def group_units(pairs: Pairs, n: int) -> tuple[list[Unit], dict[Unit, tuple[Pair, ...]]]:
+    """Pairs -> one unit per prompt: its distinct paired samples (in order) and the pairs among them."""
+    by_prompt: dict[int, list[tuple[int, int]]] = {}
+    for c, r in zip(pairs.chosen, pairs.rejected):
+        by_prompt.setdefault(c // n, []).append((c, r))
+    units, local = [], {}
+    for prompt_pairs in by_prompt.values():
+        unit = tuple(sorted({i for pair in prompt_pairs for i in pair}))
+        units.append(unit)
+        local[unit] = tuple((unit.index(c), unit.index(r)) for c, r in prompt_pairs)
+    return units, local
 
 
 def step_units(objective: str, rewards: list[list[float]], binary: list[bool], rng: random.Random, grpo_scale_std: bool) -> StepUnits:
@@ -190,13 +240,18 @@ def step_units(objective: str, rewards: list[list[float]], binary: list[bool], r
     if objective == "grpo":
         groups = grpo_groups(rewards, grpo_scale_std)
         units = [(i,) for i in groups.indices]
-        return StepUnits(units, dict(zip(groups.indices, groups.advantages)), None, groups.frac_valid_prompts)
-    pairs = dpo_pairs(rewards, binary, rng) if objective == "dpo" else group_dpo_pairs(rewards, binary)
-    units = list(zip(pairs.chosen, pairs.rejected))
-    if objective != "group_dpo_grpo":
-        return StepUnits(units, None, None, pairs.frac_valid_prompts)
-    groups = grpo_groups(rewards, grpo_scale_std)
-    return StepUnits(units, dict(zip(groups.indices, groups.advantages)), occurrence_weights(units), pairs.frac_valid_prompts)
+        return StepUnits(units, None, dict(zip(groups.indices, groups.advantages)), groups.frac_valid_prompts)
+    if objective == "dpo":
+        pairs = dpo_pairs(rewards, binary, rng)
+        units = list(zip(pairs.chosen, pairs.rejected))
+        return StepUnits(units, {u: ((0, 1),) for u in units}, None, pairs.frac_valid_prompts)
+    pairs = group_dpo_pairs(rewards, binary)
+    units, local = group_units(pairs, len(rewards[0]) if rewards else 1)
+    advantage = None
+    if objective == "group_dpo_grpo":
+        groups = grpo_groups(rewards, grpo_scale_std)
+        advantage = dict(zip(groups.indices, groups.advantages))
+    return StepUnits(units, local, advantage, pairs.frac_valid_prompts)
 
 
 def frac_valid_by_kind(units: Sequence[Unit], kinds: Sequence[str], n: int) -> dict[str, float]:
@@ -210,22 +265,9 @@ def frac_valid_by_kind(units: Sequence[Unit], kinds: Sequence[str], n: int) -> d
     return out
 
 
-def occurrence_weights(units: Sequence[Unit]) -> dict[int, float]:
-    """Flat sample index -> the weight of each of its rows, so that each sample's rows together weigh the same.
-
-    The trainer averages a per-row term over all the step's rows (micro-batch means times each
-    micro-batch's share of the units). A sample in c of the units has c rows; a weight of
-    rows / (samples * c) on each makes their total 1 / samples: the mean over distinct samples.
-    When no sample repeats every weight is 1.
-    """
-    count = Counter(i for unit in units for i in unit)
-    num_rows = sum(count.values())
-    return {i: num_rows / (len(count) * c) for i, c in count.items()}
-
-
 def unit_rows(chunk: Sequence[Unit]) -> list[int]:
-    """The flat sample index of each row of a chunk's micro-batch: unit after unit, so a pair's
-    chosen and rejected are rows 2k and 2k + 1."""
+    """The flat sample index of each row of a chunk's micro-batch: unit after unit (a DPO pair's chosen,
+    then its rejected)."""
     return [i for unit in chunk for i in unit]
 
 
@@ -261,7 +303,7 @@ class UnitShape:
 
 def unit_shapes(units: Sequence[Unit], prompt_ids: Sequence[Sequence[int]], completions: Sequence[Completion]) -> list[UnitShape]:
     shapes = []
-    for unit in units:  # a unit's samples answer one prompt (a GRPO sample; a DPO pair)
+    for unit in units:  # a unit's samples answer one prompt (a GRPO sample; a DPO pair; a GroupDPO prompt's samples)
         prompt = completions[unit[0]].prompt_index
         shapes.append(UnitShape(prompt, len(prompt_ids[prompt]), max(len(completions[i].token_ids) for i in unit), len(unit)))
     return shapes

@@ -333,7 +333,8 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
     """
     plan = rollouts.step_units(cfg.loss.objective, grid, binary, rng, cfg.loss.grpo_scale_std)
     units = plan.units
-    metrics = {"frac_valid_prompts": plan.frac_valid_prompts, "num_units": len(units), "skipped": int(not units)}
+    num_terms = plan.num_terms  # GRPO samples or pairs: the step's loss is their mean
+    metrics = {"frac_valid_prompts": plan.frac_valid_prompts, "num_units": num_terms, "skipped": int(not units)}
     if kinds is not None:
         metrics |= {f"frac_valid_prompts/{k}": v for k, v in rollouts.frac_valid_by_kind(units, kinds, len(grid[0]) if grid else 1).items()}
     if not units:
@@ -360,7 +361,7 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
     sums: dict[str, float] = {}
     log_ratios: dict[int, float] = {}  # flat sample index -> log(pi_policy / pi_generator) of the completion (a sample may sit in several units)
     for k in range(num_micro):
-        chunk, weight = (chunks[k], len(chunks[k]) / len(units)) if k < len(chunks) else (units[:1], 0.0)
+        chunk, weight = (chunks[k], plan.terms(chunks[k]) / num_terms) if k < len(chunks) else (units[:1], 0.0)
         batch = to_device(rollouts.pack_units(chunk, prompt_ids, completions, models.tokenizer.pad_token_id, share_prompts), world.device)
         with models.autocast():
             logps, entropy = forward_logps(models.policy, batch, with_entropy=True, entropy_grad=bool(cfg.loss.entropy_coef))
@@ -373,7 +374,7 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
                 else:  # every rank, zero-weighted micro-batches too: a sharded forward is a collective
                     window_logps, _ = forward_logps(window_model, batch)
         mask = batch.completion_mask
-        loss, m = unit_loss(cfg.loss, loss_inputs(plan, rollouts.unit_rows(chunk), batch, logps, ref_logps, entropy))
+        loss, m = unit_loss(cfg.loss, loss_inputs(plan, chunk, batch, logps, ref_logps, entropy))
         (loss * weight).backward()  # micro-batch mean -> its share of the global step mean
         if not weight:
             continue
@@ -388,7 +389,7 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
                 log_ratios.setdefault(row, value)
             num_tokens = float(mask.sum())
         for key, v in m.items():
-            sums[key] = sums.get(key, 0.0) + v * (num_tokens if key in TOKEN_MEANS else len(chunk))
+            sums[key] = sums.get(key, 0.0) + v * (num_tokens if key in TOKEN_MEANS else plan.terms(chunk))
         sums["completion_tokens"] = sums.get("completion_tokens", 0.0) + num_tokens
         sums["train_tokens"] = sums.get("train_tokens", 0.0) + float(batch.num_tokens)
     grad_norm = dist.clip_grad_norm_(models.policy.parameters(), cfg.optim.grad_clip)
@@ -401,23 +402,28 @@ def train_step(cfg: RunConfig, models: Models, optimizer, prompt_ids, completion
     metrics["is_ess"] = losses.importance_ess(torch.tensor([gathered[i] for i in sorted(gathered)], dtype=torch.float64))
     num_tokens = max(sums.pop("completion_tokens"), 1.0)
     train_tokens = sums.pop("train_tokens")
-    metrics |= {k: v / (num_tokens if k in TOKEN_MEANS else len(units)) for k, v in sums.items()}
+    metrics |= {k: v / (num_tokens if k in TOKEN_MEANS else num_terms) for k, v in sums.items()}
     metrics["train_tokens"] = train_tokens
     metrics["grad_norm"] = grad_norm
-    if cfg.loss.objective != "grpo":
-        metrics["chosen_length"] = sum(len(completions[u[0]].token_ids) for u in units) / len(units)
-        metrics["rejected_length"] = sum(len(completions[u[1]].token_ids) for u in units) / len(units)
+    if plan.pairs is not None:
+        pairs = plan.flat_pairs()
+        metrics["chosen_length"] = sum(len(completions[c].token_ids) for c, _ in pairs) / len(pairs)
+        metrics["rejected_length"] = sum(len(completions[r].token_ids) for _, r in pairs) / len(pairs)
     return metrics
 
 
-def loss_inputs(plan: rollouts.StepUnits, rows: list[int], batch: rollouts.TokenBatch, logps: torch.Tensor, ref_logps: torch.Tensor,
+def loss_inputs(plan: rollouts.StepUnits, chunk: list[rollouts.Unit], batch: rollouts.TokenBatch, logps: torch.Tensor, ref_logps: torch.Tensor,
                 entropy: torch.Tensor | None) -> losses.LossInputs:
-    """A micro-batch's tensors and its rows' GRPO advantages and weights (`rows`: each row's flat sample index)."""
+    """A micro-batch's tensors, its pairs' rows and its rows' GRPO advantages and weights (`chunk`: its units)."""
     def per_row(values: list[float] | None) -> torch.Tensor | None:
         return None if values is None else torch.tensor(values, dtype=logps.dtype, device=logps.device)
 
+    chosen = rejected = None
+    if plan.pairs is not None:
+        chosen, rejected = (torch.tensor(rows, device=logps.device) for rows in plan.pair_rows(chunk))
     return losses.LossInputs(logps, ref_logps, batch.generator_logps, batch.completion_mask, entropy,
-                             advantages=per_row(plan.row_advantages(rows)), grpo_weights=per_row(plan.row_grpo_weights(rows)))
+                             advantages=per_row(plan.row_advantages(rollouts.unit_rows(chunk))), grpo_weights=per_row(plan.row_grpo_weights(chunk)),
+                             chosen=chosen, rejected=rejected)
 
 
 def unit_loss(loss_cfg: LossConfig, inputs: losses.LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
@@ -428,20 +434,21 @@ def unit_loss(loss_cfg: LossConfig, inputs: losses.LossInputs) -> tuple[torch.Te
     else:
         seq = losses.sequence_logps(x.logps, x.mask, lc.length_normalize)
         ref_seq = losses.sequence_logps(x.ref_logps, x.mask, lc.length_normalize)
-        loss, m = losses.dpo_loss(seq[0::2], seq[1::2], ref_seq[0::2], ref_seq[1::2], lc.dpo_beta)
+        c, r = x.chosen, x.rejected  # a GroupDPO sample is one row, read by each of its pairs
+        loss, m = losses.dpo_loss(seq[c], seq[r], ref_seq[c], ref_seq[r], lc.dpo_beta)
         if lc.nll_coef:
-            nll = losses.nll_loss(x.logps[0::2], x.mask[0::2])
+            nll = losses.nll_loss(x.logps[c], x.mask[c])
             loss = loss + lc.nll_coef * nll
             m["nll_loss"] = nll.item()
         if lc.objective == "group_dpo_grpo":
-            # The pairs' rows also carry their GRPO advantage. A sample in several GroupDPO pairs has
-            # a row in each; grpo_weights make those rows count as one sample (rollouts.StepUnits).
+            # Every row (a distinct sample) also carries its GRPO advantage; grpo_weights turn the
+            # micro-batch's share of the pairs into its share of the samples (rollouts.StepUnits).
             grpo, gm = losses.grpo_loss(x.logps, x.ref_logps, x.generator_logps, x.advantages, x.mask, lc.kl_beta, lc.length_normalize,
                                         lc.tis_cap, row_weights=x.grpo_weights)
             loss = loss + lc.grpo_alpha * grpo
             m |= gm
     if lc.entropy_coef:
-        scored = slice(None) if lc.objective == "grpo" else slice(0, None, 2)  # DPO: on the chosen, as the paper's code
+        scored = slice(None) if lc.objective == "grpo" else x.chosen  # DPO: on the chosen, as the paper's code
         mean_entropy = (x.entropy[scored] * x.mask[scored]).sum(-1) / x.mask[scored].sum(-1).clamp(min=1)
         loss = loss - lc.entropy_coef * mean_entropy.mean()
     return loss, m
