@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from semibench.training.dist import World, shard_range
 
 # What the rollouts, rewards and pair/group choice decide: equal, not just close. Not train_tokens: one
-# process runs each distinct prompt once, FSDP ranks run it in every row (train.train_step), so the
+# process runs each distinct prompt once, FSDP ranks run it in every row (step.train_step), so the
 # losses below being close also says that sharing prompts changes no update.
 EXACT = ("reward", "reward/math", "reward/if", "rollout_length", "generated_tokens", "frac_finished", "generator_version",
          "staleness", "frac_valid_prompts", "num_units", "skipped", "chosen_length", "rejected_length", "lr")

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from semibench import config
 from semibench.config import ConfigError
 from semibench.runs import RunDir, RunLock, is_done
+from semibench.training import step as step_module
 from semibench.training import train as train_module
 from semibench.training.train import train
 
@@ -43,7 +44,7 @@ def test_out_of_domain_values_are_refused_at_config_time(key, value, named):
 def test_a_non_finite_gradient_stops_the_run_at_that_step_and_keeps_the_last_good_state(tmp_path, monkeypatch):
     """Before: a NaN loss trained on, exported NaN weights and wrote DONE. Forced here from the third
     loss computed on by a loss that turns NaN (a real lr-driven divergence is the twin test below)."""
-    real = train_module.unit_loss
+    real = step_module.unit_loss
     calls: list[int] = []
 
     def nan_from_the_third_call(loss_cfg, inputs):
@@ -51,7 +52,7 @@ def test_a_non_finite_gradient_stops_the_run_at_that_step_and_keeps_the_last_goo
         calls.append(1)
         return (loss * float("nan"), metrics) if len(calls) >= 3 else (loss, metrics)
 
-    monkeypatch.setattr(train_module, "unit_loss", nan_from_the_third_call)
+    monkeypatch.setattr(step_module, "unit_loss", nan_from_the_third_call)
     cfg = tiny(**{"train.steps": 12, "train.resume_every": 1, "train.micro_batch_size": 64})
     with pytest.raises(ConfigError) as failure:
         train(cfg, tmp_path)

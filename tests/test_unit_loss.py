@@ -11,7 +11,7 @@ import torch
 from semibench import config
 from semibench.engines.base import Completion
 from semibench.training import losses
-from semibench.training.train import Models, train_step, unit_loss
+from semibench.training.step import Models, train_step, unit_loss
 
 VOCAB = 40
 FIRST_COMPLETION_TOKEN = 10  # prompts use tokens below it, sample i is the one token FIRST_COMPLETION_TOKEN + i

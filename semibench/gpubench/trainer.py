@@ -29,7 +29,8 @@ from semibench.engines.base import Completion, Sampling
 from semibench.gpubench.workload import ModelInfo, Shape, reward, step_flops
 from semibench.sync import window_start
 from semibench.training import dist
-from semibench.training.train import build_generator, build_optimizer, load_models, train_step
+from semibench.training.step import train_step
+from semibench.training.train import build_generator, build_optimizer, load_models
 
 ONE_RANK_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE")  # what torchrun would have set
 PROFILE_TOP = 10

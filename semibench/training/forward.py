@@ -1,7 +1,7 @@
 """A micro-batch's forward: the sampled tokens' log-probs (and entropies) of packed rollouts.
 
 Pure tensor work on a `rollouts.TokenBatch`, shared by the policy, the reference and the window
-model in `train.train_step`, and by the tests that compare it with the generator's log-probs.
+model in `step.train_step`, and by the tests that compare it with the generator's log-probs.
 """
 
 from __future__ import annotations
