@@ -1,6 +1,7 @@
 """Benchmarks that print numbers (never timed tests). Each returns rows; the CLI prints the tables.
 
-- `step`: where one online step spends its time (sync / generate / reward / train), DPO and GRPO.
+- `step`: where one online step spends its time (sync / generate / reward / train), DPO and GRPO
+  (or the objectives asked for: GroupDPO beside GRPO shows what each trains on).
 - `pipeline`: wall time of the same run at s = 1, 4, 8, 16 (vLLM, pipelined windows), ratio to s = 1.
 - `trl`: samples/s of online DPO and GRPO against TRL 1.16's OnlineDPOTrainer / GRPOTrainer on the
   same model, prompts, lengths, samples and batch, both sides on HF generation (semibench also on
@@ -39,11 +40,12 @@ def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def step_breakdown(preset: str, task: str, steps: int, overrides: dict) -> list[dict]:
+def step_breakdown(preset: str, task: str, steps: int, overrides: dict, objectives: tuple[str, ...] = ("dpo", "grpo")) -> list[dict]:
     """One online run per objective; each row holds the medians over its steps (step 0 excluded
-    when there are more, because it pays one-time costs such as kernel warm-up)."""
+    when there are more, because it pays one-time costs such as kernel warm-up). The runs share a
+    training seed, so their first step samples the same rollouts."""
     rows = []
-    for objective in ("dpo", "grpo"):
+    for objective in objectives:
         cfg = config.resolve(preset, {"task.name": task, "loss.objective": objective, "train.sync_every": "1", "train.steps": steps, **overrides})
         with tempfile.TemporaryDirectory() as out:
             run = train(cfg, Path(out))

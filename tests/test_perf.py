@@ -17,6 +17,17 @@ def test_step_breakdown_reads_the_runs_metrics():
         assert row["generate_ceiling_tokens_per_s"] > row["generate_tokens_per_s"] > 0
 
 
+def test_step_breakdown_runs_the_objectives_asked_for_and_the_cli_refuses_an_unknown_one():
+    rows = perf.step_breakdown("tiny", "math", 2, {}, ("group_dpo",))
+    assert [r["objective"] for r in rows] == ["group_dpo"] and rows[0]["time/train"] > 0
+    from typer.testing import CliRunner
+
+    from semibench.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "step", "--preset", "tiny", "--objectives", "dpo,ppo"])
+    assert result.exit_code != 0 and "unknown objective ppo in --objectives" in result.output
+
+
 def test_trl_gets_the_precision_semibench_resolved_on_every_cpu_class():
     """`auto` on an AVX2 CPU trains in fp32, so TRL must not be handed bf16 (it would emulate it and lose
     time semibench does not); on an AVX512-BF16 CPU both sides run bf16 autocast."""

@@ -20,17 +20,22 @@ def bench_step(
     preset: str = typer.Option("smol"),
     task: str = typer.Option("math"),
     steps: int = typer.Option(3, help="steps per objective; the first is excluded from the medians"),
+    objectives: str = typer.Option("dpo,grpo", help="comma-separated, e.g. dpo,grpo,group_dpo"),
     set_: list[str] = typer.Option([], "--set"),
 ) -> None:
-    """Seconds per online DPO and GRPO step, split into sync / generate / reward / train."""
+    """Seconds per online step of each objective (DPO and GRPO unless told), split into sync / generate / reward / train."""
     from semibench import config
     from semibench import perf as bench
 
     if steps < 2:
         fail("--steps must be >= 2: the first step pays warm-up and is excluded from the medians")
     quiet_transformers()
+    names = tuple(x.strip() for x in objectives.split(",") if x.strip())
+    unknown = [x for x in names if x not in config.OBJECTIVES]
+    if unknown or not names:
+        fail(f"unknown objective {', '.join(unknown) or '(none)'} in --objectives; choose from {', '.join(config.OBJECTIVES)}")
     try:
-        rows = bench.step_breakdown(preset, task, steps, config.parse_set_args(set_))
+        rows = bench.step_breakdown(preset, task, steps, config.parse_set_args(set_), names)
     except ConfigError as exc:
         fail(str(exc))
     table(f"one online step, preset {preset}, task {task} (medians)",
