@@ -165,6 +165,12 @@ class RunConfig:
 
 REPORT_TO = ("tensorboard", "mlflow", "wandb", "trackio", "all", "none")
 OBJECTIVES = ("dpo", "grpo", "group_dpo", "group_dpo_grpo")
+
+
+def check_objectives(names: tuple[str, ...], flag: str = "--objectives") -> None:
+    for name in names:
+        if name not in OBJECTIVES:
+            raise ConfigError(f"unknown objective '{name}' in {flag}; choose from {', '.join(OBJECTIVES)}")
 IF_REWARDS = ("judge", "reward_model", "constraints")
 TASKS = ("math", "if", "mixed")
 DTYPES = DTYPE_NAMES

@@ -180,9 +180,7 @@ def expand(spec: GridSpec) -> list[RunConfig]:
     for task in spec.tasks:
         if task not in config.TASKS:
             raise ConfigError(f"unknown task '{task}' in --tasks; choose from {', '.join(config.TASKS)}")
-    for objective in spec.objectives:
-        if objective not in config.OBJECTIVES:
-            raise ConfigError(f"unknown objective '{objective}' in --objectives; choose from {', '.join(config.OBJECTIVES)}")
+    config.check_objectives(spec.objectives)
     configs = []
     for task in spec.tasks:
         for objective in spec.objectives:

@@ -25,7 +25,7 @@ def test_step_breakdown_runs_the_objectives_asked_for_and_the_cli_refuses_an_unk
     from semibench.cli import app
 
     result = CliRunner().invoke(app, ["bench", "step", "--preset", "tiny", "--objectives", "dpo,ppo"])
-    assert result.exit_code != 0 and "unknown objective ppo in --objectives" in result.output
+    assert result.exit_code != 0 and "unknown objective 'ppo' in --objectives" in result.output
 
 
 def test_trl_gets_the_precision_semibench_resolved_on_every_cpu_class():

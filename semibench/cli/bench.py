@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from semibench.cli.common import app, fail, quiet_transformers, table
+from semibench.cli.common import app, comma_list, fail, quiet_transformers, table
 from semibench.config import ConfigError
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print tables.")
@@ -30,11 +30,11 @@ def bench_step(
     if steps < 2:
         fail("--steps must be >= 2: the first step pays warm-up and is excluded from the medians")
     quiet_transformers()
-    names = tuple(x.strip() for x in objectives.split(",") if x.strip())
-    unknown = [x for x in names if x not in config.OBJECTIVES]
-    if unknown or not names:
-        fail(f"unknown objective {', '.join(unknown) or '(none)'} in --objectives; choose from {', '.join(config.OBJECTIVES)}")
+    names = comma_list(objectives)
+    if not names:
+        fail(f"--objectives needs at least one of {', '.join(config.OBJECTIVES)}")
     try:
+        config.check_objectives(names)  # before any run trains
         rows = bench.step_breakdown(preset, task, steps, config.parse_set_args(set_), names)
     except ConfigError as exc:
         fail(str(exc))

@@ -60,6 +60,11 @@ def given(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
+def comma_list(text: str | None) -> tuple[str, ...] | None:
+    """"a,b" -> ("a", "b"); None or "" -> None (the flag was not given)."""
+    return tuple(x.strip() for x in text.split(",") if x.strip()) if text else None
+
+
 def duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from semibench.cli.common import app, duration, fail, machine_line, quiet_library_bars, read_experiment
+from semibench.cli.common import app, comma_list, duration, fail, machine_line, quiet_library_bars, read_experiment
 
 
 @app.command()
@@ -41,8 +41,8 @@ def grid(
 
     try:
         study = plan(read_experiment(config_file, "grid"), {
-            "tasks": _names(tasks), "objectives": _names(objectives), "sync_every": grid_lib.parse_sync_list(sync_every), "preset": preset,
-            "seeds": _seeds(seeds) if seeds else None, "benchmarks": _names(benchmarks), "launcher": launcher,
+            "tasks": comma_list(tasks), "objectives": comma_list(objectives), "sync_every": grid_lib.parse_sync_list(sync_every), "preset": preset,
+            "seeds": _seeds(seeds) if seeds else None, "benchmarks": comma_list(benchmarks), "launcher": launcher,
             "slurm_partition": slurm_partition, "slurm_nodes": slurm_nodes, "slurm_gpus_per_node": slurm_gpus_per_node, "slurm_time": slurm_time,
             "slurm_cluster": slurm_cluster,
             "overrides": config.parse_set_args(set_) | ({"log.report_to": report_to} if report_to is not None else {}),
@@ -79,10 +79,6 @@ def grid(
     _print_grid_results(out, written)
     if split is not None:
         _print_wall_split(split)
-
-
-def _names(text: str | None) -> tuple[str, ...] | None:
-    return tuple(x for x in text.split(",") if x) if text else None
 
 
 def _seeds(text: str) -> tuple[int, ...]:
