@@ -52,9 +52,12 @@ def test_tiny_run_writes_artifacts_and_learns(tmp_path, task, objective):
     assert diff > 0
 
 
-def test_dpo_first_step_loss_is_ln2(tmp_path):
-    _, run = _run(tmp_path, "if", "dpo")
+@pytest.mark.parametrize("objective", ["dpo", "group_dpo"])  # GroupDPO: the real model's twin of test_unit_loss's stand-in
+def test_dpo_first_step_loss_is_ln2(tmp_path, objective):
+    cfg, run = _run(tmp_path, "if", objective)
     first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    if objective == "group_dpo":  # more pairs than prompts with signal: samples were shared between pairs
+        assert first["num_units"] > first["frac_valid_prompts"] * cfg.train.prompts_per_step
     assert first["dpo_loss"] == pytest.approx(0.6931471805599453, abs=1e-6)
     assert first["kl"] == pytest.approx(0.0, abs=1e-7)
     assert first["mismatch_kl"] == pytest.approx(0.0, abs=1e-5)  # fp32 generator = trainer at step 0
