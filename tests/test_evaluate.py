@@ -247,3 +247,16 @@ def test_no_standard_error_over_items_where_the_score_is_not_their_mean(tmp_path
     samples.write_text("".join(json.dumps({"key": str(i), "scores": [s]}) + "\n" for i, s in enumerate([1, 0, 1, 1])))
     assert item_uncertainty(samples, 75.0)["se_items"] == pytest.approx(25.0)
     assert item_uncertainty(samples, 61.3) == {"se_items": None, "ci_items": None, "sd_seeds": None}  # e.g. a Bradley-Terry score
+
+
+def test_if_heldout_takes_its_own_size_and_math_keeps_the_shared_one(tmp_path):
+    """--if-heldout-size sizes if_heldout alone (its pass/fail items near 50% need more of them than math's);
+    unset, both benchmarks take --heldout-size. The size is in the result's record, so a resized set is rescored."""
+    settings = EvalSettings(heldout_size=3, if_heldout_size=5, heldout_sources=("single_digit",), heldout_template="tiny", **FAST)
+    results = evaluate("tiny", ["math_heldout", "if_heldout"], settings, out_dir=tmp_path / "sized")
+    assert len(_rows(tmp_path / "sized" / "math_heldout.samples.jsonl")) == 3
+    assert len(_rows(tmp_path / "sized" / "if_heldout.samples.jsonl")) == 5
+    assert results["if_heldout"]["settings"]["heldout_size"] == 5
+    shared = evaluate("tiny", ["if_heldout"], EvalSettings(heldout_size=3, **FAST), out_dir=tmp_path / "shared")
+    assert len(_rows(tmp_path / "shared" / "if_heldout.samples.jsonl")) == 3
+    assert shared["if_heldout"]["settings"]["heldout_size"] == 3

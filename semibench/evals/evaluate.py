@@ -152,7 +152,7 @@ def _settings_record(bench: str, s: EvalSettings, source: data.Source, engine: s
         record.update(heldout_size=s.heldout_size, heldout_sources=list(s.heldout_sources), heldout_template=s.heldout_template,
                       literal_numbers=origin.config.reward.math_literal_numbers if origin is not None else True)
     if bench == "if_heldout":
-        record.update(heldout_size=s.heldout_size)
+        record.update(heldout_size=s.if_heldout_items)
     if bench == "wildchat_valid":
         from semibench.evals.wildchat import reward_model_spec
 

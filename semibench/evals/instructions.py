@@ -52,7 +52,7 @@ def run_if_heldout(session: Session, bench: str, source: Source) -> dict:
 
     s = session.settings
     spec = heldout_spec(session.origin)
-    items = heldout_items(spec, s.heldout_size)
+    items = heldout_items(spec, s.if_heldout_items)
     items = items[: s.limit] if s.limit else items
     requests = [GenRequest(prompt_key(p), p) for p in (session.chat(c.text) for c in items)]
     store = session.store(bench)

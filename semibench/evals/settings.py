@@ -44,12 +44,19 @@ class EvalSettings:
     batch_size: int | None = setting(None, "--batch-size", "sequences per generate call (default: 32 on HF, 512 on vLLM)")
     dtype: str = setting(AUTO, "--dtype", "generation dtype: auto (bfloat16 where the hardware computes in it, else float32), float32, bfloat16")
     judge_max_new_tokens: int = setting(4096, "--judge-max-new-tokens", "Arena-Hard judgment length (upstream: 4096)")
-    heldout_size: int = setting(100, "--heldout-size", "math_heldout problems and if_heldout requests")
+    heldout_size: int = setting(100, "--heldout-size", "math_heldout problems (and if_heldout requests, unless --if-heldout-size)")
+    # Its own size because the two differ in what limits them: a pass/fail IF item near 50% carries the most
+    # binomial noise, so IF needs more items than math to put the same floor under a test against the seed model.
+    if_heldout_size: int | None = setting(None, "--if-heldout-size", "if_heldout requests (default: --heldout-size)")
     heldout_sources: tuple[str, ...] = setting(("two_digit_sums",), "--heldout-sources", "math_heldout sources of a non-run checkpoint (default: the smol preset's)")
     heldout_template: str = setting("short", "--heldout-template", "math_heldout prompt template of a non-run checkpoint (default: the smol preset's)")
     reward_model: str | None = setting(None, "--reward-model", "wildchat_valid's scorer (default: the run's reward.reward_model)")
     rm_cls_token: str = setting("", "--rm-cls-token", "with --reward-model: Athene-style CLS token")
     chat_template: str = setting("", "--chat-template", "prompt with this tasks/templates.yaml chat template (e.g. llama3) instead of the checkpoint's own")
+
+    @property
+    def if_heldout_items(self) -> int:
+        return self.if_heldout_size or self.heldout_size
 
     def __post_init__(self) -> None:
         # Values may arrive as strings (`semibench grid --eval-set limit=50`, seed.json): coerce them by the field's type.
@@ -98,7 +105,7 @@ def check_settings(s: EvalSettings) -> None:
         (s.limit is None or s.limit >= 1, "limit must be >= 1"),
         (s.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}"),
         (s.dtype in (AUTO, *DTYPES), f"dtype must be auto or one of {', '.join(DTYPES)}"),
-        ((s.batch_size or 1) >= 1 and s.heldout_size >= 1, "batch size and held-out size must be >= 1"),
+        ((s.batch_size or 1) >= 1 and s.heldout_size >= 1 and (s.if_heldout_size or 1) >= 1, "batch size and held-out sizes must be >= 1"),
         (s.data_dir is None or Path(s.data_dir).is_dir(), f"data dir {s.data_dir} does not exist"),
     ]
     for ok, message in checks:
