@@ -402,15 +402,39 @@ class GridHooks:
     on_eval: Callable[[str, int, int], None] = lambda label, done, total: None  # prompts done of a benchmark
 
 
+def disk_needed(configs: list[RunConfig], out: Path) -> int:
+    """Bytes the grid's unfinished runs still write under `out`, at most: every run's exported checkpoints
+    (they stay), and the resumable states of the one training at a time (a finished run drops them).
+    A model that is no local checkpoint (a hub id) counts 0 here; its runs check for themselves."""
+    import torch
+
+    from semibench.models import checkpoint_params, resolve_model
+    from semibench.training.checkpoint import bytes_needed, state_bytes, states_held
+    from semibench.training.train import keeps_window_model
+
+    exports, states = 0, 0
+    for cfg in configs:
+        if is_done(RunDir(out, cfg).path):
+            continue
+        weights = checkpoint_params(resolve_model(cfg.model.name)) * torch.empty(0, dtype=getattr(torch, cfg.model.dtype)).element_size()
+        exports += bytes_needed(weights, len(export_steps(cfg)), window_weights=False, states=0)
+        states = max(states, states_held(cfg.train.resume_every, cfg.train.steps) * state_bytes(weights, keeps_window_model(cfg)))
+    return exports + states
+
+
 def run_local(spec: GridSpec, out: Path, benchmarks, settings, hooks: GridHooks | None = None, split: WallSplit | None = None,
               clock: GridClock | None = None) -> list[RunConfig]:
     """Train and evaluate every run of the grid in this process; skip what is done, resume what is not.
     `split`, when given, collects where the wall clock went; `clock` (`grid_clock`) learns what is left."""
+    from semibench.training.checkpoint import check_free_space
     from semibench.training.train import train
 
     hooks = hooks or GridHooks()
     split = split if split is not None else WallSplit()
     configs = expand(spec)
+    # Before the seed model's evaluation, not at the 11th run: a default grid keeps ~12 GB of checkpoints.
+    left = sum(not is_done(RunDir(out, cfg).path) for cfg in configs)
+    check_free_space(out, disk_needed(configs, out), f"the grid's {left} unfinished runs write")
     clock = clock if clock is not None else grid_clock(configs, out, benchmarks, settings.judge)
     for model in dict.fromkeys(c.model.name for c in configs):
         hooks.on_phase(f"evaluating the seed model {model}")

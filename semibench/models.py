@@ -12,6 +12,7 @@ import fcntl
 import importlib
 import importlib.util
 import inspect
+import math
 import os
 import random
 import shutil
@@ -60,6 +61,18 @@ def resolve_model(name: str) -> str:
     if name == "smollm2":
         return str(convert_packaged_smollm2(cache_dir() / "smollm2-135m-instruct"))
     return name
+
+
+def checkpoint_params(path: str) -> int:
+    """Parameters stored in a local safetensors checkpoint (a tied LM head is stored once); 0 where
+    `path` holds none (a hub id)."""
+    from safetensors import safe_open
+
+    total = 0
+    for file in sorted(Path(path).glob("*.safetensors")):
+        with safe_open(str(file), "pt") as f:
+            total += sum(math.prod(f.get_slice(name).get_shape()) for name in f.keys())
+    return total
 
 
 def _build_once(target: Path, build: Callable[[Path], None]) -> Path:

@@ -20,7 +20,6 @@ them; the next split is one module per benchmark under `perf/` (the TRL comparis
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ import time
 from pathlib import Path
 
 from semibench import config
+from semibench.models import checkpoint_params
 from semibench.runs import read_metrics
 from semibench.training.train import train
 
@@ -98,17 +98,6 @@ def train_efficiency(cfg: config.RunConfig, metrics: list[dict]) -> dict:
     params = checkpoint_params(resolve_model(cfg.model.name))
     achieved = statistics.median(8 * params * m["train_tokens"] / m["time/train"] for m in trained) / 1e9
     return {"train_gflops": achieved, "ceiling_gflops": ceiling, "pct_of_ceiling": 100 * achieved / ceiling, "compute_dtype": dtype}
-
-
-def checkpoint_params(path: str) -> int:
-    """Parameters stored in a safetensors checkpoint (a tied LM head is stored once)."""
-    from safetensors import safe_open
-
-    total = 0
-    for file in sorted(Path(path).glob("*.safetensors")):
-        with safe_open(str(file), "pt") as f:
-            total += sum(math.prod(f.get_slice(name).get_shape()) for name in f.keys())
-    return total
 
 
 def _timed_run(cfg: config.RunConfig) -> tuple[list[dict], list[float], float]:

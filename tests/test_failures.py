@@ -217,13 +217,14 @@ def test_a_disk_too_small_for_the_run_stops_it_before_training_with_one_line(tmp
     from semibench.training import checkpoint
 
     policy = torch.nn.Linear(1000, 1000)  # 4 MB of fp32 weights
-    needed = checkpoint.bytes_needed(policy, checkpoints=2, window_weights=True)
+    weights = checkpoint.weight_bytes(policy)
+    needed = checkpoint.bytes_needed(weights, checkpoints=2, window_weights=True)
     assert needed == 4_004_000 * (2 * 4 + 2)
     # Only the states a run really saves count: a run shorter than resume_every saves none (CI's 2-step
     # runs on a 3.5 GB disk were refused for 2 states they never write), one save holds one.
     assert [checkpoint.states_held(10, steps) for steps in (2, 10, 11, 20, 21, 200)] == [0, 0, 1, 1, 2, 2]
     assert checkpoint.states_held(0, 200) == 0
-    assert checkpoint.bytes_needed(policy, checkpoints=1, window_weights=False, states=0) == 4_004_000
+    assert checkpoint.bytes_needed(weights, checkpoints=1, window_weights=False, states=0) == 4_004_000
     checkpoint.check_free_space(tmp_path, needed)  # this disk has 40 MB free
     free = __import__("shutil").disk_usage(tmp_path).free
     with pytest.raises(ConfigError) as failure:

@@ -158,3 +158,31 @@ def test_validation_checkpoints_leave_a_semi_online_run_unchanged(tmp_path):
     untimed = [[{k: v for k, v in r.items() if not k.startswith("time/") and k != "tokens_per_s"} for r in run] for run in rows]
     assert untimed[0] == untimed[1] and len(untimed[0]) == 4
     assert len(RunDir(tmp_path / "validated", validated).done_checkpoints()) == 4
+
+
+def test_a_disk_too_small_for_the_grid_stops_it_before_the_seed_model_with_one_line(finished, tmp_path, monkeypatch):
+    """The grid sizes what its unfinished runs will write before it evaluates or trains anything, instead of
+    failing at the run that fills the disk (the default grid keeps ~12 GB of checkpoints)."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    from semibench import grid
+    from semibench.config import ConfigError
+    from semibench.models import resolve_model
+    from semibench.runs import export_steps
+    from semibench.training import checkpoint
+
+    configs = expand(SPEC)
+    weights = 4 * sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(resolve_model("tiny")).parameters())  # fp32
+    exports = sum(len(export_steps(cfg)) * weights for cfg in configs)
+    needed = grid.disk_needed(configs, tmp_path / "runs")
+    assert exports <= needed <= exports + 4 * weights  # + one run's resumable states at most
+    assert grid.disk_needed(configs, finished / "runs") == 0  # a finished grid writes nothing more
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: real(path)._replace(free=needed - 1))
+    with pytest.raises(ConfigError, match=r"free on the disk of .*, and the grid's 4 unfinished runs write up to") as failure:
+        run_local(SPEC, tmp_path / "runs", with_defaults(SPEC, None), eval_settings(SPEC, {}))
+    assert "--out" in str(failure.value) and "\n" not in str(failure.value)
+    assert not (tmp_path / "runs").exists()  # no seed-model evaluation, no run started

@@ -149,21 +149,28 @@ def states_held(resume_every: int, steps: int) -> int:
     return min(saves, 2)
 
 
-def bytes_needed(model: nn.Module, checkpoints: int, window_weights: bool, states: int = 2) -> int:
-    """Disk a run writes, at most: `states` resumable states at once (`states_held`), each weights +
-    AdamW's two moments (+ the window's weights), and its HF exports."""
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    state = weights * (3 + int(window_weights))
-    return states * state + checkpoints * weights
+def weight_bytes(model: nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def check_free_space(directory: Path, needed: int) -> None:
+def state_bytes(weights: int, window_weights: bool) -> int:
+    """One resumable state: the weights, AdamW's two moments (+ the window's weights)."""
+    return weights * (3 + int(window_weights))
+
+
+def bytes_needed(weights: int, checkpoints: int, window_weights: bool, states: int = 2) -> int:
+    """Disk a run writes, at most: `states` resumable states at once (`states_held`) and its HF exports
+    (`checkpoints` of them, each the weights: they stay when the run ends; the states go)."""
+    return states * state_bytes(weights, window_weights) + checkpoints * weights
+
+
+def check_free_space(directory: Path, needed: int, writer: str = "this run writes") -> None:
     """One clear line before training, instead of a torn state and torch's traceback when the disk fills."""
     path = Path(directory).absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())  # the run directory may not exist yet
     free = shutil.disk_usage(existing).free
     if free < needed:
-        raise ConfigError(f"{free / 1e9:.1f} GB free on the disk of {directory}, and this run writes up to {needed / 1e9:.1f} GB "
+        raise ConfigError(f"{free / 1e9:.1f} GB free on the disk of {directory}, and {writer} up to {needed / 1e9:.1f} GB "
                       "(resumable states and checkpoints): free some space or pass --out on another disk")
 
 

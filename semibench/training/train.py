@@ -32,7 +32,7 @@ from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts
 from semibench.trackers import check_installed, open_trackers, requested
 from semibench.training import dist
 from semibench.training.checkpoint import (WindowStart, bytes_needed, check_free_space, drop_states, export_hf, latest_state, load_state, prune_states,
-                                           save_state, saves_mid_window, states_held)
+                                           save_state, saves_mid_window, states_held, weight_bytes)
 from semibench.training.pipeline import OfflineDataset, RolloutProducer
 from semibench.training.step import Diverged, Models, train_step
 
@@ -53,7 +53,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     models = load_models(cfg, world)
     exports = set(export_steps(cfg))
     if world.is_main:  # before the engine starts: a full disk is one line, not a torn state and a DCP traceback
-        check_free_space(run.path, bytes_needed(models.policy, len(exports), models.window is not None,
+        check_free_space(run.path, bytes_needed(weight_bytes(models.policy), len(exports), models.window is not None,
                                                   states_held(cfg.train.resume_every, cfg.train.steps)))
     # One generator, on rank 0; the other ranks receive its completions (see dist.py).
     generator = dist.rank0_generator(lambda: build_generator(cfg, models, world.device), world)
