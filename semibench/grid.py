@@ -432,7 +432,7 @@ def run_local(spec: GridSpec, out: Path, benchmarks, settings, hooks: GridHooks 
     hooks = hooks or GridHooks()
     split = split if split is not None else WallSplit()
     configs = expand(spec)
-    # Before the seed model's evaluation, not at the 11th run: a default grid keeps ~12 GB of checkpoints.
+    # Before the seed model's evaluation, not at the 11th run: a default grid keeps 13 GB of checkpoints.
     left = sum(not is_done(RunDir(out, cfg).path) for cfg in configs)
     check_free_space(out, disk_needed(configs, out), f"the grid's {left} unfinished runs write")
     clock = clock if clock is not None else grid_clock(configs, out, benchmarks, settings.judge)

@@ -162,7 +162,7 @@ def test_validation_checkpoints_leave_a_semi_online_run_unchanged(tmp_path):
 
 def test_a_disk_too_small_for_the_grid_stops_it_before_the_seed_model_with_one_line(finished, tmp_path, monkeypatch):
     """The grid sizes what its unfinished runs will write before it evaluates or trains anything, instead of
-    failing at the run that fills the disk (the default grid keeps ~12 GB of checkpoints)."""
+    failing at the run that fills the disk (the default grid keeps 13 GB of checkpoints)."""
     import shutil
 
     from transformers import AutoModelForCausalLM
