@@ -416,7 +416,7 @@ def disk_needed(configs: list[RunConfig], out: Path) -> int:
     for cfg in configs:
         if is_done(RunDir(out, cfg).path):
             continue
-        weights = checkpoint_params(resolve_model(cfg.model.name)) * torch.empty(0, dtype=getattr(torch, cfg.model.dtype)).element_size()
+        weights = checkpoint_params(resolve_model(cfg.model.name)) * getattr(torch, cfg.model.dtype).itemsize
         exports += bytes_needed(weights, len(export_steps(cfg)), window_weights=False, states=0)
         states = max(states, states_held(cfg.train.resume_every, cfg.train.steps) * state_bytes(weights, keeps_window_model(cfg)))
     return exports + states

@@ -260,3 +260,7 @@ def test_if_heldout_takes_its_own_size_and_math_keeps_the_shared_one(tmp_path):
     shared = evaluate("tiny", ["if_heldout"], EvalSettings(heldout_size=3, **FAST), out_dir=tmp_path / "shared")
     assert len(_rows(tmp_path / "shared" / "if_heldout.samples.jsonl")) == 3
     assert shared["if_heldout"]["settings"]["heldout_size"] == 3
+    from semibench.evals.settings import check_settings
+
+    with pytest.raises(config.ConfigError, match="held-out sizes must be >= 1"):  # 0 is no size, not "the default"
+        check_settings(EvalSettings(if_heldout_size=0))

@@ -56,7 +56,7 @@ class EvalSettings:
 
     @property
     def if_heldout_items(self) -> int:
-        return self.if_heldout_size or self.heldout_size
+        return self.heldout_size if self.if_heldout_size is None else self.if_heldout_size
 
     def __post_init__(self) -> None:
         # Values may arrive as strings (`semibench grid --eval-set limit=50`, seed.json): coerce them by the field's type.
@@ -105,7 +105,7 @@ def check_settings(s: EvalSettings) -> None:
         (s.limit is None or s.limit >= 1, "limit must be >= 1"),
         (s.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}"),
         (s.dtype in (AUTO, *DTYPES), f"dtype must be auto or one of {', '.join(DTYPES)}"),
-        ((s.batch_size or 1) >= 1 and s.heldout_size >= 1 and (s.if_heldout_size or 1) >= 1, "batch size and held-out sizes must be >= 1"),
+        ((s.batch_size or 1) >= 1 and s.heldout_size >= 1 and (s.if_heldout_size is None or s.if_heldout_size >= 1), "batch size and held-out sizes must be >= 1"),
         (s.data_dir is None or Path(s.data_dir).is_dir(), f"data dir {s.data_dir} does not exist"),
     ]
     for ok, message in checks:
