@@ -53,6 +53,10 @@ def test_dry_run_prints_runs_and_estimate_and_runs_nothing(tmp_path):
         assert run_id(cfg)[:30] in result.output
     assert "4 runs" in result.output and "estimated training time left" in result.output
     assert not (tmp_path / "runs").exists()
+    # The machine line names the dtypes the runs will use, an --eval-set dtype included (it once showed the preset's).
+    pinned = runner.invoke(app, ["grid", "--tasks", "math", "--preset", "tiny", "--dry-run", "--out", str(tmp_path / "runs"),
+                                 "--set", "model.generator_dtype=float32", "--eval-set", "dtype=float32"])
+    assert "dtypes: generator float32" in pinned.output and "eval float32" in pinned.output, pinned.output
 
 
 @pytest.mark.parametrize("args,message", [

@@ -51,7 +51,7 @@ def grid(
         rows = grid_lib.describe(spec, out)
     except ValueError as exc:  # ConfigError included
         fail(str(exc))
-    _print_grid(spec, rows, chosen)
+    _print_grid(spec, rows, chosen, study.eval_overrides.get("dtype"))
     if dry_run:
         return
     from semibench.trackers import check_installed, requested
@@ -88,7 +88,8 @@ def _seeds(text: str) -> tuple[int, ...]:
         raise ValueError(f"--seeds takes comma-separated integers, e.g. --seeds 0,1,2 (got {text!r})") from None
 
 
-def _print_grid(spec, rows: list[dict], benchmarks) -> None:
+def _print_grid(spec, rows: list[dict], benchmarks, eval_dtype: str | None = None) -> None:
+    """The runs, their estimate, and the dtypes they resolve to here (`eval_dtype`: an --eval-set dtype, else the preset's)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -106,7 +107,8 @@ def _print_grid(spec, rows: list[dict], benchmarks) -> None:
 
     probe = config.resolve(spec.preset, {**spec.overrides, "task.name": spec.tasks[0]})  # the dtypes every run resolves to
     console.print(machine_line(generator=probe.model.generator_dtype, autocast=probe.model.autocast_dtype,
-                               judge=probe.reward.dtype, eval=resolve_dtype(defaults_for(spec.preset).eval.get("dtype", "auto"))), markup=False, soft_wrap=True)
+                               judge=probe.reward.dtype, eval=resolve_dtype(eval_dtype or defaults_for(spec.preset).eval.get("dtype", "auto"))),
+                  markup=False, soft_wrap=True)
     console.print(table)
     left = sum(r["seconds"] for r in rows if not r["done"])
     gpus = defaults_for(spec.preset).gpus
