@@ -412,11 +412,12 @@ def disk_needed(configs: list[RunConfig], out: Path) -> int:
     from semibench.training.checkpoint import bytes_needed, state_bytes, states_held
     from semibench.training.train import keeps_window_model
 
+    params = {name: checkpoint_params(resolve_model(name)) for name in {c.model.name for c in configs}}  # each header read once
     exports, states = 0, 0
     for cfg in configs:
         if is_done(RunDir(out, cfg).path):
             continue
-        weights = checkpoint_params(resolve_model(cfg.model.name)) * getattr(torch, cfg.model.dtype).itemsize
+        weights = params[cfg.model.name] * getattr(torch, cfg.model.dtype).itemsize
         exports += bytes_needed(weights, len(export_steps(cfg)), window_weights=False, states=0)
         states = max(states, states_held(cfg.train.resume_every, cfg.train.steps) * state_bytes(weights, keeps_window_model(cfg)))
     return exports + states
