@@ -224,6 +224,13 @@ class RunDir:
     def done_checkpoints(self) -> list[Path]:
         return sorted(p for p in self.checkpoints.glob("step_*") if is_done(p))
 
+    def drop_checkpoint(self, step: int) -> None:
+        """Delete checkpoint `step`: its DONE marker first, so a kill mid-delete leaves no half a checkpoint
+        that reads as done."""
+        path = self.checkpoint(step)
+        (path / DONE).unlink(missing_ok=True)
+        shutil.rmtree(path, ignore_errors=True)
+
     def read_config(self) -> RunConfig:
         return from_dict(json.loads(self.config_path.read_text()))
 

@@ -176,9 +176,9 @@ def test_a_disk_too_small_for_the_grid_stops_it_before_the_seed_model_with_one_l
     configs = expand(SPEC)
     weights = 4 * sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(resolve_model("tiny")).parameters())  # fp32
     exports = sum(len(export_steps(cfg)) * weights for cfg in configs)
-    needed = grid.disk_needed(configs, tmp_path / "runs")
+    needed = grid.disk_needed(SPEC, tmp_path / "runs")
     assert exports <= needed <= exports + 4 * weights  # + one run's resumable states at most
-    assert grid.disk_needed(configs, finished / "runs") == 0  # a finished grid writes nothing more
+    assert grid.disk_needed(SPEC, finished / "runs") == 0  # a finished grid writes nothing more
 
     real = shutil.disk_usage
     monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: real(path)._replace(free=needed - 1))
@@ -186,3 +186,35 @@ def test_a_disk_too_small_for_the_grid_stops_it_before_the_seed_model_with_one_l
         run_local(SPEC, tmp_path / "runs", with_defaults(SPEC, None), eval_settings(SPEC, {}))
     assert "--out" in str(failure.value) and "\n" not in str(failure.value)
     assert not (tmp_path / "runs").exists()  # no seed-model evaluation, no run started
+
+
+def test_intermediate_checkpoints_only_the_validation_seeds_score_go_once_their_run_is_evaluated(tmp_path, monkeypatch):
+    """Every seed of an arm exports the validation cadence (the runs differ only in train.seed, so they pool),
+    but only the validation seeds' midpoints are scored: the others' are dropped after the run's evaluation
+    (a 5-seed smol grid would keep 22 GB of checkpoints instead of 13), and the disk check counts them once."""
+    from dataclasses import replace
+
+    from semibench import grid
+    from semibench.models import checkpoint_params, resolve_model
+    from semibench.runs import RunDir
+    from semibench.training.checkpoint import state_bytes, states_held
+    from semibench.training.train import keeps_window_model
+
+    monkeypatch.setitem(grid.GRID_DEFAULTS, "tiny", replace(grid.GRID_DEFAULTS["tiny"], eval_every=2, validation_seeds=(0,)))
+    spec = GridSpec(tasks=("math",), objectives=("grpo",), preset="tiny", seeds=(0, 1, 2), overrides={"train.steps": 4})
+    configs = expand(spec)
+    assert [grid.unscored_steps(spec, cfg) for cfg in configs] == [[], [2], [2]]
+    own = replace(spec, overrides={**spec.overrides, "train.checkpoint_every": 2})  # the user's cadence is kept
+    assert [grid.unscored_steps(own, cfg) for cfg in expand(own)] == [[], [], []]
+
+    weights = 4 * checkpoint_params(resolve_model("tiny"))  # fp32
+    states = states_held(configs[0].train.resume_every, 4) * state_bytes(weights, keeps_window_model(configs[0]))
+    # kept: seed 0's two exports and one final each for seeds 1-2; at a time: one run's states and its dropped midpoint
+    assert grid.disk_needed(spec, tmp_path / "runs") == 4 * weights + states + weights
+
+    run_local(spec, tmp_path / "runs", with_defaults(spec, None), eval_settings(spec, {}))
+    runs = [RunDir(tmp_path / "runs", cfg) for cfg in configs]
+    assert [[p.name for p in run.done_checkpoints()] for run in runs] == [["step_000002", "step_000004"], ["step_000004"], ["step_000004"]]
+    assert not any(run.checkpoint(2).exists() for run in runs[1:])
+    assert (runs[0].eval_dir(2) / "math_heldout.json").is_file()  # the validation seed's midpoint was scored first
+    assert all((run.eval_dir(4) / "math_heldout.json").is_file() for run in runs)
