@@ -162,7 +162,7 @@ def test_validation_checkpoints_leave_a_semi_online_run_unchanged(tmp_path):
 
 def test_a_disk_too_small_for_the_grid_stops_it_before_the_seed_model_with_one_line(finished, tmp_path, monkeypatch):
     """The grid sizes what its unfinished runs will write before it evaluates or trains anything, instead of
-    failing at the run that fills the disk (the default grid keeps 13 GB of checkpoints)."""
+    failing at the run that fills the disk (the default grid keeps 8.6 GB of checkpoints)."""
     import shutil
 
     from transformers import AutoModelForCausalLM
@@ -218,3 +218,9 @@ def test_intermediate_checkpoints_only_the_validation_seeds_score_go_once_their_
     assert not any(run.checkpoint(2).exists() for run in runs[1:])
     assert (runs[0].eval_dir(2) / "math_heldout.json").is_file()  # the validation seed's midpoint was scored first
     assert all((run.eval_dir(4) / "math_heldout.json").is_file() for run in runs)
+
+    # A run finished with the midpoints asked for (the same run id) keeps them when a plain grid comes back.
+    own, plain = replace(own, seeds=(1,)), replace(spec, seeds=(1,))
+    run_local(own, tmp_path / "own", with_defaults(own, None), eval_settings(own, {}))
+    run_local(plain, tmp_path / "own", with_defaults(plain, None), eval_settings(plain, {}))
+    assert [p.name for p in RunDir(tmp_path / "own", expand(plain)[0]).done_checkpoints()] == ["step_000002", "step_000004"]
