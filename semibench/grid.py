@@ -131,6 +131,12 @@ def defaults_for(preset: str) -> GridDefaults:
     return GRID_DEFAULTS.get(preset, GRID_DEFAULTS["smol"])
 
 
+def scores_curve(cfg: RunConfig) -> bool:
+    """Whether this run's intermediate checkpoints are scored (its seed is one of the preset's validation seeds)."""
+    seeds = defaults_for(cfg.preset).validation_seeds
+    return seeds is None or cfg.train.seed in seeds
+
+
 def seeds_of(spec: GridSpec) -> tuple[int, ...]:
     return spec.seeds if spec.seeds is not None else defaults_for(spec.preset).seeds
 
@@ -280,7 +286,7 @@ def evaluations_left(cfg: RunConfig, out: Path, benchmarks, judge: str | None = 
 
     d = defaults_for(cfg.preset)
     select_by = d.select_by.get(cfg.task.name)
-    curve = d.validation_seeds is None or cfg.train.seed in d.validation_seeds
+    curve = scores_curve(cfg)
     planned: list[tuple[int | None, str]] = []
     for step in export_steps(cfg):
         if select_by:
@@ -381,8 +387,7 @@ def evaluate_run(cfg: RunConfig, out: Path, benchmarks, settings, progress=None,
         chosen = select_checkpoint(run.path, select_by)
         chosen.record()
         return results + list(evaluate(chosen.checkpoint, benchmarks, settings, progress=progress).values())
-    curve_seeds = defaults_for(cfg.preset).validation_seeds
-    validation = [b for b in benchmarks if b in VALIDATION and (curve_seeds is None or cfg.train.seed in curve_seeds)]
+    validation = [b for b in benchmarks if b in VALIDATION and scores_curve(cfg)]
     for checkpoint in run.done_checkpoints():
         if checkpoint == run.checkpoint(cfg.train.steps):
             results += evaluate(checkpoint, benchmarks, settings, progress=progress).values()
@@ -409,7 +414,7 @@ def unscored_steps(spec: GridSpec, cfg: RunConfig) -> list[int]:
     preset's own (`train.checkpoint_every` set) or the preset selects a checkpoint by them."""
     d = defaults_for(spec.preset)
     own_cadence = "train.checkpoint_every" in (d.overrides | spec.overrides)
-    if not d.eval_every or own_cadence or d.select_by.get(cfg.task.name) or d.validation_seeds is None or cfg.train.seed in d.validation_seeds:
+    if not d.eval_every or own_cadence or d.select_by.get(cfg.task.name) or scores_curve(cfg):
         return []
     return [step for step in export_steps(cfg) if step != cfg.train.steps]
 
