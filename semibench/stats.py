@@ -14,10 +14,15 @@ inversion, so "resolved" (p < alpha) and "the CI excludes 0" are the same statem
   mapped to the paired difference, conditional on the number of discordant items. Both invert the
   same equal-tailed binomial test, so they cannot disagree (a bootstrap of 3 discordant items can);
 - one seed a side, otherwise: the paired t-test over items and its t-interval (scipy `ttest_rel`);
-- a trained side with several training seeds: Welch's t-test (scipy `ttest_ind`, unequal variances)
-  on the per-seed scores, so seed-to-seed variance is the variance the interval carries. The other
-  side, if it has a single score (the untrained seed model, or a run with one seed), enters with its
-  item-level standard error: its items are its observations.
+- two trained sides that ran the same training seeds (`paired_seeds=True`, seeds aligned by the
+  caller): the paired t-test over training seeds on the per-seed scores (scipy `ttest_rel`) and its
+  t-interval. A grid gives every arm the same seeds, and a seed fixes the prompt order, the
+  generator's seed and the pairs' draw, so the two arms' scores at one seed are not independent: the
+  seed is a block, and the paired test is valid whatever the sign of the within-seed correlation;
+- a trained side with several training seeds otherwise: Welch's t-test (scipy `ttest_ind`, unequal
+  variances) on the per-seed scores, so seed-to-seed variance is the variance the interval carries.
+  The other side, if it has a single score (the untrained seed model, or a run with one seed), enters
+  with its item-level standard error: its items are its observations.
 
 Coverage and the false-"better" rate of each path are measured by simulation in tests/test_stats.py
 and reported in docs/verdicts.md. A trained side with fewer than 2 training seeds cannot measure
@@ -94,17 +99,22 @@ def item_summary(scores: Any, confidence: float = 0.95) -> dict[str, float | Non
             "sd_seeds": None if sd_seeds is None else 100 * sd_seeds, "n_items": n_items, "n_samples": n_samples}
 
 
-def compare_scores(a: Any, b: Any, *, seed: int = 0, confidence: float = 0.95, untrained: tuple[bool, bool] = (False, False)) -> dict[str, Any]:
+def compare_scores(a: Any, b: Any, *, seed: int = 0, confidence: float = 0.95, untrained: tuple[bool, bool] = (False, False),
+                   paired_seeds: bool = False) -> dict[str, Any]:
     """A - B in points: one test's CI and p-value, its verdict, and the minimum detectable effect (module docstring).
 
     `untrained` marks a side that is not a training run (the seed model): it has no training-seed
-    variance to measure, so one score of it does not qualify the verdict. `seed` is kept for callers;
-    every method here is exact or analytic, so the result does not depend on it.
+    variance to measure, so one score of it does not qualify the verdict. `paired_seeds` says that
+    seed k of A and seed k of B are the same training seed (the caller aligned them), so the test is
+    paired over seeds. `seed` is kept for callers; every method here is exact or analytic, so the
+    result does not depend on it.
     """
     del seed
     a, b = as_seeds_items_samples(a, "a"), as_seeds_items_samples(b, "b")
     if a.shape[1] != b.shape[1]:
         raise ItemMismatch(f"the sides scored different item sets ({a.shape[1]} vs {b.shape[1]} items); compare runs evaluated on the same items")
+    if paired_seeds and (any(untrained) or a.shape[0] != b.shape[0] or a.shape[0] < MIN_SEEDS):
+        raise ValueError(f"paired_seeds needs two trained sides with the same {MIN_SEEDS} or more training seeds, got {a.shape[0]} and {b.shape[0]}")
     n_items = a.shape[1]
     item_a, item_b = a.mean(axis=2), b.mean(axis=2)  # [seeds, items]: each item's samples averaged
     delta = 100 * float(item_a.mean() - item_b.mean())
@@ -118,26 +128,31 @@ def compare_scores(a: Any, b: Any, *, seed: int = 0, confidence: float = 0.95, u
     elif a.shape[0] == 1 and b.shape[0] == 1:
         binary = a.shape[2] == b.shape[2] == 1 and np.isin(a, (0, 1)).all() and np.isin(b, (0, 1)).all()
         test = _mcnemar_exact(a[0, :, 0], b[0, :, 0], confidence) if binary else _paired_t(item_a[0], item_b[0], confidence)
+    elif paired_seeds:
+        test = _paired_t(item_a.mean(axis=1), item_b.mean(axis=1), confidence, over="training seeds (per-seed scores)")
     else:
         test = _welch(item_a, item_b, confidence)
     out |= test
     return out | {"verdict": verdict(out)}
 
 
-def _paired_t(a: np.ndarray, b: np.ndarray, confidence: float) -> dict[str, Any]:
-    """One seed a side, scores not binary: the paired t-test over items and its own interval."""
+def _paired_t(a: np.ndarray, b: np.ndarray, confidence: float, over: str = "items") -> dict[str, Any]:
+    """The paired t-test and its own interval: over items (one seed a side, scores not binary) or over
+    shared training seeds (`a`, `b` the per-seed scores, seed k of each the same seed)."""
     from scipy import stats
 
     diffs = a - b
     n = len(diffs)
     sd = float(diffs.std(ddof=1))
     mde = _mde(100 * sd / math.sqrt(n), n - 1, 1 - confidence)
-    method = "paired t-test over items (scipy ttest_rel) and its t-interval"
-    if sd == 0:  # every item moved by the same amount (e.g. identical sides): no variance, the point is the interval
+    method = f"paired t-test over {over} (scipy ttest_rel) and its t-interval"
+    if sd == 0:  # every item (seed) moved by the same amount (e.g. identical sides): no variance, the point is the interval
         d = 100 * float(diffs.mean())
         return {"ci_lower": d, "ci_upper": d, "p_value": 1.0 if d == 0 else float("nan"), "mde": mde,
                 "method": method + ("" if d == 0 else "; every item differs by the same amount: no variance, no test")}
-    result = stats.ttest_rel(a, b)
+    with warnings.catch_warnings():  # near-identical differences: scipy warns of precision loss, the answer is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_rel(a, b)
     ci = result.confidence_interval(confidence_level=confidence)
     return {"ci_lower": 100 * float(ci.low), "ci_upper": 100 * float(ci.high), "p_value": float(result.pvalue), "mde": mde, "method": method}
 

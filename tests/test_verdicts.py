@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from semibench.cli import app
@@ -52,7 +53,7 @@ def test_verdicts_pair_the_grid_and_pool_training_seeds(tmp_path):
     result = CliRunner().invoke(app, ["verdicts", str(root)])
     assert result.exit_code == 0, result.output
     assert (root / "tables" / "verdicts.md").read_text() == result.output.rstrip("\n") + "\n"
-    assert "| math | math_heldout | Online DPO (s=1) | Offline DPO (s=∞) | 2/1 |" in result.output
+    assert "| math | math_heldout | Online DPO (s=1) | Offline DPO (s=∞) | 2/1 | Welch seeds |" in result.output  # offline: 1 seed, not paired
     assert "p (Holm)" in result.output and "math/math_heldout: 5 tests" in result.output
     assert (root / "tables" / "verdicts.csv").read_text().startswith("task,benchmark,a,b,delta,ci_lower,ci_upper,p_value,p_adjusted,family_size")
 
@@ -136,3 +137,35 @@ def test_grpo_is_compared_with_online_group_dpo_as_with_online_dpo(tmp_path):
         write_binary(make_run(root, "math", objective, sync) / "eval" / "step_000004", base)
     pairs = {(r["a"], r["b"]) for r in verdict_rows(root) if r["b"] != "Seed (tiny)"}
     assert pairs == {("Online GroupDPO (s=1)", "Offline GroupDPO (s=∞)"), ("GRPO (n=8)", "Online GroupDPO (s=1)")}
+
+
+def test_arms_that_trained_the_same_seeds_are_paired_by_seed(tmp_path):
+    """Seed k lifts both arms alike (it fixes their prompts and samples): A beats B by ~10 points at every seed
+    while the seeds themselves sit 15-30 points apart. Paired over seeds (scipy ttest_rel on the per-seed scores,
+    aligned by seed id) resolves it; Welch, which ignores the blocks, cannot. Sides with other seeds stay Welch."""
+    from scipy import stats
+
+    from semibench.reports.results import read_runs
+    from semibench.reports.verdicts import arms, compare_arms, to_markdown
+
+    root = tmp_path / "runs"
+    n_items, base, lift = 60, {0: 10, 1: 25, 2: 40}, {0: 6, 1: 7, 2: 5}
+    for seed in (2, 0, 1):  # created out of order
+        for sync, extra in (("1", lift[seed]), ("inf", 0)):
+            solved = np.zeros(n_items)
+            solved[: base[seed] + extra] = 1
+            write_binary(make_run(root, "math", "dpo", sync, **{"train.seed": seed}) / "eval" / "step_000004", solved)
+    [row] = verdict_rows(root)
+    per_seed_a = np.array([base[s] + lift[s] for s in (0, 1, 2)]) / n_items
+    per_seed_b = np.array([base[s] for s in (0, 1, 2)]) / n_items
+    paired = stats.ttest_rel(per_seed_a, per_seed_b)
+    assert row["method"].startswith("paired t-test over training seeds") and row["p_value"] == pytest.approx(paired.pvalue)
+    assert row["ci_lower"] == pytest.approx(100 * paired.confidence_interval().low) and row["verdict"] == "A better"
+    assert stats.ttest_ind(per_seed_a, per_seed_b, equal_var=False).pvalue > 0.3  # what the unpaired test would have said
+    assert "| 3/3 | paired seeds |" in to_markdown([row])
+
+    online, offline = arms(read_runs(root))
+    shuffled = type(online)(**{**vars(online), "eval_dirs": online.eval_dirs[::-1], "seeds": online.seeds[::-1]})
+    assert compare_arms(shuffled, offline, "math_heldout")["p_value"] == pytest.approx(paired.pvalue)  # aligned by seed id, not order
+    other_seeds = type(offline)(**{**vars(offline), "seeds": [0, 1, 5]})
+    assert "Welch" in compare_arms(online, other_seeds, "math_heldout")["method"]

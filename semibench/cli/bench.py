@@ -208,6 +208,8 @@ def bench_verdicts(
     seeds: str = typer.Option("1v1,2v2,3v3,3v0,5v5", help="training seeds per side, A v B; 0 = the untrained seed model"),
     effect: float = typer.Option(8.0, help="the true effect, in points, for the coverage and power rows"),
     seed_sd: float = typer.Option(4.0, "--seed-sd", help="the SD of one training seed's shift of its arm, in points"),
+    correlations: str = typer.Option("-0.5,0,0.5,0.9", help="for equal trained sides: the correlation of the two arms' shifts at one "
+                                     "training seed, each tested by Welch and paired over seeds ('' for none)"),
     items: int = typer.Option(160, help="items per evaluation (one binary sample each)"),
     reps: int = typer.Option(2000, help="simulated comparisons per row"),
 ) -> None:
@@ -215,13 +217,24 @@ def bench_verdicts(
     from semibench.calibration import simulate
 
     rows = []
+
+    def add(label: str, a: int, b: int, correlation: float = 0.0, paired: bool = False) -> None:
+        null, true = (simulate(a, b, shift, seed_sd, items, reps, seed=k, seed_correlation=correlation, paired=paired)
+                      for k, shift in ((1, 0.0), (2, effect)))
+        rows.append([label, 100 * null["resolved"], 100 * null["resolved_unqualified"], 100 * null["coverage"],
+                     100 * true["coverage"], 100 * true["resolved"], 100 * true["wrong_sign"], true["median_mde"]])
+
     for pair in (p for p in seeds.split(",") if p):
         a, b = (int(x) for x in pair.split("v"))
-        null, true = simulate(a, b, 0.0, seed_sd, items, reps, seed=1), simulate(a, b, effect, seed_sd, items, reps, seed=2)
-        rows.append([f"{a} vs {'seed model' if b == 0 else b}", 100 * null["resolved"], 100 * null["resolved_unqualified"], 100 * null["coverage"],
-                     100 * true["coverage"], 100 * true["resolved"], 100 * true["wrong_sign"]])
+        add(f"{a} vs {'seed model' if b == 0 else b}", a, b)
+        if a == b >= 2:
+            for r in (float(x) for x in correlations.split(",") if x):
+                if r:  # r = 0 under Welch is the row above
+                    add(f"{a} vs {b}, r {r:+g}: Welch", a, b, r)
+                add(f"{a} vs {b}, r {r:+g}: paired", a, b, r, paired=True)
     table(f"verdict calibration: {items} items x 1 binary sample, solve rates U(2%, 30%), seed shift SD {seed_sd:g} points, {reps} comparisons a row",
           ["seeds A vs B", "null: % 'better'", "null: % bare 'better'", "null: CI coverage %", f"+{effect:g}: CI coverage %", f"+{effect:g}: % resolved (power)",
-           f"+{effect:g}: % wrong sign"], rows,
+           f"+{effect:g}: % wrong sign", f"+{effect:g}: median MDE"], rows,
           "one test per comparison (semibench.stats.compare_scores), alpha 0.05, no family adjustment; 'bare' = without the '(1 training seed)' "
-          "qualifier. Nominal: 5% 'better' under the null, 95% coverage.")
+          "qualifier; r = the correlation of the two arms' shifts at one shared training seed (rows without r: independent). "
+          "Nominal: 5% 'better' under the null, 95% coverage.")

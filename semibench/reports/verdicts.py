@@ -3,8 +3,9 @@
 For every benchmark the runs scored: each regime against the seed model, the regimes of one
 objective against each other, and online DPO against GRPO, within a task. Runs that differ only in
 `train.seed` form one arm: their per-item scores stack to [training seeds, items, samples] and
-`semibench.stats.compare_scores` makes one test per comparison (Welch over training seeds where an
-arm has several). The comparisons of one benchmark within one task are one family: their p-values
+`semibench.stats.compare_scores` makes one test per comparison: paired over training seeds where
+both arms trained the same seeds (a grid's arms do: the seed is a block, shared by every arm), Welch
+over training seeds where the seeds differ or one side is the seed model. The comparisons of one benchmark within one task are one family: their p-values
 are adjusted together (Holm by default, `adjust_p_values`) and the adjusted p decides. Reads eval
 files only.
 """
@@ -38,11 +39,22 @@ class Arm:
     task: str  # "" for the seed model
     objective: str
     sync_every: int | None
-    eval_dirs: list[Path]  # one per training seed
+    eval_dirs: list[Path]  # one per training seed, in the order of `seeds`
+    seeds: list[int]  # the training seeds (empty for the seed model)
 
     @property
     def untrained(self) -> bool:
         return not self.task  # the seed model: no training seed to vary
+
+    def shares_seeds_with(self, other: Arm) -> bool:
+        """Both trained, on the same set of >= MIN_SEEDS distinct training seeds: the comparison is paired over them."""
+        return (not self.untrained and not other.untrained and len(self.seeds) >= MIN_SEEDS
+                and len(set(self.seeds)) == len(self.seeds) and sorted(self.seeds) == sorted(other.seeds))
+
+    def by_seed(self) -> Arm:
+        """The same arm with its eval dirs in training-seed order (how paired sides are aligned)."""
+        order = sorted(range(len(self.seeds)), key=self.seeds.__getitem__)
+        return replace(self, eval_dirs=[self.eval_dirs[i] for i in order], seeds=[self.seeds[i] for i in order])
 
 
 def arms(runs: list[Run]) -> list[Arm]:
@@ -51,15 +63,16 @@ def arms(runs: list[Run]) -> list[Arm]:
     for run in runs:
         if run.is_seed:
             if (run.path / "eval").is_dir():  # a seed row's eval dir holds the results themselves
-                groups[run.id] = Arm(method_label(run), "", "", None, [run.path / "eval"])
+                groups[run.id] = Arm(method_label(run), "", "", None, [run.path / "eval"], [])
             continue
         final = RunDir.at(run.path).eval_dir(run.report_step)  # the checkpoint the tables show
         if not run.done or not final.is_dir():
             continue
         cfg = run.config
         key = to_json(replace(cfg, train=replace(cfg.train, seed=0)))
-        arm = groups.setdefault(key, Arm(method_label(run), cfg.task.name, cfg.loss.objective, cfg.train.sync_every, []))
+        arm = groups.setdefault(key, Arm(method_label(run), cfg.task.name, cfg.loss.objective, cfg.train.sync_every, [], []))
         arm.eval_dirs.append(final)
+        arm.seeds.append(cfg.train.seed)
     return list(groups.values())
 
 
@@ -101,6 +114,9 @@ def _stacked(arm: Arm, bench: str) -> dict[str, list[list[float]]] | None:
 
 def compare_arms(a: Arm, b: Arm, bench: str, seed: int = 0) -> dict[str, Any] | None:
     """One test of A against B on one benchmark (raw p; `verdict_rows` adjusts it within its family)."""
+    paired = a.shares_seeds_with(b)
+    if paired:  # seed k of each side is the same training seed
+        a, b = a.by_seed(), b.by_seed()
     scores_a, scores_b = _stacked(a, bench), _stacked(b, bench)
     if scores_a is None or scores_b is None:
         return None
@@ -115,7 +131,7 @@ def compare_arms(a: Arm, b: Arm, bench: str, seed: int = 0) -> dict[str, Any] | 
         scores_a, scores_b = ({k: [[sum(x) / len(x)] for x in s[k]] for k in keys} for s in (scores_a, scores_b))
     # {item: [seeds][samples]} -> [seeds, items, samples], items in one order on both sides
     a_scores, b_scores = (np.array([scores[k] for k in keys], dtype=float).transpose(1, 0, 2) for scores in (scores_a, scores_b))
-    result = compare_scores(a_scores, b_scores, seed=seed, untrained=(a.untrained, b.untrained))
+    result = compare_scores(a_scores, b_scores, seed=seed, untrained=(a.untrained, b.untrained), paired_seeds=paired)
     return row | result | {"items_dropped": dropped}
 
 
@@ -150,18 +166,29 @@ def _fmt(value: Any, spec: str = "+.2f") -> str:
     return "" if value is None else format(value, spec) if isinstance(value, float) else str(value)
 
 
+def test_name(method: str) -> str:
+    """The table's short name for a row's test (the full method is in the note and the CSV)."""
+    for prefix, name in (("paired t-test over training seeds", "paired seeds"), ("Welch", "Welch seeds"),
+                         ("exact McNemar", "McNemar items"), ("paired t-test over items", "paired items")):
+        if method.startswith(prefix):
+            return name
+    return "–"
+
+
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["### Verdicts: one test per comparison, family-wise adjusted", "",
-             "| task | benchmark | A | B | seeds A/B | A − B | 95% CI | p | p (Holm) | MDE | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| task | benchmark | A | B | seeds A/B | test | A − B | 95% CI | p | p (Holm) | MDE | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ci = f"[{_fmt(r.get('ci_lower'))}, {_fmt(r.get('ci_upper'))}]" if r.get("ci_lower") is not None else "–"
-        lines.append(f"| {r['task']} | {r['benchmark']} | {r['a']} | {r['b']} | {r['seeds_a']}/{r['seeds_b']} | {_fmt(r.get('delta'))} | {ci} | "
-                     f"{format_p(r.get('p_value'))} | {format_p(r.get('p_adjusted'))} | {_fmt(r.get('mde'), '.2f')} | {r['verdict']} |")
+        lines.append(f"| {r['task']} | {r['benchmark']} | {r['a']} | {r['b']} | {r['seeds_a']}/{r['seeds_b']} | {test_name(r.get('method', ''))} | "
+                     f"{_fmt(r.get('delta'))} | {ci} | {format_p(r.get('p_value'))} | {format_p(r.get('p_adjusted'))} | {_fmt(r.get('mde'), '.2f')} | {r['verdict']} |")
     families = sorted({(r["task"], r["benchmark"], r.get("family_size")) for r in rows if r.get("family_size")})
     methods = sorted({r["method"] for r in rows if r.get("method")})
     lines += ["", "Points (x 100), items' samples averaged first. Each row is one test, its p and 95% CI from the same inversion: "
-              + "; ".join(methods) + ". The seed model has no training seed; a trained arm with several seeds is tested over them "
-              "(Welch), so seed-to-seed variance is in its CI, p and MDE (minimum detectable effect, 80% power, alpha 0.05). "
+              + "; ".join(methods) + ". The seed model has no training seed; a trained arm with several seeds is tested over them, "
+              "paired by training seed against an arm that trained the same seeds (the grid gives every arm the same seeds: a seed "
+              "fixes the prompt order, the generator's seed and the pairs' draw) and Welch otherwise, so seed-to-seed variance is in "
+              "its CI, p and MDE (minimum detectable effect, 80% power, alpha 0.05). "
               f"**Family**: the comparisons the grid was built for on one benchmark within one task ("
               + ", ".join(f"{task or '–'}/{bench}: {n}" for task, bench, n in families)
               + f" tests); p (Holm) is Holm's step-down adjustment over the family (statsmodels), and a verdict needs it below {ALPHA}. "
