@@ -40,6 +40,8 @@ def _shifts(rng: np.random.Generator, seeds_a: int, seeds_b: int, seed_sd: float
 def simulate(seeds_a: int, seeds_b: int, effect_points: float = 0.0, seed_sd_points: float = 4.0, n_items: int = 160,
              reps: int = 1000, seed: int = 0, seed_correlation: float = 0.0, paired: bool = False) -> dict[str, Any]:
     """Verdict rates over `reps` simulated comparisons (see the module docstring)."""
+    if not -1 <= seed_correlation <= 1:
+        raise ValueError(f"seed_correlation must lie in [-1, 1], got {seed_correlation}")
     rng = np.random.default_rng(seed)
     effect, seed_sd = effect_points / 100, seed_sd_points / 100
     better = unqualified_better = wrong_sign = covered = 0

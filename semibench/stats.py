@@ -146,13 +146,14 @@ def _paired_t(a: np.ndarray, b: np.ndarray, confidence: float, over: str = "item
     sd = float(diffs.std(ddof=1))
     mde = _mde(100 * sd / math.sqrt(n), n - 1, 1 - confidence)
     method = f"paired t-test over {over} (scipy ttest_rel) and its t-interval"
-    if sd == 0:  # every item (seed) moved by the same amount (e.g. identical sides): no variance, the point is the interval
+    # Every item (seed) moved by the same amount, e.g. identical sides or +6/60 at every seed: no variance, so the
+    # point is the interval. A tolerance, not sd == 0: per-seed means that are equal on paper differ by ~1e-17,
+    # and ttest_rel would turn that rounding into p ~ 1e-32.
+    if np.ptp(diffs) <= 1e-12 * max(1.0, float(np.abs(diffs).max())):
         d = 100 * float(diffs.mean())
-        return {"ci_lower": d, "ci_upper": d, "p_value": 1.0 if d == 0 else float("nan"), "mde": mde,
-                "method": method + ("" if d == 0 else "; every item differs by the same amount: no variance, no test")}
-    with warnings.catch_warnings():  # near-identical differences: scipy warns of precision loss, the answer is still right
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.ttest_rel(a, b)
+        return {"ci_lower": d, "ci_upper": d, "p_value": 1.0 if d == 0 else float("nan"), "mde": 0.0,
+                "method": method + ("" if d == 0 else f"; every one of the {over} differs by the same amount: no variance, no test")}
+    result = stats.ttest_rel(a, b)
     ci = result.confidence_interval(confidence_level=confidence)
     return {"ci_lower": 100 * float(ci.low), "ci_upper": 100 * float(ci.high), "p_value": float(result.pvalue), "mde": mde, "method": method}
 

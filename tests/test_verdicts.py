@@ -147,6 +147,7 @@ def test_arms_that_trained_the_same_seeds_are_paired_by_seed(tmp_path):
 
     from semibench.reports.results import read_runs
     from semibench.reports.verdicts import arms, compare_arms, to_markdown
+    from semibench.stats import compare_scores
 
     root = tmp_path / "runs"
     n_items, base, lift = 60, {0: 10, 1: 25, 2: 40}, {0: 6, 1: 7, 2: 5}
@@ -161,11 +162,30 @@ def test_arms_that_trained_the_same_seeds_are_paired_by_seed(tmp_path):
     paired = stats.ttest_rel(per_seed_a, per_seed_b)
     assert row["method"].startswith("paired t-test over training seeds") and row["p_value"] == pytest.approx(paired.pvalue)
     assert row["ci_lower"] == pytest.approx(100 * paired.confidence_interval().low) and row["verdict"] == "A better"
-    assert stats.ttest_ind(per_seed_a, per_seed_b, equal_var=False).pvalue > 0.3  # what the unpaired test would have said
+    welch = compare_scores(per_seed_a[:, None, None], per_seed_b[:, None, None])  # the same scores, blocks ignored
+    assert "Welch" in welch["method"] and welch["p_value"] > 0.3
     assert "| 3/3 | paired seeds |" in to_markdown([row])
 
     online, offline = arms(read_runs(root))
     shuffled = type(online)(**{**vars(online), "eval_dirs": online.eval_dirs[::-1], "seeds": online.seeds[::-1]})
     assert compare_arms(shuffled, offline, "math_heldout")["p_value"] == pytest.approx(paired.pvalue)  # aligned by seed id, not order
-    other_seeds = type(offline)(**{**vars(offline), "seeds": [0, 1, 5]})
+    unfinished = offline.only([0, 1])  # seed 2 of the offline arm not run yet: pair on the seeds both ran
+    row = compare_arms(online, unfinished, "math_heldout")
+    assert row["seeds_unpaired"] == 1 and "1 run(s) of a seed the other arm did not run left out" in row["method"]
+    assert row["p_value"] == pytest.approx(stats.ttest_rel(per_seed_a[:2], per_seed_b[:2]).pvalue)
+    other_seeds = type(offline)(**{**vars(offline), "seeds": [0, 5, 6]})  # one seed in common: nothing to pair over
     assert "Welch" in compare_arms(online, other_seeds, "math_heldout")["method"]
+
+
+def test_the_same_lift_at_every_seed_is_no_variance_not_a_resolved_verdict(tmp_path):
+    """+6 of 60 items at each of 3 seeds: the per-seed differences are equal on paper and differ by ~1e-17 in
+    floating point; that rounding must not become p ~ 1e-32 (the paired test has no variance to test)."""
+    root = tmp_path / "runs"
+    for seed, base in ((0, 10), (1, 25), (2, 41)):
+        for sync, extra in (("1", 6), ("inf", 0)):
+            solved = np.zeros(60)
+            solved[: base + extra] = 1
+            write_binary(make_run(root, "math", "dpo", sync, **{"train.seed": seed}) / "eval" / "step_000004", solved)
+    [row] = verdict_rows(root)
+    assert row["delta"] == pytest.approx(10.0) and row["ci_lower"] == row["ci_upper"] == pytest.approx(10.0)
+    assert row["p_value"] != row["p_value"] and row["verdict"] == "not resolved" and "no variance, no test" in row["method"]

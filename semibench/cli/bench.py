@@ -215,6 +215,7 @@ def bench_verdicts(
 ) -> None:
     """How often a verdict is wrong: false "better" under a null with a per-seed shift, coverage and power under a true effect."""
     from semibench.calibration import simulate
+    from semibench.stats import MIN_SEEDS
 
     rows = []
 
@@ -227,7 +228,7 @@ def bench_verdicts(
     for pair in (p for p in seeds.split(",") if p):
         a, b = (int(x) for x in pair.split("v"))
         add(f"{a} vs {'seed model' if b == 0 else b}", a, b)
-        if a == b >= 2:
+        if a == b >= MIN_SEEDS:
             for r in (float(x) for x in correlations.split(",") if x):
                 if r:  # r = 0 under Welch is the row above
                     add(f"{a} vs {b}, r {r:+g}: Welch", a, b, r)

@@ -3,9 +3,10 @@
 For every benchmark the runs scored: each regime against the seed model, the regimes of one
 objective against each other, and online DPO against GRPO, within a task. Runs that differ only in
 `train.seed` form one arm: their per-item scores stack to [training seeds, items, samples] and
-`semibench.stats.compare_scores` makes one test per comparison: paired over training seeds where
-both arms trained the same seeds (a grid's arms do: the seed is a block, shared by every arm), Welch
-over training seeds where the seeds differ or one side is the seed model. The comparisons of one benchmark within one task are one family: their p-values
+`semibench.stats.compare_scores` makes one test per comparison: paired over the training seeds two
+arms share (a grid gives every arm the same seeds, and a seed is a block: it fixes the prompts, the
+generator's seed and the pairs), Welch over training seeds where fewer than 2 are shared or one side
+is the seed model. The comparisons of one benchmark within one task are one family: their p-values
 are adjusted together (Holm by default, `adjust_p_values`) and the adjusted p decides. Reads eval
 files only.
 """
@@ -46,15 +47,17 @@ class Arm:
     def untrained(self) -> bool:
         return not self.task  # the seed model: no training seed to vary
 
-    def shares_seeds_with(self, other: Arm) -> bool:
-        """Both trained, on the same set of >= MIN_SEEDS distinct training seeds: the comparison is paired over them."""
-        return (not self.untrained and not other.untrained and len(self.seeds) >= MIN_SEEDS
-                and len(set(self.seeds)) == len(self.seeds) and sorted(self.seeds) == sorted(other.seeds))
+    def shared_seeds(self, other: Arm) -> list[int]:
+        """The training seeds both trained arms ran, in order: the blocks a paired comparison uses (none when
+        a side is the seed model or runs one seed twice)."""
+        if self.untrained or other.untrained or len(set(self.seeds)) < len(self.seeds) or len(set(other.seeds)) < len(other.seeds):
+            return []
+        return sorted(set(self.seeds) & set(other.seeds))
 
-    def by_seed(self) -> Arm:
-        """The same arm with its eval dirs in training-seed order (how paired sides are aligned)."""
-        order = sorted(range(len(self.seeds)), key=self.seeds.__getitem__)
-        return replace(self, eval_dirs=[self.eval_dirs[i] for i in order], seeds=[self.seeds[i] for i in order])
+    def only(self, seeds: list[int]) -> Arm:
+        """The same arm restricted to `seeds`, its eval dirs in that order (how paired sides are aligned)."""
+        by_seed = dict(zip(self.seeds, self.eval_dirs, strict=True))
+        return replace(self, eval_dirs=[by_seed[s] for s in seeds], seeds=list(seeds))
 
 
 def arms(runs: list[Run]) -> list[Arm]:
@@ -114,9 +117,11 @@ def _stacked(arm: Arm, bench: str) -> dict[str, list[list[float]]] | None:
 
 def compare_arms(a: Arm, b: Arm, bench: str, seed: int = 0) -> dict[str, Any] | None:
     """One test of A against B on one benchmark (raw p; `verdict_rows` adjusts it within its family)."""
-    paired = a.shares_seeds_with(b)
+    shared = a.shared_seeds(b)
+    paired = len(shared) >= MIN_SEEDS
+    unpaired = len(a.seeds) + len(b.seeds) - 2 * len(shared) if paired else 0  # e.g. a seed one arm has not finished
     if paired:  # seed k of each side is the same training seed
-        a, b = a.by_seed(), b.by_seed()
+        a, b = a.only(shared), b.only(shared)
     scores_a, scores_b = _stacked(a, bench), _stacked(b, bench)
     if scores_a is None or scores_b is None:
         return None
@@ -132,7 +137,9 @@ def compare_arms(a: Arm, b: Arm, bench: str, seed: int = 0) -> dict[str, Any] | 
     # {item: [seeds][samples]} -> [seeds, items, samples], items in one order on both sides
     a_scores, b_scores = (np.array([scores[k] for k in keys], dtype=float).transpose(1, 0, 2) for scores in (scores_a, scores_b))
     result = compare_scores(a_scores, b_scores, seed=seed, untrained=(a.untrained, b.untrained), paired_seeds=paired)
-    return row | result | {"items_dropped": dropped}
+    if unpaired:
+        result["method"] += f"; {unpaired} run(s) of a seed the other arm did not run left out"
+    return row | result | {"items_dropped": dropped, "seeds_unpaired": unpaired}
 
 
 def adjust_families(rows: list[dict[str, Any]], method: str = ADJUSTMENT) -> list[dict[str, Any]]:
@@ -166,7 +173,7 @@ def _fmt(value: Any, spec: str = "+.2f") -> str:
     return "" if value is None else format(value, spec) if isinstance(value, float) else str(value)
 
 
-def test_name(method: str) -> str:
+def short_test_name(method: str) -> str:
     """The table's short name for a row's test (the full method is in the note and the CSV)."""
     for prefix, name in (("paired t-test over training seeds", "paired seeds"), ("Welch", "Welch seeds"),
                          ("exact McNemar", "McNemar items"), ("paired t-test over items", "paired items")):
@@ -180,7 +187,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
              "| task | benchmark | A | B | seeds A/B | test | A − B | 95% CI | p | p (Holm) | MDE | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ci = f"[{_fmt(r.get('ci_lower'))}, {_fmt(r.get('ci_upper'))}]" if r.get("ci_lower") is not None else "–"
-        lines.append(f"| {r['task']} | {r['benchmark']} | {r['a']} | {r['b']} | {r['seeds_a']}/{r['seeds_b']} | {test_name(r.get('method', ''))} | "
+        lines.append(f"| {r['task']} | {r['benchmark']} | {r['a']} | {r['b']} | {r['seeds_a']}/{r['seeds_b']} | {short_test_name(r.get('method', ''))} | "
                      f"{_fmt(r.get('delta'))} | {ci} | {format_p(r.get('p_value'))} | {format_p(r.get('p_adjusted'))} | {_fmt(r.get('mde'), '.2f')} | {r['verdict']} |")
     families = sorted({(r["task"], r["benchmark"], r.get("family_size")) for r in rows if r.get("family_size")})
     methods = sorted({r["method"] for r in rows if r.get("method")})
