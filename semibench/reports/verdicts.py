@@ -193,7 +193,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     methods = sorted({r["method"] for r in rows if r.get("method")})
     lines += ["", "Points (x 100), items' samples averaged first. Each row is one test, its p and 95% CI from the same inversion: "
               + "; ".join(methods) + ". The seed model has no training seed; a trained arm with several seeds is tested over them, "
-              "paired by training seed against an arm that trained the same seeds (the grid gives every arm the same seeds: a seed "
+              "paired over the training seeds it shares with the other arm (the grid gives every arm the same seeds: a seed "
               "fixes the prompt order, the generator's seed and the pairs' draw) and Welch otherwise, so seed-to-seed variance is in "
               "its CI, p and MDE (minimum detectable effect, 80% power, alpha 0.05). "
               f"**Family**: the comparisons the grid was built for on one benchmark within one task ("
