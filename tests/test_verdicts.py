@@ -1,12 +1,14 @@
 """The grid's verdicts: planned pairs, training seeds pooled into one arm, one family per benchmark, written and printed."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from semibench.cli import app
+from semibench.config import ConfigError
 from semibench.reports.verdicts import verdict_rows
 from tests.report_fixtures import make_run, make_seed
 
@@ -167,14 +169,20 @@ def test_arms_that_trained_the_same_seeds_are_paired_by_seed(tmp_path):
     assert "| 3/3 | paired seeds |" in to_markdown([row])
 
     online, offline = arms(read_runs(root))
-    shuffled = type(online)(**{**vars(online), "eval_dirs": online.eval_dirs[::-1], "seeds": online.seeds[::-1]})
+    assert online.seeds == offline.seeds == [0, 1, 2]  # runs read in any order stack by seed id
+    shuffled = type(online)(**{**vars(online), "eval_dirs": dict(reversed(online.eval_dirs.items()))})
     assert compare_arms(shuffled, offline, "math_heldout")["p_value"] == pytest.approx(paired.pvalue)  # aligned by seed id, not order
     unfinished = offline.only([0, 1])  # seed 2 of the offline arm not run yet: pair on the seeds both ran
     row = compare_arms(online, unfinished, "math_heldout")
     assert row["seeds_unpaired"] == 1 and "1 run(s) of a seed the other arm did not run left out" in row["method"]
     assert row["p_value"] == pytest.approx(stats.ttest_rel(per_seed_a[:2], per_seed_b[:2]).pvalue)
-    other_seeds = type(offline)(**{**vars(offline), "seeds": [0, 5, 6]})  # one seed in common: nothing to pair over
+    other_seeds = type(offline)(**{**vars(offline), "eval_dirs": dict(zip((0, 5, 6), offline.dirs()))})  # one seed in common: nothing to pair over
     assert "Welch" in compare_arms(online, other_seeds, "math_heldout")["method"]
+
+    copy = root / "copied-run"  # the same config and training seed twice: refused, not paired with itself
+    shutil.copytree(online.eval_dirs[0].parent.parent, copy)
+    with pytest.raises(ConfigError, match=rf"{copy} and .*seed0-\w+ are one run \(the same config and train.seed 0\): remove the copy"):
+        arms(read_runs(root))
 
 
 def test_the_same_lift_at_every_seed_is_no_variance_not_a_resolved_verdict(tmp_path):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from semibench.config import to_json
+from semibench.config import ConfigError, to_json
 from semibench.reports.compare import benchmarks_in, format_p, item_scores, scored_items
 from semibench.reports.results import Run, read_runs
 from semibench.reports.tables import method_label
@@ -40,42 +40,51 @@ class Arm:
     task: str  # "" for the seed model
     objective: str
     sync_every: int | None
-    eval_dirs: list[Path]  # one per training seed, in the order of `seeds`
-    seeds: list[int]  # the training seeds (empty for the seed model)
+    eval_dirs: dict[int | None, Path]  # training seed -> its final eval dir; the seed model's one dir under None
 
     @property
     def untrained(self) -> bool:
         return not self.task  # the seed model: no training seed to vary
 
+    @property
+    def seeds(self) -> list[int]:
+        """The training seeds, ascending: the order every side's scores stack in, so two arms with the same
+        seeds line up seed by seed by construction."""
+        return sorted(s for s in self.eval_dirs if s is not None)
+
+    def dirs(self) -> list[Path]:
+        """The eval dirs in the order of `seeds` (the seed model's one dir)."""
+        return [self.eval_dirs[s] for s in self.seeds] if self.seeds else list(self.eval_dirs.values())
+
     def shared_seeds(self, other: Arm) -> list[int]:
-        """The training seeds both trained arms ran, in order: the blocks a paired comparison uses (none when
-        a side is the seed model or runs one seed twice)."""
-        if self.untrained or other.untrained or len(set(self.seeds)) < len(self.seeds) or len(set(other.seeds)) < len(other.seeds):
-            return []
-        return sorted(set(self.seeds) & set(other.seeds))
+        """The training seeds both trained arms ran: the blocks a paired comparison uses (none against the seed model)."""
+        return [] if self.untrained or other.untrained else sorted(set(self.seeds) & set(other.seeds))
 
     def only(self, seeds: list[int]) -> Arm:
-        """The same arm restricted to `seeds`, its eval dirs in that order (how paired sides are aligned)."""
-        by_seed = dict(zip(self.seeds, self.eval_dirs, strict=True))
-        return replace(self, eval_dirs=[by_seed[s] for s in seeds], seeds=list(seeds))
+        """The same arm restricted to `seeds` (how a paired comparison leaves out a seed one side has not run)."""
+        return replace(self, eval_dirs={s: self.eval_dirs[s] for s in seeds})
 
 
 def arms(runs: list[Run]) -> list[Arm]:
     """Runs grouped by their config without the training seed; the seed model is its own arm."""
     groups: dict[str, Arm] = {}
+    run_paths: dict[tuple[str, int], Path] = {}
     for run in runs:
         if run.is_seed:
             if (run.path / "eval").is_dir():  # a seed row's eval dir holds the results themselves
-                groups[run.id] = Arm(method_label(run), "", "", None, [run.path / "eval"], [])
+                groups[run.id] = Arm(method_label(run), "", "", None, {None: run.path / "eval"})
             continue
         final = RunDir.at(run.path).eval_dir(run.report_step)  # the checkpoint the tables show
         if not run.done or not final.is_dir():
             continue
         cfg = run.config
         key = to_json(replace(cfg, train=replace(cfg.train, seed=0)))
-        arm = groups.setdefault(key, Arm(method_label(run), cfg.task.name, cfg.loss.objective, cfg.train.sync_every, [], []))
-        arm.eval_dirs.append(final)
-        arm.seeds.append(cfg.train.seed)
+        arm = groups.setdefault(key, Arm(method_label(run), cfg.task.name, cfg.loss.objective, cfg.train.sync_every, {}))
+        if (key, cfg.train.seed) in run_paths:  # one config and seed is one run id, so one of them is a copied directory
+            raise ConfigError(f"{run_paths[key, cfg.train.seed]} and {run.path} are one run (the same config and train.seed "
+                              f"{cfg.train.seed}): remove the copy from the runs tree")
+        run_paths[key, cfg.train.seed] = run.path
+        arm.eval_dirs[cfg.train.seed] = final
     return list(groups.values())
 
 
@@ -101,7 +110,7 @@ def _stacked(arm: Arm, bench: str) -> dict[str, list[list[float]]] | None:
     """Item identity -> per-seed sample scores, when every seed of the arm scored the same items. Seeds that
     drew different numbers of samples per item contribute their item means (one value per item each)."""
     per_seed = []
-    for eval_dir in arm.eval_dirs:
+    for eval_dir in arm.dirs():
         if not (eval_dir / f"{bench}.samples.jsonl").is_file():
             return None
         per_seed.append(item_scores(eval_dir, bench))
@@ -120,7 +129,7 @@ def compare_arms(a: Arm, b: Arm, bench: str, seed: int = 0) -> dict[str, Any] | 
     shared = a.shared_seeds(b)
     paired = len(shared) >= MIN_SEEDS
     unpaired = len(a.seeds) + len(b.seeds) - 2 * len(shared) if paired else 0  # e.g. a seed one arm has not finished
-    if paired:  # seed k of each side is the same training seed
+    if paired:  # both sides now stack the same seeds, ascending: seed k of each is the same training seed
         a, b = a.only(shared), b.only(shared)
     scores_a, scores_b = _stacked(a, bench), _stacked(b, bench)
     if scores_a is None or scores_b is None:
@@ -161,7 +170,7 @@ def verdict_rows(runs_root: Path, seed: int = 0) -> list[dict[str, Any]]:
     all_arms = arms(read_runs(runs_root))
     rows = []
     for a, b in planned_pairs(all_arms):
-        benches = sorted({bench for d in a.eval_dirs + b.eval_dirs for bench in benchmarks_in(d)})
+        benches = sorted({bench for d in a.dirs() + b.dirs() for bench in benchmarks_in(d)})
         for bench in benches:
             row = compare_arms(a, b, bench, seed)
             if row is not None:
