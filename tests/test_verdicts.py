@@ -54,7 +54,9 @@ def test_verdicts_pair_the_grid_and_pool_training_seeds(tmp_path):
 
     result = CliRunner().invoke(app, ["verdicts", str(root)])
     assert result.exit_code == 0, result.output
-    assert (root / "tables" / "verdicts.md").read_text() == result.output.rstrip("\n") + "\n"
+    table, figure_line = result.output.rstrip("\n").rsplit("\n", 1)
+    assert (root / "tables" / "verdicts.md").read_text() == table.rstrip("\n") + "\n"
+    assert figure_line.startswith(f"figure: {root / 'tables' / 'verdicts.png'}") and (root / "tables" / "verdicts.png").stat().st_size > 0
     assert "| math | math_heldout | Online DPO (s=1) | Offline DPO (s=∞) | 2/1 | Welch seeds |" in result.output  # offline: 1 seed, not paired
     assert "p (Holm)" in result.output and "math/math_heldout: 5 tests" in result.output
     assert (root / "tables" / "verdicts.csv").read_text().startswith("task,benchmark,a,b,delta,ci_lower,ci_upper,p_value,p_adjusted,family_size")

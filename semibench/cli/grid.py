@@ -198,3 +198,5 @@ def _print_grid_results(out: Path, written: dict) -> None:
         console.print(written["signal"].read_text())
     if written["verdicts"]:
         console.print((out / "tables" / "verdicts.md").read_text())
+    if "figure" in written["verdicts"]:
+        console.print(f"verdicts figure: {written['verdicts']['figure']}")

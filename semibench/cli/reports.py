@@ -124,6 +124,8 @@ def verdicts(
         return
     written = _report(v.write_verdicts, runs, out or runs / "tables", f"no pair of evaluated runs with per-sample scores under {runs}")
     typer.echo(written["verdicts"].read_text())
+    if "figure" in written:
+        typer.echo(f"figure: {written['figure']} (the same rows: estimate, 95% CI, ± MDE)")
     if against is not None:
         second = v.verdict_rows(against)
         if not second:

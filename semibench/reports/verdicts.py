@@ -26,8 +26,9 @@ from semibench.config import ConfigError, to_json
 from semibench.reports.compare import benchmarks_in, format_p, item_scores, scored_items
 from semibench.reports.results import Run, read_runs
 from semibench.reports.tables import method_label
+from semibench.reports.verdict_figure import draw_verdicts
 from semibench.runs import RunDir, atomic_write_text
-from semibench.stats import ALPHA, MIN_SEEDS, adjust_p_values, compare_scores, verdict
+from semibench.stats import ALPHA, MIN_SEEDS, adjust_p_values, compare_scores, short_test_name, verdict
 
 COLUMNS = ["task", "benchmark", "a", "b", "delta", "ci_lower", "ci_upper", "p_value", "p_adjusted", "family_size", "adjustment", "mde",
            "n_items", "seeds_a", "seeds_b", "verdict", "method"]
@@ -182,15 +183,6 @@ def _fmt(value: Any, spec: str = "+.2f") -> str:
     return "" if value is None else format(value, spec) if isinstance(value, float) else str(value)
 
 
-def short_test_name(method: str) -> str:
-    """The table's short name for a row's test (the full method is in the note and the CSV)."""
-    for prefix, name in (("paired t-test over training seeds", "paired seeds"), ("Welch", "Welch seeds"),
-                         ("exact McNemar", "McNemar items"), ("paired t-test over items", "paired items")):
-        if method.startswith(prefix):
-            return name
-    return "–"
-
-
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["### Verdicts: one test per comparison, family-wise adjusted", "",
              "| task | benchmark | A | B | seeds A/B | test | A − B | 95% CI | p | p (Holm) | MDE | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -228,7 +220,10 @@ def write_verdicts(runs_root: Path, out_dir: Path) -> dict[str, Path]:
         return {}
     atomic_write_text(Path(out_dir) / "verdicts.md", to_markdown(rows))
     atomic_write_text(Path(out_dir) / "verdicts.csv", to_csv(rows))
-    return {"verdicts": Path(out_dir) / "verdicts.md"}
+    written = {"verdicts": Path(out_dir) / "verdicts.md"}
+    if draw_verdicts(rows, Path(out_dir) / "verdicts.png"):
+        written["figure"] = Path(out_dir) / "verdicts.png"
+    return written
 
 
 def replication(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> dict[str, Any]:
