@@ -258,12 +258,3 @@ def verdict(result: dict[str, Any], a_name: str = "A", b_name: str = "B") -> str
     if seeds is not None and seeds < MIN_SEEDS:
         text += f" ({seeds} training seed{'s' if seeds != 1 else ''})"
     return text
-
-
-def short_test_name(method: str) -> str:
-    """A short name for the test `compare_scores` chose, from its `method` (tables and figures name it by this)."""
-    for prefix, name in (("paired t-test over training seeds", "paired seeds"), ("Welch", "Welch seeds"),
-                         ("exact McNemar", "McNemar items"), ("paired t-test over items", "paired items")):
-        if method.startswith(prefix):
-            return name
-    return "–"

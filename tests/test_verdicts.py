@@ -1,6 +1,7 @@
 """The grid's verdicts: planned pairs, training seeds pooled into one arm, one family per benchmark, written and printed."""
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -8,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from semibench.cli import app
-from semibench.config import ConfigError
 from semibench.reports.verdicts import verdict_rows
 from tests.report_fixtures import make_run, make_seed
 
@@ -143,7 +143,7 @@ def test_grpo_is_compared_with_online_group_dpo_as_with_online_dpo(tmp_path):
     assert pairs == {("Online GroupDPO (s=1)", "Offline GroupDPO (s=∞)"), ("GRPO (n=8)", "Online GroupDPO (s=1)")}
 
 
-def test_arms_that_trained_the_same_seeds_are_paired_by_seed(tmp_path):
+def test_arms_that_trained_the_same_seeds_are_paired_by_seed(tmp_path, caplog):
     """Seed k lifts both arms alike (it fixes their prompts and samples): A beats B by ~10 points at every seed
     while the seeds themselves sit 15-30 points apart. Paired over seeds (scipy ttest_rel on the per-seed scores,
     aligned by seed id) resolves it; Welch, which ignores the blocks, cannot. Sides with other seeds stay Welch."""
@@ -171,7 +171,7 @@ def test_arms_that_trained_the_same_seeds_are_paired_by_seed(tmp_path):
     assert "| 3/3 | paired seeds |" in to_markdown([row])
 
     online, offline = arms(read_runs(root))
-    assert online.seeds == offline.seeds == [0, 1, 2]  # runs read in any order stack by seed id
+    assert online.seeds == offline.seeds == [0, 1, 2]  # seeds created 2, 0, 1 stack by seed id
     shuffled = type(online)(**{**vars(online), "eval_dirs": dict(reversed(online.eval_dirs.items()))})
     assert compare_arms(shuffled, offline, "math_heldout")["p_value"] == pytest.approx(paired.pvalue)  # aligned by seed id, not order
     unfinished = offline.only([0, 1])  # seed 2 of the offline arm not run yet: pair on the seeds both ran
@@ -181,10 +181,16 @@ def test_arms_that_trained_the_same_seeds_are_paired_by_seed(tmp_path):
     other_seeds = type(offline)(**{**vars(offline), "eval_dirs": dict(zip((0, 5, 6), offline.dirs()))})  # one seed in common: nothing to pair over
     assert "Welch" in compare_arms(online, other_seeds, "math_heldout")["method"]
 
-    copy = root / "copied-run"  # the same config and training seed twice: refused, not paired with itself
+    copy = root / "copied-run"  # the same config and training seed twice: counted once, the run named by its id kept
     shutil.copytree(online.eval_dirs[0].parent.parent, copy)
-    with pytest.raises(ConfigError, match=rf"{copy} and .*seed0-\w+ are one run \(the same config and train.seed 0\): remove the copy"):
-        arms(read_runs(root))
+    with caplog.at_level(logging.WARNING):
+        online_again, _ = arms(read_runs(root))
+    assert online_again.eval_dirs == online.eval_dirs and f"{copy} repeats {online.eval_dirs[0].parent.parent}" in caplog.text
+    shutil.rmtree(copy)
+
+    relogged = make_run(root, "math", "dpo", "inf", **{"train.seed": 3, "log.group": "a tracker group"})  # `log` changes no numerics:
+    write_binary(relogged / "eval" / "step_000004", np.zeros(n_items))  # the same arm, not an arm of its own
+    assert [a.seeds for a in arms(read_runs(root))] == [[0, 1, 2], [0, 1, 2, 3]]
 
 
 def test_the_same_lift_at_every_seed_is_no_variance_not_a_resolved_verdict(tmp_path):

@@ -112,7 +112,7 @@ def verdicts(
     against: Optional[Path] = typer.Option(None, "--against", help="a second runs tree of the same grid (another task.data_seed or "
                                            "machine): print how many verdicts replicate, and write <out>/replication.md + .csv"),
 ) -> None:
-    """Every comparison the grid was built for, one test each (paired over the training seeds two arms share, Welch over seeds against the seed model, paired over items with one seed a side), Holm-adjusted per benchmark: runs/tables/verdicts.md + .csv."""
+    """Every comparison the grid was built for, one test each (paired over the training seeds two arms share, Welch over seeds otherwise, paired over items with one seed a side), Holm-adjusted per benchmark: runs/tables/verdicts.md + .csv."""
     from semibench.reports import verdicts as v
     from semibench.reports.compare import json_without_nan
 

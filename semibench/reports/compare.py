@@ -133,6 +133,15 @@ def format_p(p: float | None) -> str:
     return "<1e-6" if p < 1e-6 else f"{p:.3g}"
 
 
+def short_test_name(method: str) -> str:
+    """A short name for the test `compare_scores` chose, from its `method` (the verdicts table and figure show it)."""
+    for prefix, name in (("paired t-test over training seeds", "paired seeds"), ("Welch", "Welch seeds"),
+                         ("exact McNemar", "McNemar items"), ("paired t-test over items", "paired items")):
+        if method.startswith(prefix):
+            return name
+    return "–"
+
+
 def json_without_nan(rows: list[dict[str, Any]]) -> str:
     """Rows as strict JSON: NaN and infinities (no test could be made) become null, which every parser reads."""
     import json

@@ -16,23 +16,24 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from semibench.config import ConfigError, to_json
-from semibench.reports.compare import benchmarks_in, format_p, item_scores, scored_items
+from semibench.reports.compare import benchmarks_in, format_p, item_scores, scored_items, short_test_name
 from semibench.reports.results import Run, read_runs
 from semibench.reports.tables import method_label
 from semibench.reports.verdict_figure import draw_verdicts
-from semibench.runs import RunDir, atomic_write_text
-from semibench.stats import ALPHA, MIN_SEEDS, adjust_p_values, compare_scores, short_test_name, verdict
+from semibench.runs import RunDir, atomic_write_text, run_id
+from semibench.stats import ALPHA, MIN_SEEDS, adjust_p_values, compare_scores, verdict
 
 COLUMNS = ["task", "benchmark", "a", "b", "delta", "ci_lower", "ci_upper", "p_value", "p_adjusted", "family_size", "adjustment", "mde",
            "n_items", "seeds_a", "seeds_b", "verdict", "method"]
 ADJUSTMENT = "holm"
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,7 +56,7 @@ class Arm:
 
     def dirs(self) -> list[Path]:
         """The eval dirs in the order of `seeds` (the seed model's one dir)."""
-        return [self.eval_dirs[s] for s in self.seeds] if self.seeds else list(self.eval_dirs.values())
+        return list(self.eval_dirs.values()) if self.untrained else [self.eval_dirs[s] for s in self.seeds]
 
     def shared_seeds(self, other: Arm) -> list[int]:
         """The training seeds both trained arms ran: the blocks a paired comparison uses (none against the seed model)."""
@@ -67,9 +68,11 @@ class Arm:
 
 
 def arms(runs: list[Run]) -> list[Arm]:
-    """Runs grouped by their config without the training seed; the seed model is its own arm."""
+    """Runs grouped by their run id without the training seed (so `log`, which changes no numerics, does not
+    split an arm); the seed model is its own arm. A run directory that repeats another's config and seed (a
+    copy) is counted once, with a warning: the one named by its run id is kept."""
     groups: dict[str, Arm] = {}
-    run_paths: dict[tuple[str, int], Path] = {}
+    kept: dict[tuple[str, int], Run] = {}
     for run in runs:
         if run.is_seed:
             if (run.path / "eval").is_dir():  # a seed row's eval dir holds the results themselves
@@ -78,14 +81,19 @@ def arms(runs: list[Run]) -> list[Arm]:
         final = RunDir.at(run.path).eval_dir(run.report_step)  # the checkpoint the tables show
         if not run.done or not final.is_dir():
             continue
-        cfg = run.config
-        key = to_json(replace(cfg, train=replace(cfg.train, seed=0)))
+        cfg, seed = run.config, run.config.train.seed
+        key = run_id(replace(cfg, train=replace(cfg.train, seed=0)))
         arm = groups.setdefault(key, Arm(method_label(run), cfg.task.name, cfg.loss.objective, cfg.train.sync_every, {}))
-        if (key, cfg.train.seed) in run_paths:  # one config and seed is one run id, so one of them is a copied directory
-            raise ConfigError(f"{run_paths[key, cfg.train.seed]} and {run.path} are one run (the same config and train.seed "
-                              f"{cfg.train.seed}): remove the copy from the runs tree")
-        run_paths[key, cfg.train.seed] = run.path
-        arm.eval_dirs[cfg.train.seed] = final
+        if (key, seed) in kept:
+            first = kept[key, seed]
+            if first.path.name == run_id(cfg) or run.path.name != run_id(cfg):
+                logger.warning(f"verdicts: {run.path} repeats {first.path} (the same config and train.seed {seed}): counted once, "
+                               f"as {first.path.name}; remove the copy")
+                continue
+            logger.warning(f"verdicts: {first.path} repeats {run.path} (the same config and train.seed {seed}): counted once, "
+                           f"as {run.path.name}; remove the copy")
+        kept[key, seed] = run
+        arm.eval_dirs[seed] = final
     return list(groups.values())
 
 
@@ -215,14 +223,25 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def write_verdicts(runs_root: Path, out_dir: Path) -> dict[str, Path]:
+    """verdicts.md, .csv and the figure .png; none of them left from an earlier call when there is nothing to compare."""
+    out_dir = Path(out_dir)
     rows = verdict_rows(runs_root)
     if not rows:
+        for suffix in ("md", "csv", "png"):
+            (out_dir / f"verdicts.{suffix}").unlink(missing_ok=True)
         return {}
-    atomic_write_text(Path(out_dir) / "verdicts.md", to_markdown(rows))
-    atomic_write_text(Path(out_dir) / "verdicts.csv", to_csv(rows))
-    written = {"verdicts": Path(out_dir) / "verdicts.md"}
-    if draw_verdicts(rows, Path(out_dir) / "verdicts.png"):
-        written["figure"] = Path(out_dir) / "verdicts.png"
+    atomic_write_text(out_dir / "verdicts.md", to_markdown(rows))
+    atomic_write_text(out_dir / "verdicts.csv", to_csv(rows))
+    written, figure = {"verdicts": out_dir / "verdicts.md"}, out_dir / "verdicts.png"
+    try:
+        drawn = draw_verdicts(rows, figure)
+    except Exception as exc:  # noqa: BLE001  a figure must never cost the verdicts at the end of an hours-long grid
+        logger.warning(f"verdicts: figure not drawn ({type(exc).__name__}: {exc}); verdicts.md and .csv are complete")
+        drawn = 0
+    if drawn:
+        written["figure"] = figure
+    else:
+        figure.unlink(missing_ok=True)  # never an older figure beside this table
     return written
 
 
