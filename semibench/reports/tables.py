@@ -115,13 +115,14 @@ def run_order(run: Run) -> tuple:
 
 
 def arm_key(run: Run) -> str:
-    """Runs that differ only in their training seed are one arm: one row of the markdown tables."""
+    """Runs that differ only in their training seed are one arm: one row of the markdown tables. The key is
+    the run id at seed 0, so `log` (where metrics are reported, not part of the id) never splits an arm."""
     from dataclasses import replace
 
-    from semibench.config import to_json
+    from semibench.runs import run_id
 
     cfg = run.config
-    return to_json(replace(cfg, train=replace(cfg.train, seed=0)))
+    return run_id(replace(cfg, train=replace(cfg.train, seed=0)))
 
 
 def arm_rows(headers: list[str], rows: list[dict]) -> list[dict]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from semibench.reports.compare import benchmarks_in, format_p, item_scores, scored_items, short_test_name
 from semibench.reports.results import Run, read_runs
-from semibench.reports.tables import method_label
+from semibench.reports.tables import arm_key, method_label
 from semibench.reports.verdict_figure import draw_verdicts
 from semibench.runs import RunDir, atomic_write_text, run_id
 from semibench.stats import ALPHA, MIN_SEEDS, adjust_p_values, compare_scores, verdict
@@ -82,16 +82,15 @@ def arms(runs: list[Run]) -> list[Arm]:
         if not run.done or not final.is_dir():
             continue
         cfg, seed = run.config, run.config.train.seed
-        key = run_id(replace(cfg, train=replace(cfg.train, seed=0)))
+        key = arm_key(run)
         arm = groups.setdefault(key, Arm(method_label(run), cfg.task.name, cfg.loss.objective, cfg.train.sync_every, {}))
         if (key, seed) in kept:
             first = kept[key, seed]
-            if first.path.name == run_id(cfg) or run.path.name != run_id(cfg):
-                logger.warning(f"verdicts: {run.path} repeats {first.path} (the same config and train.seed {seed}): counted once, "
-                               f"as {first.path.name}; remove the copy")
+            keep, drop = (run, first) if run.path.name == run_id(cfg) != first.path.name else (first, run)
+            logger.warning(f"verdicts: {drop.path} repeats {keep.path} (the same config and train.seed {seed}): counted once, "
+                           f"as {keep.path.name}; remove the copy")
+            if keep is first:
                 continue
-            logger.warning(f"verdicts: {first.path} repeats {run.path} (the same config and train.seed {seed}): counted once, "
-                           f"as {run.path.name}; remove the copy")
         kept[key, seed] = run
         arm.eval_dirs[seed] = final
     return list(groups.values())
