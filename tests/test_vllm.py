@@ -176,20 +176,21 @@ def test_the_engine_process_dies_with_its_parent(tmp_path):
     import sys
     import time
 
-    pid_file = tmp_path / "worker.pid"
+    pid_file, watching = tmp_path / "worker.pid", tmp_path / "watching"
     parent = subprocess.Popen([sys.executable, "-c", f"""
 import os, subprocess, sys, time
 worker = subprocess.Popen([sys.executable, "-c",
-    "import os, time; from semibench.engines.vllm_worker import exit_with_parent; exit_with_parent({{ppid}}, 0.1); time.sleep(600)".format(ppid=os.getpid())])
+    "import os, time; from semibench.engines.vllm_worker import exit_with_parent; exit_with_parent({{ppid}}, 0.1); "
+    "open({str(watching)!r}, 'w').close(); time.sleep(600)".format(ppid=os.getpid())])
 open({str(pid_file)!r}, "w").write(str(worker.pid))
 time.sleep(600)
 """])
-    deadline = time.monotonic() + 60
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.monotonic() < deadline
+    # Killed only once the worker says it watches: under load its import alone can outlast any fixed sleep.
+    deadline = time.monotonic() + 120
+    while not watching.exists() or not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the worker never started watching its parent"
         time.sleep(0.1)
     worker_pid = int(pid_file.read_text())
-    time.sleep(3)  # the worker has imported and is watching
     os.kill(worker_pid, 0)  # alive while its parent is
     parent.kill()
     parent.wait()
