@@ -58,6 +58,10 @@ class TaskConfig:
     numina_size: int = 0  # math_data=numina: training problems used (first by seeded rank); 0 = all
     wildchat_size: int = 1000  # if_data=wildchat: first-turn prompts sampled for training (paper: 1,000)
     if_constraints_per_prompt: int = 1  # if_data=constraints: IFEval-type constraints drawn per request
+    # Serve the IF prompts in rounds that hold one prompt of every constraint type (types in a fresh
+    # order each round), not in one shuffle of the pool: a 36-prompt run then sees each of 14 types
+    # 2-3 times, where a shuffle gave 0-7 and the training seed decided which types a run learned.
+    balance_if_types: bool = False
 
 
 @dataclass(frozen=True)

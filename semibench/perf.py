@@ -271,10 +271,11 @@ def against_trl(objective: str, preset: str, steps_per_block: int, rounds: int, 
     """Alternate blocks of `steps_per_block` steps: TRL, semibench (HF), semibench (vLLM), `rounds` times."""
     from semibench.datafiles import read_spec
     from semibench.rewards import Rewarder
-    from semibench.tasks import PromptSampler, load_prompts
+    from semibench.tasks import PromptSampler, constraint_type_strata, load_prompts
     base = config.resolve(preset, semibench_overrides(objective, "hf", steps_per_block))
     pools = load_prompts(base.task)
-    sampler = PromptSampler(pools, base.train.prompts_per_step, base.task.math_fraction, base.train.seed)
+    sampler = PromptSampler(pools, base.train.prompts_per_step, base.task.math_fraction, base.train.seed,
+                            constraint_type_strata(base.task, pools))
     prompts = [p for step in range(16) for p in sampler.batch(step)]  # the pool semibench's run draws from
     rewarder = Rewarder(base.reward, list(pools), read_spec("templates")["judge"]["pointwise"])
     if "semibench-vllm" in sides:

@@ -163,6 +163,21 @@ def _key_field(key: str, keys: tuple[str, ...], field_prefix: str) -> str:
     return f"{field_prefix}_{suffix[keys.index(key)]}=<column>"
 
 
+def constraint_type_strata(task: TaskConfig, pools: dict[str, list[Prompt]]) -> dict[str, list[str]]:
+    """Kind -> each prompt's stratum, for the kinds the task balances: the IF prompts' constraint types
+    when `task.balance_if_types` (one line naming the fix when a prompt carries none)."""
+    if not task.balance_if_types or "if" not in pools:
+        return {}
+    strata = []
+    for prompt in pools["if"]:
+        try:
+            strata.append("+".join(sorted(json.loads(prompt.gold or "")["instruction_id_list"])))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ConfigError("task.balance_if_types needs IF prompts that carry constraints: set task.if_data=constraints "
+                              "(or IFEval-style rows), or task.balance_if_types=false") from None
+    return {"if": strata}
+
+
 class PromptSampler:
     """Serves `prompts_per_step` prompts for step k; each kind cycles through its own reshuffled pool.
 
@@ -170,14 +185,23 @@ class PromptSampler:
     exactly so after every few steps: step k takes floor((k+1)·n·f) - floor(k·n·f) math prompts (the
     rest IF). With 4 prompts at the paper's 2:1 that is 2, 3, 3, 2, 3, 3, ... math prompts: 8 of 12
     every 3 steps, where a fixed round(4 · 2/3) = 3 would have trained at 3:1.
+
+    A kind given `strata` (one label per pool item) is served in rounds instead of one shuffle: each
+    round takes the next item of every stratum that has one left, strata in a fresh order per round.
+    The first r rounds' items hold every stratum r times (while none has run out), so which strata a
+    short run trains on, and how often, no longer depends on its seed.
     """
 
-    def __init__(self, pools: dict[str, list[Prompt]], prompts_per_step: int, math_fraction: float, seed: int):
+    def __init__(self, pools: dict[str, list[Prompt]], prompts_per_step: int, math_fraction: float, seed: int,
+                 strata: dict[str, list[str]] | None = None):
         self.pools = pools
         self.seed = seed
         self.per_step = prompts_per_step
         # Exact arithmetic: with floats, 12 · (2/3) floors to 7.
         self.math_fraction = Fraction(math_fraction).limit_denominator(10_000)
+        self.strata = strata or {}
+        for kind, labels in self.strata.items():
+            assert len(labels) == len(pools[kind]), f"{kind}: one stratum per prompt"
 
     def counts(self, step: int) -> dict[str, tuple[int, int]]:
         """Kind -> (start, end) of its positions in its own stream at `step`: a pure function of the step."""
@@ -200,6 +224,17 @@ class PromptSampler:
     @functools.lru_cache(maxsize=8)
     def _order(self, kind: str, epoch: int) -> list[int]:
         """The pool's order in one epoch: a function of (seed, kind, epoch) only, so resumes agree."""
+        rng = random.Random(f"{self.seed}-{kind}-{epoch}")
         order = list(range(len(self.pools[kind])))
-        random.Random(f"{self.seed}-{kind}-{epoch}").shuffle(order)
-        return order
+        rng.shuffle(order)
+        if kind not in self.strata:
+            return order
+        queues: dict[str, list[int]] = {}
+        for index in order:  # each stratum's items, in the shuffled order
+            queues.setdefault(self.strata[kind][index], []).append(index)
+        labels = sorted(queues)
+        rounds = []
+        while any(queues.values()):
+            rng.shuffle(labels)
+            rounds += [queues[label].pop(0) for label in labels if queues[label]]
+        return rounds

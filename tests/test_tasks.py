@@ -1,3 +1,4 @@
+import collections
 import json
 from dataclasses import replace
 
@@ -5,7 +6,7 @@ import pytest
 
 from semibench.config import ConfigError, TaskConfig
 from semibench.instructions import synthetic_instructions
-from semibench.tasks import PromptSampler, gold_answer, load_prompts
+from semibench.tasks import PromptSampler, constraint_type_strata, gold_answer, load_prompts
 
 
 def test_gsm8k_jsonl_prompts_keep_gold_and_paper_template(shared_data):
@@ -82,6 +83,43 @@ def test_mixed_sampler_keeps_the_ratio_on_average(per_step):
     assert abs(num_math - 300 * per_step * 2 / 3) < 1  # the cumulative share is exact up to one prompt
     # every kind still walks its own pool in order, no position served twice
     assert sum(k.count("if") for k in kinds) == 300 * per_step - num_math
+
+
+def _if_type_counts(task: TaskConfig, seed: int, steps: int = 12, per_step: int = 6) -> collections.Counter:
+    pools = load_prompts(task)
+    sampler = PromptSampler(pools, per_step, task.math_fraction, seed, constraint_type_strata(task, pools))
+    return collections.Counter(json.loads(p.gold)["instruction_id_list"][0] for step in range(steps)
+                               for p in sampler.batch(step) if p.kind == "if")
+
+
+def test_balanced_if_types_give_every_run_each_type_equally_often():
+    """P6x8's runs (12 steps x 6 prompts, half IF) saw a constraint type 0 to 7 times out of 36, by training
+    seed; balanced, every seed sees each of the 14 types 2 or 3 times, and the same prompts per step count."""
+    task = TaskConfig(name="mixed", reasoning_gym=("two_digit_sums",), math_template="short", if_data="constraints",
+                      math_fraction=0.5)  # P6x8 on data seed 0
+    shuffled = [_if_type_counts(task, seed) for seed in range(3)]  # what it fixes: seed 2 never sees one type
+    assert [len(c) for c in shuffled] == [14, 14, 13] and [max(c.values()) for c in shuffled] == [5, 6, 5]
+    for seed in range(3):
+        counts = _if_type_counts(replace(task, balance_if_types=True), seed)
+        assert sum(counts.values()) == 36 and len(counts) == 14 and set(counts.values()) <= {2, 3}
+
+
+def test_balanced_order_is_a_seeded_permutation_of_the_pool():
+    task = TaskConfig(name="if", if_data="constraints", num_prompts=60, balance_if_types=True)
+    pools = load_prompts(task)
+    strata = constraint_type_strata(task, pools)
+    order = PromptSampler(pools, 4, 0.0, seed=3, strata=strata)._order("if", 0)
+    assert sorted(order) == list(range(60))  # an epoch still serves every prompt once
+    assert order == PromptSampler(pools, 4, 0.0, seed=3, strata=strata)._order("if", 0)
+    assert order != PromptSampler(pools, 4, 0.0, seed=4, strata=strata)._order("if", 0)
+    first_round = [strata["if"][i] for i in order[:14]]
+    assert len(set(first_round)) == 14
+
+
+def test_balancing_prompts_without_constraints_names_the_fix():
+    task = TaskConfig(name="mixed", reasoning_gym=("single_digit",), num_prompts=30, math_template="tiny", balance_if_types=True)
+    with pytest.raises(ConfigError, match="task.if_data=constraints"):
+        constraint_type_strata(task, load_prompts(task))
 
 
 def test_missing_file_is_a_config_error(tmp_path):

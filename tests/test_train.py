@@ -178,3 +178,11 @@ def test_little_signal_warns_only_when_the_first_five_steps_all_lack_it():
     assert line is not None and "first 5 steps" in line and "mean 0.13" in line and "grpo little to learn from" in line
     assert little_signal(rows[:4], cfg) is None  # too early to say
     assert little_signal([{"frac_valid_prompts": 0.25}] + rows[1:], cfg) is None  # one step with a quarter of its prompts is enough
+
+
+def test_balancing_prompts_that_carry_no_constraint_types_fails_before_anything_is_written(tmp_path):
+    from semibench.config import ConfigError
+
+    with pytest.raises(ConfigError, match="task.balance_if_types needs IF prompts that carry constraints"):
+        _run(tmp_path, "mixed", "dpo", **{"task.balance_if_types": "true"})  # tiny's IF prompts are synthetic requests
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -28,7 +28,7 @@ from semibench.models import frozen_copy, load_causal_lm, load_tokenizer, resolv
 from semibench.rewards import Rewarder, check_prompts, length_normalized_reward
 from semibench.runs import RunDir, RunLock, atomic_write_json, export_steps, git_commit, is_done, mark_done
 from semibench.sync import check_fresh, window_start
-from semibench.tasks import Prompt, PromptSampler, chat_template, load_prompts
+from semibench.tasks import Prompt, PromptSampler, chat_template, constraint_type_strata, load_prompts
 from semibench.trackers import check_installed, open_trackers, requested
 from semibench.training import dist
 from semibench.training.checkpoint import (WindowStart, bytes_needed, check_free_space, drop_states, export_hf, latest_state, load_state, prune_states,
@@ -46,10 +46,11 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     check_installed(requested(cfg))  # --report-to a tracker that is not installed: one line, nothing trained
     pools = load_prompts(cfg.task)  # bad data fails here, before anything is written
     check_prompts(cfg.reward, pools)
+    strata = constraint_type_strata(cfg.task, pools)  # a pool it cannot balance fails here too
     lock = RunLock(run.path) if world.is_main else None  # one process per run directory; RunLocked names the holder
     if is_done(run.path):  # finished by the holder we may have waited behind
         return run.path
-    sampler = PromptSampler(pools, cfg.train.prompts_per_step, cfg.task.math_fraction, cfg.train.seed)
+    sampler = PromptSampler(pools, cfg.train.prompts_per_step, cfg.task.math_fraction, cfg.train.seed, strata)
     models = load_models(cfg, world)
     exports = set(export_steps(cfg))
     if world.is_main:  # before the engine starts: a full disk is one line, not a torn state and a DCP traceback
