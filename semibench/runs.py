@@ -30,11 +30,18 @@ from semibench.configfile import dump
 DONE = "DONE"
 
 
+# Keys added after runs were published, left out of the hash while at their default: every earlier run keeps
+# its id (its directory resumes, its leaderboard rows still name it), and a run that sets one gets a new id.
+ADDED_LATER = {"task": {"balance_if_types": False}}
+
+
 def run_id(cfg: RunConfig) -> str:
     """Readable prefix + a hash of the whole resolved config but its `log` section (where metrics are reported
     changes no numerics): same config, same directory, with or without --report-to."""
     sync = "inf" if cfg.train.sync_every is None else str(cfg.train.sync_every)
     hashed = {k: v for k, v in to_dict(cfg).items() if k != "log"}  # the bytes of to_json before `log` existed: ids unchanged
+    for section, defaults in ADDED_LATER.items():
+        hashed[section] = {k: v for k, v in hashed[section].items() if not (k in defaults and v == defaults[k])}
     digest = hashlib.sha256(json.dumps(hashed, indent=2, sort_keys=True).encode()).hexdigest()[:8]
     return f"{cfg.task.name}-{cfg.loss.objective}-s{sync}-{cfg.preset}-seed{cfg.train.seed}-{digest}"
 

@@ -28,3 +28,21 @@ def test_atomic_dir_is_done_only_after_the_block(tmp_path):
         (tmp / "weights").write_text("y")
     assert is_done(target) and (target / "weights").read_text() == "y"
     assert not target.with_name("step_000001.tmp").exists()
+
+
+def test_a_key_added_later_keeps_every_earlier_run_id():
+    """P6x8's offline run of data seed 0 (the Zen 4 grid at ab81cec, before task.balance_if_types existed)
+    keeps its id, so its directory resumes and the leaderboards that name it stay true; setting the key
+    makes another run."""
+    from dataclasses import replace
+
+    from semibench import config
+    from semibench.runs import run_id
+
+    p6x8 = {"task.name": "mixed", "loss.objective": "group_dpo", "train.sync_every": "inf", "sampling.samples_per_prompt": "8",
+            "train.prompts_per_step": "6", "train.steps": "12", "train.checkpoint_every": "12", "train.seed": "0",
+            "model.autocast_dtype": "bfloat16", "model.generator_dtype": "bfloat16"}
+    cfg = config.resolve("smol", p6x8)
+    assert run_id(cfg) == "mixed-group_dpo-sinf-smol-seed0-e8dd58c0"
+    balanced = run_id(replace(cfg, task=replace(cfg.task, balance_if_types=True)))
+    assert balanced.startswith("mixed-group_dpo-sinf-smol-seed0-") and balanced != run_id(cfg)
