@@ -60,7 +60,8 @@ class TaskConfig:
     if_constraints_per_prompt: int = 1  # if_data=constraints: IFEval-type constraints drawn per request
     # Serve the IF prompts in rounds that hold one prompt of every constraint type (types in a fresh
     # order each round), not in one shuffle of the pool: a 36-prompt run then sees each of 14 types
-    # 2-3 times, where a shuffle gave 0-7 and the training seed decided which types a run learned.
+    # 2-3 times, where a shuffle gave 0-7 by training seed. Off by default: on P6x8 it did not shrink
+    # the spread between training seeds (docs/pilot.md).
     balance_if_types: bool = False
 
 

@@ -123,7 +123,6 @@ def test_bad_dtype_names_the_choices():
         config.resolve("smol", {"model.generator_dtype": "bf16"})
 
 
-
 def test_the_matmul_ceiling_does_not_fall_when_other_processes_take_the_cores():
     """The dry-run estimate divides by this ceiling: timed by the wall clock, a probe at nice 19 beside
     a busy machine read 8x low (the estimate 8x long); timed by CPU time, one thread's rate as its floor,

@@ -93,8 +93,8 @@ def _if_type_counts(task: TaskConfig, seed: int, steps: int = 12, per_step: int 
 
 
 def test_balanced_if_types_give_every_run_each_type_equally_often():
-    """P6x8's runs (12 steps x 6 prompts, half IF) saw a constraint type 0 to 7 times out of 36, by training
-    seed; balanced, every seed sees each of the 14 types 2 or 3 times, and the same prompts per step count."""
+    """P6x8's runs (12 steps x 6 prompts, half IF) saw a constraint type 0 to 6 times out of 36 on data seed 0,
+    by training seed; balanced, every seed sees each of the 14 types 2 or 3 times, and as many IF prompts."""
     task = TaskConfig(name="mixed", reasoning_gym=("two_digit_sums",), math_template="short", if_data="constraints",
                       math_fraction=0.5)  # P6x8 on data seed 0
     shuffled = [_if_type_counts(task, seed) for seed in range(3)]  # what it fixes: seed 2 never sees one type
