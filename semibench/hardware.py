@@ -227,22 +227,23 @@ def matmul_ceiling_gflops(dtype: str, size: int = 2048, seconds: float = 2.0) ->
     import torch
 
     threads = torch.get_num_threads()
-    together = matmul_gflops(dtype, size, seconds / 2)
+    together = matmul_gflops(dtype, size, seconds / 2, cpu_time=True)
     torch.set_num_threads(1)
     try:
-        alone = matmul_gflops(dtype, size, seconds / 2)
+        alone = matmul_gflops(dtype, size, seconds / 2, cpu_time=True)
     finally:
         torch.set_num_threads(threads)
     return max(together, threads * alone)
 
 
-def matmul_gflops(dtype: str, size: int, seconds: float, device: str = "cpu") -> float:
+def matmul_gflops(dtype: str, size: int, seconds: float, device: str = "cpu", cpu_time: bool = False) -> float:
     """Best GFLOP/s of `a @ b` over ~`seconds`; on a GPU each product is timed to its end (synchronize).
 
-    On a CPU each product is timed by this process's CPU time over torch's threads, not by the wall
-    clock: the rate the threads reach while they run, which another busy process lowers far less. Timed
-    by the wall, a probe at nice 19 beside a grid read fp32 at 21 GFLOP/s where its threads ran at 158
-    (165 at nice 0; a 2-core Zen 4), and the grid's dry-run estimate came out 8x too long.
+    `cpu_time`: on a CPU, time each product by this process's CPU time over torch's threads, not the
+    wall clock: the rate the threads reach while they run, which another busy process lowers far less.
+    Timed by the wall, a probe at nice 19 beside a grid read fp32 at 21 GFLOP/s where its threads ran at
+    158 (165 at nice 0; a 2-core Zen 4). The bf16/fp32 ratio `auto` is chosen by stays wall-timed, as
+    every cached record of it was measured.
     """
     import time
 
@@ -251,8 +252,9 @@ def matmul_gflops(dtype: str, size: int, seconds: float, device: str = "cpu") ->
     a, b = (torch.randn(size, size, dtype=getattr(torch, dtype), device=device) for _ in range(2))
     on_gpu = torch.device(device).type == "cuda"
     wait = torch.cuda.synchronize if on_gpu else (lambda: None)
-    threads = 1 if on_gpu else torch.get_num_threads()
-    clock = time.perf_counter if on_gpu else time.process_time
+    by_cpu = cpu_time and not on_gpu
+    threads = torch.get_num_threads() if by_cpu else 1
+    clock = time.process_time if by_cpu else time.perf_counter
     a @ b  # warm-up: kernel selection, page faults
     wait()
     best, deadline = float("inf"), time.perf_counter() + seconds
