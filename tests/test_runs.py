@@ -41,7 +41,7 @@ def test_a_key_added_later_keeps_every_earlier_run_id():
 
     p6x8 = {"task.name": "mixed", "loss.objective": "group_dpo", "train.sync_every": "inf", "sampling.samples_per_prompt": "8",
             "train.prompts_per_step": "6", "train.steps": "12", "train.checkpoint_every": "12", "train.seed": "0",
-            "model.autocast_dtype": "bfloat16", "model.generator_dtype": "bfloat16"}
+            "model.autocast_dtype": "bfloat16", "model.generator_dtype": "bfloat16", "model.dtype": "float32", "reward.dtype": "bfloat16"}  # as resolved there: pinned, so `auto` on this CPU does not enter
     cfg = config.resolve("smol", p6x8)
     assert run_id(cfg) == "mixed-group_dpo-sinf-smol-seed0-e8dd58c0"
     balanced = run_id(replace(cfg, task=replace(cfg.task, balance_if_types=True)))
