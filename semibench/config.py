@@ -18,6 +18,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
+from types import UnionType
 from typing import Any, get_args, get_origin, get_type_hints
 
 from semibench.hardware import AUTO, DTYPE_NAMES, resolve_autocast, resolve_dtype
@@ -125,6 +126,9 @@ class TrainConfig:
     ref_sync: bool = True  # re-sync the reference with the generator (paper: yes on math DPO)
     micro_batch_size: int = 8  # at most this many sequences per forward/backward; fewer where splitting by length saves padding (rollouts.micro_batches)
     seed: int = 0
+    # The prompt order's seed; None: `seed`, which then fixes the order and the sampling alike. Set,
+    # it moves the order alone, to tell what each does to a run (docs/pilot.md).
+    prompt_order_seed: int | None = None
     checkpoint_every: int = 0  # HF export every K steps; 0 = only at the end
     resume_every: int = 10  # resumable state every R steps; 0 = never (a crash restarts the run)
     engine: str = "auto"  # hf | vllm | auto (vllm when installed); config.json holds the resolved one
@@ -135,6 +139,10 @@ class TrainConfig:
     # kept in runs/<id>/offline_rollouts.jsonl. True: sample it afresh each time (the ablation).
     offline_regenerate: bool = False
     generator_gpus: str = ""  # vLLM on a GPU of its own, e.g. "7" (the engine's CUDA_VISIBLE_DEVICES); "" = beside trainer rank 0
+
+    @property
+    def order_seed(self) -> int:
+        return self.seed if self.prompt_order_seed is None else self.prompt_order_seed
 
 
 @dataclass(frozen=True)
@@ -225,6 +233,10 @@ def _coerce(key: str, raw: Any, hint: Any) -> Any:
     if key.endswith("sync_every"):
         return parse_sync_every(raw)
     origin = get_origin(hint)
+    if origin is UnionType and type(None) in get_args(hint):  # an optional key: none/null unsets it
+        if raw is None or str(raw).strip().lower() in ("none", "null"):
+            return None
+        return _coerce(key, raw, next(a for a in get_args(hint) if a is not type(None)))
     if origin is tuple:
         items = raw if isinstance(raw, (list, tuple)) else [s for s in str(raw).split(",") if s]
         item_types = [a for a in get_args(hint) if a is not Ellipsis]

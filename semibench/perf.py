@@ -274,7 +274,7 @@ def against_trl(objective: str, preset: str, steps_per_block: int, rounds: int, 
     from semibench.tasks import PromptSampler, constraint_type_strata, load_prompts
     base = config.resolve(preset, semibench_overrides(objective, "hf", steps_per_block))
     pools = load_prompts(base.task)
-    sampler = PromptSampler(pools, base.train.prompts_per_step, base.task.math_fraction, base.train.seed,
+    sampler = PromptSampler(pools, base.train.prompts_per_step, base.task.math_fraction, base.train.order_seed,
                             constraint_type_strata(base.task, pools))
     prompts = [p for step in range(16) for p in sampler.batch(step)]  # the pool semibench's run draws from
     rewarder = Rewarder(base.reward, list(pools), read_spec("templates")["judge"]["pointwise"])

@@ -32,7 +32,7 @@ DONE = "DONE"
 
 # Keys added after runs were published, left out of the hash while at their default: every earlier run keeps
 # its id (its directory resumes, its leaderboard rows still name it), and a run that sets one gets a new id.
-ADDED_LATER = {"task": {"balance_if_types": False}}
+ADDED_LATER = {"task": {"balance_if_types": False}, "train": {"prompt_order_seed": None}}
 
 
 def run_id(cfg: RunConfig) -> str:

@@ -58,6 +58,17 @@ def test_typed_coercion_and_errors():
         config.resolve("tiny", {"loss.objective": "ppo"})
 
 
+def test_an_optional_key_takes_its_type_or_none():
+    """train.prompt_order_seed: unset, the order follows train.seed; set, it alone moves the order."""
+    assert config.resolve("tiny", {"train.seed": "2"}).train.order_seed == 2
+    cfg = config.resolve("tiny", {"train.seed": "2", "train.prompt_order_seed": "0"})
+    assert cfg.train.prompt_order_seed == 0 and cfg.train.order_seed == 0 and cfg.train.seed == 2
+    assert config.resolve("tiny", {"train.prompt_order_seed": "none"}).train.prompt_order_seed is None
+    assert config.from_dict(json.loads(config.to_json(cfg))) == cfg
+    with pytest.raises(ConfigError, match="train.prompt_order_seed expects int, got 'first'"):
+        config.resolve("tiny", {"train.prompt_order_seed": "first"})
+
+
 def test_json_round_trip_is_exact():
     cfg = config.resolve("smol", {"train.sync_every": "inf", "task.name": "mixed", "loss.objective": "grpo"})
     text = config.to_json(cfg)

@@ -31,7 +31,7 @@ def test_atomic_dir_is_done_only_after_the_block(tmp_path):
 
 
 def test_a_key_added_later_keeps_every_earlier_run_id():
-    """P6x8's offline run of data seed 0 (the Zen 4 grid at ab81cec, before task.balance_if_types existed)
+    """P6x8's offline run of data seed 0 (the Zen 4 grid at ab81cec, before task.balance_if_types and train.prompt_order_seed existed)
     keeps its id, so its directory resumes and the leaderboards that name it stay true; setting the key
     makes another run."""
     from dataclasses import replace
@@ -46,3 +46,5 @@ def test_a_key_added_later_keeps_every_earlier_run_id():
     assert run_id(cfg) == "mixed-group_dpo-sinf-smol-seed0-e8dd58c0"
     balanced = run_id(replace(cfg, task=replace(cfg.task, balance_if_types=True)))
     assert balanced.startswith("mixed-group_dpo-sinf-smol-seed0-") and balanced != run_id(cfg)
+    reordered = run_id(replace(cfg, train=replace(cfg.train, prompt_order_seed=1)))
+    assert reordered.startswith("mixed-group_dpo-sinf-smol-seed0-") and reordered not in (run_id(cfg), balanced)

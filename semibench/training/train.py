@@ -50,7 +50,7 @@ def train(cfg: RunConfig, out: Path = Path("runs"), progress: Callable[[int, dic
     lock = RunLock(run.path) if world.is_main else None  # one process per run directory; RunLocked names the holder
     if is_done(run.path):  # finished by the holder we may have waited behind
         return run.path
-    sampler = PromptSampler(pools, cfg.train.prompts_per_step, cfg.task.math_fraction, cfg.train.seed, strata)
+    sampler = PromptSampler(pools, cfg.train.prompts_per_step, cfg.task.math_fraction, cfg.train.order_seed, strata)
     models = load_models(cfg, world)
     exports = set(export_steps(cfg))
     if world.is_main:  # before the engine starts: a full disk is one line, not a torn state and a DCP traceback
