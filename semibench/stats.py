@@ -32,6 +32,11 @@ decide a comparison on its own (a null with a 4-point seed shift gives ~28% fals
 `mde`: the minimum detectable effect at 80% power and the same alpha, from statsmodels' t-test
 power at the test's degrees of freedom, times the test's standard error of the difference; with
 several seeds it includes their variance.
+
+`seed_var`, `fixed_var` (points², seed-aware tests only): the variance of the difference that
+shrinks with more training seeds (per seed, both sides' seeds) and the part that does not (a
+single-score side's items); `seeds_for_mde` turns them into the training seeds a side needs for
+the MDE to reach a target: what a pilot grid says the real one needs.
 """
 
 from __future__ import annotations
@@ -129,9 +134,14 @@ def compare_scores(a: Any, b: Any, *, seed: int = 0, confidence: float = 0.95, u
         binary = a.shape[2] == b.shape[2] == 1 and np.isin(a, (0, 1)).all() and np.isin(b, (0, 1)).all()
         test = _mcnemar_exact(a[0, :, 0], b[0, :, 0], confidence) if binary else _paired_t(item_a[0], item_b[0], confidence)
     elif paired_seeds:
-        test = _paired_t(item_a.mean(axis=1), item_b.mean(axis=1), confidence, over="training seeds (per-seed scores)")
+        per_seed_a, per_seed_b = item_a.mean(axis=1), item_b.mean(axis=1)
+        test = _paired_t(per_seed_a, per_seed_b, confidence, over="training seeds (per-seed scores)")
+        test |= {"seed_var": float((100 * (per_seed_a - per_seed_b)).var(ddof=1)), "fixed_var": 0.0}
     else:
         test = _welch(item_a, item_b, confidence)
+        # Each side's variance per observation: per seed where it has seeds (shrinks with more), else per item (fixed).
+        parts = [(float((100 * (x.mean(axis=1) if x.shape[0] > 1 else x[0])).var(ddof=1)), x.shape[0] > 1, x.shape[1]) for x in (item_a, item_b)]
+        test |= {"seed_var": sum(v for v, seeded, _ in parts if seeded), "fixed_var": sum(v / n for v, seeded, n in parts if not seeded)}
     out |= test
     return out | {"verdict": verdict(out)}
 
@@ -213,7 +223,21 @@ def _mde(se_points: float, df: float, alpha: float) -> float:
         return float("nan")
     nobs = df + 1
     effect = TTestPower().solve_power(nobs=nobs, alpha=alpha, power=POWER, alternative="two-sided")
-    return float(np.asarray(effect).reshape(-1)[0]) * se_points * math.sqrt(nobs)  # statsmodels may answer with a 1-element array
+    # statsmodels may answer with a 1-element array, and its root finder may land on the mirror root (-d), e.g. at nobs 73
+    return abs(float(np.asarray(effect).reshape(-1)[0])) * se_points * math.sqrt(nobs)
+
+
+def seeds_for_mde(target_points: float, seed_var: float, fixed_var: float = 0.0, alpha: float = ALPHA, max_seeds: int = 100) -> int | None:
+    """The fewest training seeds a side for which a seed-aware test's MDE is at most `target_points`, with the
+    difference's variance `seed_var / n + fixed_var` (points², as `compare_scores` returns them) at n - 1 degrees
+    of freedom: exact for the paired test over seeds, conservative for Welch (whose degrees of freedom are at
+    least n - 1). None when no number up to `max_seeds` reaches it (e.g. the seed model's items alone are too noisy)."""
+    if not (math.isfinite(seed_var) and math.isfinite(fixed_var)):
+        return None
+    for n in range(MIN_SEEDS, max_seeds + 1):
+        if _mde(math.sqrt(seed_var / n + fixed_var), n - 1, alpha) <= target_points:
+            return n
+    return None
 
 
 def mcnemar(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:

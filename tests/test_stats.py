@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from semibench.stats import ItemMismatch, adjust_p_values, compare_scores, mcnemar, se_items, verdict
+from semibench.stats import ItemMismatch, adjust_p_values, compare_scores, mcnemar, se_items, seeds_for_mde, verdict
 
 
 def sparse_binary(a_only: int, n: int = 160, both: int = 6) -> tuple[np.ndarray, np.ndarray]:
@@ -239,3 +239,39 @@ def test_bench_verdicts_prints_welch_and_paired_rows_for_shared_seeds():
     labels = [line.split("│")[1].strip() for line in result.output.splitlines() if line.startswith("│")]
     assert labels == ["3 vs 3", "3 vs 3, r +0: paired", "3 vs 3, r +0.9: Welch",
                       "3 vs 3, r +0.9: paired", "3 vs seed model"]
+
+
+def test_seeds_for_an_mde_are_statsmodels_power_solved_for_the_number_of_seeds():
+    """A pilot's paired comparison says how many training seeds the real one needs: the n at which the same
+    t-test power gives the target (TTestPower solved for nobs), and at its own n, its own MDE."""
+    import math
+
+    from statsmodels.stats.power import TTestPower
+
+    rng = np.random.default_rng(6)
+    shifts = rng.normal(0, 0.04, (3, 1, 1))
+    b = (rng.random((3, 300, 1)) < 0.35 + shifts).astype(float)
+    a = (rng.random((3, 300, 1)) < 0.38 + shifts + np.array([0.04, -0.03, 0.01])[:, None, None]).astype(float)
+    r = compare_scores(a, b, paired_seeds=True)
+    per_seed = 100 * (a.mean(axis=(1, 2)) - b.mean(axis=(1, 2)))
+    assert r["seed_var"] == pytest.approx(per_seed.var(ddof=1)) and r["fixed_var"] == 0
+    assert seeds_for_mde(r["mde"] * (1 + 1e-9), r["seed_var"]) == 3  # its own MDE needs the seeds it has
+    sd = math.sqrt(r["seed_var"])
+    assert 2 < sd < 8  # n away from 2, where the solver's answer is a fraction of a seed
+    for target in (2.0, 4.0, 8.0):
+        expected = max(2, math.ceil(TTestPower().solve_power(effect_size=target / sd, alpha=0.05, power=0.8)))
+        assert seeds_for_mde(target, r["seed_var"]) == expected
+
+
+def test_seeds_against_the_seed_model_cannot_beat_its_item_noise():
+    """Welch against the untrained model: only the trained side's variance shrinks with seeds; the seed model's
+    items are a floor (its SE squared), so an MDE below ~2.8 of its SEs needs no number of seeds: None."""
+    rng = np.random.default_rng(7)
+    seed_model = (rng.random((300, 1)) < 0.15).astype(float)
+    trained = (rng.random((3, 300, 1)) < np.array([0.30, 0.38, 0.34])[:, None, None]).astype(float)
+    r = compare_scores(trained, seed_model, untrained=(False, True))
+    assert r["fixed_var"] == pytest.approx(se_items(seed_model) ** 2)
+    assert r["seed_var"] == pytest.approx((100 * trained.mean(axis=(1, 2))).var(ddof=1))
+    floor = 2.8 * se_items(seed_model)  # ~(z 0.975 + z 0.8) standard errors at many degrees of freedom
+    assert seeds_for_mde(0.95 * floor, r["seed_var"], r["fixed_var"]) is None  # once failed: statsmodels' mirror root at nobs 73
+    assert seeds_for_mde(1.5 * floor, r["seed_var"], r["fixed_var"]) is not None

@@ -64,7 +64,7 @@ def test_a_failing_figure_costs_neither_the_table_nor_leaves_an_older_figure(tmp
     out = tmp_path / "tables"
     out.mkdir()
     (out / "verdicts.png").write_bytes(b"an older figure")
-    monkeypatch.setattr(verdicts, "verdict_rows", lambda root: [CONTROL, REGIME])
+    monkeypatch.setattr(verdicts, "verdict_rows", lambda root, **_: [CONTROL, REGIME])
 
     def broken(rows, path):
         raise ValueError("Unknown symbol: \\foo")  # what matplotlib's mathtext raises on a label with $...$
@@ -77,7 +77,7 @@ def test_a_failing_figure_costs_neither_the_table_nor_leaves_an_older_figure(tmp
     assert "figure not drawn (ValueError: Unknown symbol" in caplog.text
 
     monkeypatch.undo()  # the real figure, then nothing left to compare: no file of the earlier table stays
-    monkeypatch.setattr(verdicts, "verdict_rows", lambda root: [CONTROL, REGIME])
+    monkeypatch.setattr(verdicts, "verdict_rows", lambda root, **_: [CONTROL, REGIME])
     assert set(verdicts.write_verdicts(tmp_path, out)) == {"verdicts", "figure"}
-    monkeypatch.setattr(verdicts, "verdict_rows", lambda root: [])
+    monkeypatch.setattr(verdicts, "verdict_rows", lambda root, **_: [])
     assert verdicts.write_verdicts(tmp_path, out) == {} and list(out.iterdir()) == []

@@ -44,6 +44,7 @@ def test_verdicts_pair_the_grid_and_pool_training_seeds(tmp_path):
     assert online_vs_offline["ci_lower"] > 0 and online_vs_offline["n_items"] == 60
     online_vs_seed = next(r for r in rows if r["a"] == "Online DPO (s=1)" and r["b"] == "Seed (tiny)")
     assert online_vs_seed["verdict"] == "A better"  # 2 training seeds against the untrained model: nothing to qualify
+    assert "seeds_for_target_mde" not in online_vs_seed  # planning is for regime comparisons: the seed model's items do not shrink
     offline_vs_seed = next(r for r in rows if r["a"] == "Offline DPO (s=∞)")
     assert offline_vs_seed["verdict"] in ("not resolved", "A better (1 training seed)")
     # One family: the 5 planned comparisons on math_heldout, adjusted together with Holm (statsmodels).
@@ -169,6 +170,16 @@ def test_arms_that_trained_the_same_seeds_are_paired_by_seed(tmp_path, caplog):
     welch = compare_scores(per_seed_a[:, None, None], per_seed_b[:, None, None])  # the same scores, blocks ignored
     assert "Welch" in welch["method"] and welch["p_value"] > 0.3
     assert "| 3/3 | paired seeds |" in to_markdown([row])
+    # The planning column: the seeds an arm this comparison needs for an MDE of 4 (statsmodels' power solved for n).
+    import math
+
+    from statsmodels.stats.power import TTestPower
+
+    sd = 100 * float(np.std(per_seed_a - per_seed_b, ddof=1))
+    needed = lambda target: max(2, math.ceil(TTestPower().solve_power(effect_size=target / sd, alpha=0.05, power=0.8)))  # noqa: E731
+    assert row["target_mde"] == 4.0 and row["seeds_for_target_mde"] == needed(4.0) and needed(1.0) > needed(4.0)
+    result = CliRunner().invoke(app, ["verdicts", str(root), "--target-mde", "1"])
+    assert result.exit_code == 0 and f"| {needed(1.0)} | A better |" in result.output and "Seeds for MDE ≤ 1 points" in result.output
 
     online, offline = arms(read_runs(root))
     assert online.seeds == offline.seeds == [0, 1, 2]  # seeds created 2, 0, 1 stack by seed id

@@ -111,6 +111,8 @@ def verdicts(
     as_json: bool = typer.Option(False, "--json", help="print one JSON list instead of writing files"),
     against: Optional[Path] = typer.Option(None, "--against", help="a second runs tree of the same grid (another task.data_seed or "
                                            "machine): print how many verdicts replicate, and write <out>/replication.md + .csv"),
+    target_mde: float = typer.Option(4.0, "--target-mde", min=0.01, help="points: the planning column gives the training seeds an arm "
+                                     "each comparison needs for its MDE to reach this (run a small grid as the pilot)"),
 ) -> None:
     """Every comparison the grid was built for, one test each (paired over the training seeds two arms share, Welch over seeds otherwise, paired over items with one seed a side), Holm-adjusted per benchmark: runs/tables/verdicts.md + .csv."""
     from semibench.reports import verdicts as v
@@ -118,11 +120,12 @@ def verdicts(
 
     if as_json:
         try:
-            typer.echo(json_without_nan(v.verdict_rows(runs)))
+            typer.echo(json_without_nan(v.verdict_rows(runs, target_mde=target_mde)))
         except FileNotFoundError as exc:
             fail(str(exc))
         return
-    written = _report(v.write_verdicts, runs, out or runs / "tables", f"no pair of evaluated runs with per-sample scores under {runs}")
+    write = lambda root, to: v.write_verdicts(root, to, target_mde)  # noqa: E731
+    written = _report(write, runs, out or runs / "tables", f"no pair of evaluated runs with per-sample scores under {runs}")
     typer.echo(written["verdicts"].read_text())
     if "figure" in written:
         typer.echo(f"figure: {written['figure']} (the same rows: estimate, 95% CI, ± MDE)")

@@ -28,11 +28,15 @@ from semibench.reports.results import Run, read_runs
 from semibench.reports.tables import arm_key, method_label
 from semibench.reports.verdict_figure import draw_verdicts
 from semibench.runs import RunDir, atomic_write_text, run_id
-from semibench.stats import ALPHA, MIN_SEEDS, adjust_p_values, compare_scores, verdict
+from semibench.stats import ALPHA, MIN_SEEDS, adjust_p_values, compare_scores, seeds_for_mde, verdict
 
 COLUMNS = ["task", "benchmark", "a", "b", "delta", "ci_lower", "ci_upper", "p_value", "p_adjusted", "family_size", "adjustment", "mde",
-           "n_items", "seeds_a", "seeds_b", "verdict", "method"]
+           "n_items", "seeds_a", "seeds_b", "verdict", "method", "target_mde", "seeds_for_target_mde"]
 ADJUSTMENT = "holm"
+# Points. The planning column: training seeds an arm for the MDE to reach this, read from the grid's own
+# variances, so a small grid run as a pilot says what the real one needs (`semibench verdicts --target-mde`).
+TARGET_MDE = 4.0
+MAX_SEEDS = 100
 logger = logging.getLogger(__name__)
 
 
@@ -159,6 +163,15 @@ def compare_arms(a: Arm, b: Arm, bench: str, seed: int = 0) -> dict[str, Any] | 
     return row | result | {"items_dropped": dropped, "seeds_unpaired": unpaired}
 
 
+def planning(row: dict[str, Any], target_mde: float) -> dict[str, Any]:
+    """Training seeds an arm for this comparison's MDE to reach `target_mde`, from its own variances (None: not
+    within MAX_SEEDS); only between trained arms with seeds (the regime comparisons): against the seed model the
+    bar is the size of the gain, and its items' error, which seeds do not shrink, puts small targets out of reach."""
+    if "seed_var" not in row or row["fixed_var"] > 0:
+        return {}
+    return {"target_mde": target_mde, "seeds_for_target_mde": seeds_for_mde(target_mde, row["seed_var"], row["fixed_var"], max_seeds=MAX_SEEDS)}
+
+
 def adjust_families(rows: list[dict[str, Any]], method: str = ADJUSTMENT) -> list[dict[str, Any]]:
     """Adjust every (task, benchmark) family's p-values together and let the adjusted p decide its verdicts."""
     out = [dict(r) for r in rows]
@@ -174,7 +187,7 @@ def adjust_families(rows: list[dict[str, Any]], method: str = ADJUSTMENT) -> lis
     return out
 
 
-def verdict_rows(runs_root: Path, seed: int = 0) -> list[dict[str, Any]]:
+def verdict_rows(runs_root: Path, seed: int = 0, target_mde: float = TARGET_MDE) -> list[dict[str, Any]]:
     all_arms = arms(read_runs(runs_root))
     rows = []
     for a, b in planned_pairs(all_arms):
@@ -182,7 +195,7 @@ def verdict_rows(runs_root: Path, seed: int = 0) -> list[dict[str, Any]]:
         for bench in benches:
             row = compare_arms(a, b, bench, seed)
             if row is not None:
-                rows.append(row)
+                rows.append(row | planning(row, target_mde))
     return adjust_families(sorted(rows, key=lambda r: (r["task"], r["benchmark"])))  # stable: the planned order within a benchmark
 
 
@@ -192,12 +205,14 @@ def _fmt(value: Any, spec: str = "+.2f") -> str:
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["### Verdicts: one test per comparison, family-wise adjusted", "",
-             "| task | benchmark | A | B | seeds A/B | test | A − B | 95% CI | p | p (Holm) | MDE | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| task | benchmark | A | B | seeds A/B | test | A − B | 95% CI | p | p (Holm) | MDE | seeds for MDE ≤ target | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ci = f"[{_fmt(r.get('ci_lower'))}, {_fmt(r.get('ci_upper'))}]" if r.get("ci_lower") is not None else "–"
         lines.append(f"| {r['task']} | {r['benchmark']} | {r['a']} | {r['b']} | {r['seeds_a']}/{r['seeds_b']} | {short_test_name(r.get('method', ''))} | "
-                     f"{_fmt(r.get('delta'))} | {ci} | {format_p(r.get('p_value'))} | {format_p(r.get('p_adjusted'))} | {_fmt(r.get('mde'), '.2f')} | {r['verdict']} |")
+                     f"{_fmt(r.get('delta'))} | {ci} | {format_p(r.get('p_value'))} | {format_p(r.get('p_adjusted'))} | {_fmt(r.get('mde'), '.2f')} | {_seeds(r)} | {r['verdict']} |")
     families = sorted({(r["task"], r["benchmark"], r.get("family_size")) for r in rows if r.get("family_size")})
+    targets = sorted({r["target_mde"] for r in rows if "target_mde" in r})
     methods = sorted({r["method"] for r in rows if r.get("method")})
     lines += ["", "Points (x 100), items' samples averaged first. Each row is one test, its p and 95% CI from the same inversion: "
               + "; ".join(methods) + ". The seed model has no training seed; a trained arm with several seeds is tested over them, "
@@ -209,7 +224,19 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
               + f" tests); p (Holm) is Holm's step-down adjustment over the family (statsmodels), and a verdict needs it below {ALPHA}. "
               f"The CI is per comparison, not adjusted. \"(1 training seed)\": a trained side had fewer than {MIN_SEEDS} training "
               "seeds, so seed-to-seed variance was not measured and another seed may undo the verdict."]
+    if targets:
+        lines += ["", f"**Seeds for MDE ≤ {', '.join(f'{t:g}' for t in targets)} points**: the training seeds an arm that comparison would "
+                  "need for its MDE to reach the target, from this grid's own variances (statsmodels' t-test power solved for the "
+                  f"number of seeds; \"> {MAX_SEEDS}\": out of reach), for comparisons between trained arms. Read from a small "
+                  "grid run as a pilot, it sizes the real one."]
     return "\n".join(lines) + "\n"
+
+
+def _seeds(row: dict[str, Any]) -> str:
+    if "target_mde" not in row:
+        return "–"
+    n = row["seeds_for_target_mde"]
+    return f"> {MAX_SEEDS}" if n is None else str(n)
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
@@ -221,10 +248,10 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_verdicts(runs_root: Path, out_dir: Path) -> dict[str, Path]:
+def write_verdicts(runs_root: Path, out_dir: Path, target_mde: float = TARGET_MDE) -> dict[str, Path]:
     """verdicts.md, .csv and the figure .png; none of them left from an earlier call when there is nothing to compare."""
     out_dir = Path(out_dir)
-    rows = verdict_rows(runs_root)
+    rows = verdict_rows(runs_root, target_mde=target_mde)
     if not rows:
         for suffix in ("md", "csv", "png"):
             (out_dir / f"verdicts.{suffix}").unlink(missing_ok=True)
