@@ -44,7 +44,8 @@ def test_verdicts_pair_the_grid_and_pool_training_seeds(tmp_path):
     assert online_vs_offline["ci_lower"] > 0 and online_vs_offline["n_items"] == 60
     online_vs_seed = next(r for r in rows if r["a"] == "Online DPO (s=1)" and r["b"] == "Seed (tiny)")
     assert online_vs_seed["verdict"] == "A better"  # 2 training seeds against the untrained model: nothing to qualify
-    assert "seeds_for_target_mde" not in online_vs_seed  # planning is for regime comparisons: the seed model's items do not shrink
+    assert online_vs_seed["seeds_for_target_mde"] is None  # planning is for regime comparisons: the seed model's items do not shrink
+    assert all(r["positive_control"] is True for r in rows if r["b"] != "Seed (tiny)")  # online DPO's control resolved
     offline_vs_seed = next(r for r in rows if r["a"] == "Offline DPO (s=∞)")
     assert offline_vs_seed["verdict"] in ("not resolved", "A better (1 training seed)")
     # One family: the 5 planned comparisons on math_heldout, adjusted together with Holm (statsmodels).
@@ -60,6 +61,7 @@ def test_verdicts_pair_the_grid_and_pool_training_seeds(tmp_path):
     assert figure_line.startswith(f"figure: {root / 'tables' / 'verdicts.png'}") and (root / "tables" / "verdicts.png").stat().st_size > 0
     assert "| math | math_heldout | Online DPO (s=1) | Offline DPO (s=∞) | 2/1 | Welch seeds |" in result.output  # offline: 1 seed, not paired
     assert "p (Holm)" in result.output and "math/math_heldout: 5 tests" in result.output
+    assert "- math/math_heldout: **shown** (" in result.output
     assert (root / "tables" / "verdicts.csv").read_text().startswith("task,benchmark,a,b,delta,ci_lower,ci_upper,p_value,p_adjusted,family_size")
 
 
@@ -77,6 +79,12 @@ def test_a_verdict_significant_alone_is_not_resolved_in_its_family(tmp_path):
     online_vs_seed = next(r for r in rows if r["a"] == "Online DPO (s=1)" and r["b"] == "Seed (tiny)")
     assert online_vs_seed["p_value"] == 2 / 2 ** 6 and online_vs_seed["family_size"] == 3
     assert online_vs_seed["p_adjusted"] == 3 * 2 / 2 ** 6 and online_vs_seed["verdict"] == "not resolved"
+    # No control resolved: the family's regime verdict compares arms training did not measurably move, and says so.
+    from semibench.reports.verdicts import to_markdown
+
+    regime = next(r for r in rows if r["b"] == "Offline DPO (s=∞)")
+    assert regime["positive_control"] is False and online_vs_seed["positive_control"] is None
+    assert "- math/math_heldout: **not shown**: no arm beats the seed model" in to_markdown(rows)
 
 
 def write_binary(eval_dir, solved, bench="math_heldout", scores=None):

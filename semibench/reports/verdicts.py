@@ -31,7 +31,7 @@ from semibench.runs import RunDir, atomic_write_text, run_id
 from semibench.stats import ALPHA, MIN_SEEDS, adjust_p_values, compare_scores, seeds_for_mde, verdict
 
 COLUMNS = ["task", "benchmark", "a", "b", "delta", "ci_lower", "ci_upper", "p_value", "p_adjusted", "family_size", "adjustment", "mde",
-           "n_items", "seeds_a", "seeds_b", "verdict", "method", "target_mde", "seeds_for_target_mde"]
+           "n_items", "seeds_a", "seeds_b", "verdict", "method", "target_mde", "seeds_for_target_mde", "positive_control"]
 ADJUSTMENT = "holm"
 # Points. The planning column: training seeds an arm for the MDE to reach this, read from the grid's own
 # variances, so a small grid run as a pilot says what the real one needs (`semibench verdicts --target-mde`).
@@ -146,7 +146,8 @@ def compare_arms(a: Arm, b: Arm, bench: str, seed: int = 0) -> dict[str, Any] | 
     scores_a, scores_b = _stacked(a, bench), _stacked(b, bench)
     if scores_a is None or scores_b is None:
         return None
-    row = {"task": a.task or b.task, "benchmark": bench, "a": a.label, "b": b.label, "seeds_a": len(a.eval_dirs), "seeds_b": len(b.eval_dirs)}
+    row = {"task": a.task or b.task, "benchmark": bench, "a": a.label, "b": b.label, "seeds_a": len(a.eval_dirs), "seeds_b": len(b.eval_dirs),
+           "against_seed_model": b.untrained}
     if scores_a.keys() != scores_b.keys():
         return row | {"verdict": "not compared", "method": "the two sides scored different items"}
     # Items a judge left unscored in any seed of either side are dropped from both (arena-hard-auto drops them).
@@ -168,7 +169,7 @@ def planning(row: dict[str, Any], target_mde: float) -> dict[str, Any]:
     within MAX_SEEDS); only between trained arms with seeds (the regime comparisons): against the seed model the
     bar is the size of the gain, and its items' error, which seeds do not shrink, puts small targets out of reach."""
     if "seed_var" not in row or row["fixed_var"] > 0:
-        return {}
+        return {"target_mde": None, "seeds_for_target_mde": None}  # every row has every column (a notebook's frame, the JSON)
     return {"target_mde": target_mde, "seeds_for_target_mde": seeds_for_mde(target_mde, row["seed_var"], row["fixed_var"], max_seeds=MAX_SEEDS)}
 
 
@@ -184,7 +185,34 @@ def adjust_families(rows: list[dict[str, Any]], method: str = ADJUSTMENT) -> lis
         for r, adjusted in zip(family, adjust_p_values([r["p_value"] for r in family], method)):
             r |= {"p_adjusted": adjusted, "family_size": tested, "adjustment": method}
             r["verdict"] = verdict(r, "A", "B")
+        shown = any(is_control(r) and r["verdict"] == "A better" for r in family)
+        for r in family:
+            r["positive_control"] = None if is_control(r) else shown
     return out
+
+
+def is_control(row: dict[str, Any]) -> bool:
+    """A trained arm against the seed model: the positive control of its family."""
+    return bool(row.get("against_seed_model"))
+
+
+def control_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per family: whether training beat the seed model there (resolved after the family's adjustment, with
+    measured seed variance), and so whether its regime verdicts compare arms that training moved."""
+    lines = []
+    for task, bench in sorted({(r["task"], r["benchmark"]) for r in rows if "p_value" in r}):
+        controls = [r for r in rows if (r["task"], r["benchmark"]) == (task, bench) and is_control(r) and "delta" in r]
+        if not controls:
+            continue
+        won = [r for r in controls if r["verdict"] == "A better"]
+        if won:
+            best = max(won, key=lambda r: r["delta"])
+            lines.append(f"- {task}/{bench}: **shown** ({len(won)} of {len(controls)} arms beat the seed model; the most, {best['a']} "
+                         f"{best['delta']:+.2f}, p (Holm) {format_p(best.get('p_adjusted'))}).")
+        else:
+            lines.append(f"- {task}/{bench}: **not shown**: no arm beats the seed model, resolved, so its regime verdicts compare arms "
+                         "that training did not measurably move: a \"not resolved\" there means no signal, not no difference.")
+    return lines
 
 
 def verdict_rows(runs_root: Path, seed: int = 0, target_mde: float = TARGET_MDE) -> list[dict[str, Any]]:
@@ -212,7 +240,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['task']} | {r['benchmark']} | {r['a']} | {r['b']} | {r['seeds_a']}/{r['seeds_b']} | {short_test_name(r.get('method', ''))} | "
                      f"{_fmt(r.get('delta'))} | {ci} | {format_p(r.get('p_value'))} | {format_p(r.get('p_adjusted'))} | {_fmt(r.get('mde'), '.2f')} | {_seeds(r)} | {r['verdict']} |")
     families = sorted({(r["task"], r["benchmark"], r.get("family_size")) for r in rows if r.get("family_size")})
-    targets = sorted({r["target_mde"] for r in rows if "target_mde" in r})
+    targets = sorted({r["target_mde"] for r in rows if r.get("target_mde") is not None})
     methods = sorted({r["method"] for r in rows if r.get("method")})
     lines += ["", "Points (x 100), items' samples averaged first. Each row is one test, its p and 95% CI from the same inversion: "
               + "; ".join(methods) + ". The seed model has no training seed; a trained arm with several seeds is tested over them, "
@@ -224,6 +252,9 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
               + f" tests); p (Holm) is Holm's step-down adjustment over the family (statsmodels), and a verdict needs it below {ALPHA}. "
               f"The CI is per comparison, not adjusted. \"(1 training seed)\": a trained side had fewer than {MIN_SEEDS} training "
               "seeds, so seed-to-seed variance was not measured and another seed may undo the verdict."]
+    controls = control_lines(rows)
+    if controls:
+        lines += ["", "**Positive control** (a trained arm beats the seed model, resolved, before its regimes are compared):"] + controls
     if targets:
         lines += ["", f"**Seeds for MDE ≤ {', '.join(f'{t:g}' for t in targets)} points**: the training seeds an arm that comparison would "
                   "need for its MDE to reach the target, from this grid's own variances (statsmodels' t-test power solved for the "
@@ -233,7 +264,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def _seeds(row: dict[str, Any]) -> str:
-    if "target_mde" not in row:
+    if row.get("target_mde") is None:
         return "–"
     n = row["seeds_for_target_mde"]
     return f"> {MAX_SEEDS}" if n is None else str(n)
