@@ -207,7 +207,7 @@ def control_lines(rows: list[dict[str, Any]]) -> list[str]:
         won = [r for r in controls if r["verdict"] == "A better"]
         if won:
             best = max(won, key=lambda r: r["delta"])
-            lines.append(f"- {task}/{bench}: **shown** ({len(won)} of {len(controls)} arms beat the seed model; the most, {best['a']} "
+            lines.append(f"- {task}/{bench}: **shown** ({len(won)} of {len(controls)} arms beat the seed model; the largest gain: {best['a']} "
                          f"{best['delta']:+.2f}, p (Holm) {format_p(best.get('p_adjusted'))}).")
         else:
             lines.append(f"- {task}/{bench}: **not shown**: no arm beats the seed model, resolved, so its regime verdicts compare arms "
