@@ -19,7 +19,7 @@ import math
 import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from types import UnionType
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from semibench.hardware import AUTO, DTYPE_NAMES, resolve_autocast, resolve_dtype
 from semibench.presets import PRESET_TASK_DEFAULTS, PRESETS, TABLE4, TABLE4_DEFAULTS, TABLE4_FULL_ROWS
@@ -233,7 +233,7 @@ def _coerce(key: str, raw: Any, hint: Any) -> Any:
     if key.endswith("sync_every"):
         return parse_sync_every(raw)
     origin = get_origin(hint)
-    if origin is UnionType and type(None) in get_args(hint):  # an optional key: none/null unsets it
+    if origin in (UnionType, Union) and type(None) in get_args(hint):  # an optional key (X | None, Optional[X]): none/null unsets it
         if raw is None or str(raw).strip().lower() in ("none", "null"):
             return None
         return _coerce(key, raw, next(a for a in get_args(hint) if a is not type(None)))
