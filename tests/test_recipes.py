@@ -18,7 +18,10 @@ def test_the_paper_studies_and_the_default_ship():
     assert {"paper-math", "paper-if", "paper-mixed", "default", "tiny"} <= set(RECIPES)
 
 
-@pytest.mark.parametrize("name", RECIPES)
+DESIGNS = {"p6x8"}  # a pilot's design: its preset's study with its own values, checked against the pilot's command
+
+
+@pytest.mark.parametrize("name", [r for r in RECIPES if r not in DESIGNS])
 def test_a_recipe_is_its_presets_study(name):
     study = plan(configfile.load(name, "grid", EvalSettings), {})
     flags = GridSpec(preset=study.spec.preset, tasks=study.spec.tasks)  # `semibench grid --preset P --tasks T`
@@ -57,3 +60,16 @@ def test_a_shipped_recipe_is_found_by_name():
     assert configfile.find("paper-math") == configfile.RECIPES_DIR / "paper-math.yaml"
     with pytest.raises(ConfigError, match="no such file; pass a YAML file or a shipped recipe"):
         configfile.find("paper-maths")
+
+
+def test_the_p6x8_recipe_is_the_pilots_command():
+    """The same runs, ids and evaluation as the command docs/pilot.md ran P6x8's grids with, so its published runs
+    resume under the file and a new data seed runs the same design."""
+    study = plan(configfile.load("p6x8", "grid", EvalSettings), {"overrides": {"task.data_seed": "6"}})
+    overrides = {"sampling.samples_per_prompt": "8", "train.prompts_per_step": "6", "train.steps": "12", "train.checkpoint_every": "12",
+                 "task.data_seed": "6"}
+    flags = GridSpec(preset="smol", tasks=("mixed",), objectives=("group_dpo", "grpo"), overrides=overrides)
+    assert [run_id(c) for c in expand(study.spec)] == [run_id(c) for c in expand(flags)]
+    assert len(expand(flags)) == 12 and {c.task.data_seed for c in expand(study.spec)} == {6}
+    assert eval_settings(study.spec, study.eval_overrides) == eval_settings(flags, {"if_heldout_size": "1000"})
+    assert eval_settings(study.spec, study.eval_overrides) != eval_settings(flags, {})  # the 1,000 requests are in the file
