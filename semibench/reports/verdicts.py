@@ -170,7 +170,7 @@ def planning(row: dict[str, Any], target_mde: float) -> dict[str, Any]:
     bar is the size of the gain, and its items' error, which seeds do not shrink, puts small targets out of reach."""
     if "seed_var" not in row or row["fixed_var"] > 0:
         return {"target_mde": None, "seeds_for_target_mde": None}  # every row has every column (a notebook's frame, the JSON)
-    return {"target_mde": target_mde, "seeds_for_target_mde": seeds_for_mde(target_mde, row["seed_var"], row["fixed_var"], max_seeds=MAX_SEEDS)}
+    return {"target_mde": target_mde, "seeds_for_target_mde": seeds_for_mde(target_mde, row["seed_var"], max_seeds=MAX_SEEDS)}
 
 
 def adjust_families(rows: list[dict[str, Any]], method: str = ADJUSTMENT) -> list[dict[str, Any]]:
